@@ -1,0 +1,43 @@
+# tapbench: `sudo make bench` measures, `sudo make test` tests. Both set the machine up first.
+VENV := .venv
+BIN := gotargets/bin
+GO_SRC := gotargets/go.mod $(wildcard gotargets/rock-paper-scissors/*.go)
+
+.PHONY: setup venv build bench test clean check-root
+
+check-root:
+	@if [ "$$(id -u)" != 0 ]; then \
+	    echo "tapbench needs root to install packages and load BPF programs: run 'sudo make $(or $(MAKECMDGOALS),setup)'" >&2; \
+	    exit 1; fi
+
+setup: check-root
+	@bash bench/setup-machine.sh
+	@$(MAKE) --no-print-directory venv build
+
+venv: $(VENV)/.installed
+
+# Debian's bcc is built for the system Python, so the virtualenv uses /usr/bin/python3 and
+# sees its site-packages.
+$(VENV)/.installed: pyproject.toml
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo
+
+# The realistic opponent: pure Go, static, writes with raw system calls.
+$(BIN)/rock-paper-scissors: $(GO_SRC)
+	cd gotargets && CGO_ENABLED=0 go build -o bin/rock-paper-scissors ./rock-paper-scissors
+
+# The same source with cgo: dynamically linked, can write through glibc's write().
+$(BIN)/rock-paper-scissors-cgo: $(GO_SRC)
+	cd gotargets && CGO_ENABLED=1 go build -o bin/rock-paper-scissors-cgo ./rock-paper-scissors
+
+bench: setup
+	$(VENV)/bin/tapbench bench
+
+test: setup
+	$(VENV)/bin/pytest -ra
+
+clean:
+	rm -rf $(VENV) $(BIN) *.egg-info

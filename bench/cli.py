@@ -1,0 +1,258 @@
+"""tapbench command line: run, watch, bench, report.
+
+Examples:
+  tapbench run --method ebpf --target go --moves 1000000 --json run.json
+  tapbench run --method ebpf --hook tracepoint --goroutines 8 --moves 200000
+  tapbench watch --method ebpf --name rock-paper-scissors
+  tapbench watch --method ebpf -- gotargets/bin/rock-paper-scissors -moves 20 -rate 10
+  tapbench bench            # what `make bench` runs: every available method, results/ rewritten
+  tapbench report           # regenerate results/README.md from results/latest.json
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import report as report_module
+from bench.results import ResultsError, load_json, metadata, summarize, write_json
+from bench.runner import compare
+from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
+from bench.truth import TruthMismatch, decode_move_name
+from methods import REGISTRY, ObserverError, ObserverUnavailable
+from methods.base import find_pid_by_name
+from methods.ebpf import DEFAULT_HOOK, HOOKS, WAKEUPS
+
+RESULTS_DIR = ROOT / "results"
+MAX_MOVES = 100_000_000
+MAX_RATE = 10_000_000
+
+# The `make bench` profile: (method, options, workload). Both eBPF hooks and both wakeup
+# policies are measured so the default stays justified by numbers.
+BENCH_MOVES = 200_000
+BENCH_PROFILE = [
+    ("none", {}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "tracepoint", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES, goroutines=8)),
+    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("libc", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", 20_000, rate=20_000)),
+]
+
+
+class UsageError(Exception):
+    pass
+
+
+def positive_int(text: str, name: str, limit: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, got {text!r}") from None
+    if not 1 <= value <= limit:
+        raise UsageError(f"{name} must be between 1 and {limit:,}, got {value:,}")
+    return value
+
+
+def observer_options(args) -> dict:
+    """The backend-specific flags, checked against the chosen method."""
+    ebpf_flags = {"hook": args.hook, "wakeup": args.wakeup, "poll_ms": args.poll_ms,
+                  "ring_mb": args.ring_mb}
+    given = {name: value for name, value in ebpf_flags.items() if value is not None}
+    if args.method != "ebpf":
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UsageError(f"{flags} apply to --method ebpf only")
+        return {}
+    return {"hook": DEFAULT_HOOK, "wakeup": "adaptive"} | given
+
+
+def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str]) -> None:
+    parser.add_argument("--method", required=True, choices=methods,
+                        help="observation technique")
+    group = parser.add_argument_group("eBPF options")
+    group.add_argument("--hook", choices=HOOKS, help=f"syscall hook (default {DEFAULT_HOOK})")
+    group.add_argument("--wakeup", choices=list(WAKEUPS),
+                       help="ring buffer wakeups: adaptive (default) or poll")
+    group.add_argument("--poll-ms", type=int, help="consumer polling period in ms (default 10)")
+    group.add_argument("--ring-mb", type=int, help="ring buffer size in MiB, a power of two (default 64)")
+    # Like bcc tools: print the generated BPF C and exit.
+    parser.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tapbench", description=__doc__.split("\n")[0],
+                                     epilog="\n".join(__doc__.split("\n")[1:]),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the opponent bare and observed, verify, print a table")
+    add_method_arguments(run, sorted(REGISTRY))
+    run.add_argument("--target", default="go", choices=sorted(TARGETS),
+                     help="go: static pure-Go build, raw syscalls; libc: cgo build via glibc write()")
+    run.add_argument("--moves", default="100000", help="moves per run (default 100000)")
+    run.add_argument("--rate", default="0", help="moves per second, 0 = flat out (default)")
+    run.add_argument("--goroutines", default="1", help="concurrent writers (default 1)")
+    run.add_argument("--seed", default="1", help="seed of the move sequence (default 1)")
+    run.add_argument("--repeats", default="3", help="bare/observed pairs, interleaved (default 3)")
+    run.add_argument("--json", metavar="FILE", help="write the results (metadata + runs) here")
+
+    watch = commands.add_parser("watch", help="print the opponent's moves live")
+    add_method_arguments(watch, sorted(name for name, cls in REGISTRY.items() if name != "none"))
+    which = watch.add_mutually_exclusive_group()
+    which.add_argument("--pid", help="attach to this process")
+    which.add_argument("--name", help=f"attach to the one process with this name (e.g. {OPPONENT_NAME})")
+    watch.add_argument("cmd", nargs="*", help="or launch this command under observation (after --)")
+
+    bench = commands.add_parser("bench", help="measure every available method; rewrite results/")
+    bench.add_argument("--repeats", default="5", help="bare/observed pairs per row (default 5)")
+    bench.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default results/)")
+
+    report = commands.add_parser("report", help="regenerate results/README.md from a results JSON")
+    report.add_argument("--json", default=str(RESULTS_DIR / "latest.json"))
+    report.add_argument("--out", default=str(RESULTS_DIR / "README.md"))
+    return parser
+
+
+def progress(text: str) -> None:
+    if sys.stderr.isatty():
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def command_run(args) -> int:
+    workload = Workload(
+        target=args.target,
+        moves=positive_int(args.moves, "--moves", MAX_MOVES),
+        rate=0 if args.rate == "0" else positive_int(args.rate, "--rate", MAX_RATE),
+        goroutines=positive_int(args.goroutines, "--goroutines", 4096),
+        seed=int(args.seed) if args.seed.isdigit() else positive_int(args.seed, "--seed", 2**63),
+    )
+    repeats = positive_int(args.repeats, "--repeats", 1000)
+    options = observer_options(args)
+    if args.ebpf:
+        from methods.ebpf import text_for
+        print(text_for(0, **options))
+        return 0
+    workload.binary()
+    reason = REGISTRY[args.method].unavailable_reason()
+    if reason:
+        raise ObserverUnavailable(reason)
+    bare, observed = compare(args.method, options, workload, repeats, progress)
+    row = summarize(args.method, options, workload, bare, observed)
+    print(report_module.runs_table([row], fmt="simple"))
+    if args.json:
+        write_json(args.json, [row])
+        print(f"results written to {args.json}")
+    if row["exact"] is False:
+        print("ERROR: the capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_watch(args) -> int:
+    options = observer_options(args)
+    if sum(bool(x) for x in (args.pid, args.name, args.cmd)) != 1:
+        raise UsageError("give one of --pid PID, --name NAME or -- CMD ...")
+    pid = None
+    if args.pid:
+        pid = positive_int(args.pid, "--pid", 2**22)
+    elif args.name:
+        pid = find_pid_by_name(args.name)
+        print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
+    if args.ebpf:
+        from methods.ebpf import text_for
+        print(text_for(pid or 0, **options))
+        return 0
+    observer_class = REGISTRY[args.method]
+    with observer_class(**options) as observer:
+        if pid:
+            observer.attach(pid)
+        else:
+            observer.launch(args.cmd)
+            print(f"launched PID {observer.pid}: {' '.join(args.cmd)}", file=sys.stderr)
+        # Ctrl-C and SIGTERM end the watch cleanly: events() drains and returns.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: observer.stop())
+        started = time.monotonic_ns()
+        observer.release()
+        moves, other = Counter(), 0
+        for event in observer.events():
+            move = decode_move_name(event.raw)
+            stamp = (event.ts_ns - started) / 1e6
+            if move:
+                moves[move] += 1
+                print(f"[{stamp:.3f}ms] opponent played: {move}")
+            else:
+                other += 1
+                print(f"[{stamp:.3f}ms] opponent wrote {len(event.raw)}+ bytes that are not a move")
+        seconds = (time.monotonic_ns() - started) / 1e9
+        counters = observer.counters
+        kinds = ", ".join(f"{m} {moves[m]}" for m in ("rock", "paper", "scissors"))
+        how = "target exited" if observer.target_exited() else "stopped"
+        print(f"watched PID {observer.pid} for {seconds:.1f} s ({how}): {sum(moves.values())} moves "
+              f"({kinds}), {other} other writes, {counters.lost} lost in the kernel")
+    return 0
+
+
+def command_bench(args) -> int:
+    repeats = positive_int(args.repeats, "--repeats", 1000)
+    out = Path(args.out)
+    runs, skipped = [], []
+    started = time.monotonic()
+    for method, options, workload in BENCH_PROFILE:
+        workload.binary()
+        reason = REGISTRY[method].unavailable_reason()
+        if reason:
+            if not any(s["method"] == method for s in skipped):
+                skipped.append({"method": method, "reason": reason})
+            continue
+        label = f"{method} {options or ''} {workload}"
+        print(f"measuring {label}", file=sys.stderr, flush=True)
+        bare, observed = compare(method, options, workload, repeats, progress)
+        runs.append(summarize(method, options, workload, bare, observed))
+    meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
+    write_json(out / "latest.json", runs, skipped, meta)
+    document = load_json(out / "latest.json")
+    (out / "README.md").write_text(report_module.markdown(document))
+    print(report_module.runs_table(runs, fmt="simple"))
+    print(f"results written to {out / 'latest.json'} and {out / 'README.md'} "
+          f"({meta['wall_s']} s)")
+    inexact = [r for r in runs if r["exact"] is False]
+    if inexact:
+        print(f"ERROR: {len(inexact)} row(s) did not capture exactly", file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_report(args) -> int:
+    document = load_json(args.json)
+    Path(args.out).write_text(report_module.markdown(document))
+    print(f"{args.out} regenerated from {args.json}")
+    return 0
+
+
+COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench,
+            "report": command_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ObserverUnavailable as error:
+        print(f"ERROR: {args.method if hasattr(args, 'method') else ''} unavailable: {error}",
+              file=sys.stderr)
+    except (UsageError, ObserverError, TargetMissing, ResultsError, TruthMismatch) as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

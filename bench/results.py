@@ -1,0 +1,163 @@
+"""Results JSON: machine metadata once at the top, one flat row per (method, workload)."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.runner import Execution
+from bench.targets import ROOT, Workload
+
+# Results format version. History:
+#   1  metadata + runs; each run flat keys (method, target, expected, captured, lost, phantom,
+#      in_order, ns_per_move_bare, ns_per_move_observed, overhead_ns, latency_*) + raw samples.
+RESULTS_FORMAT = 1
+
+
+class ResultsError(Exception):
+    pass
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, cwd=ROOT)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def cpu_model() -> str:
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def lockdown_mode() -> str:
+    text = _read("/sys/kernel/security/lockdown")  # e.g. "none [integrity] confidentiality"
+    return text[text.find("[") + 1:text.find("]")] if "[" in text else text
+
+
+def package_version(name: str) -> str:
+    return _first_line(["dpkg-query", "-W", "-f=${Version}", name])
+
+
+def metadata() -> dict:
+    """What was measured on: shared by all runs of one invocation."""
+    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "lockdown": lockdown_mode(),
+        "python": platform.python_version(),
+        "bcc": package_version("python3-bpfcc"),
+        "go": _first_line(["go", "version"]),
+        "commit": _first_line(["git", "rev-parse", "HEAD"]) + ("-dirty" if dirty != "unknown" else ""),
+        "argv": sys.argv[1:],
+        "note": "2 cores: the observer's consumer shares the second core with the target's "
+                "runtime threads",
+    }
+
+
+def _percentiles(samples: np.ndarray, points=(50, 90, 99, 99.9)) -> dict:
+    if samples.size == 0:
+        return {f"latency_p{str(p).replace('.', '')}_ns": None for p in points} | {"latency_max_ns": None}
+    values = np.percentile(samples, points)
+    return {f"latency_p{str(p).replace('.', '')}_ns": int(v) for p, v in zip(points, values)} | {
+        "latency_max_ns": int(samples.max())}
+
+
+def summarize(method: str, options: dict, workload: Workload, bare: list[Execution],
+              observed: list[Execution]) -> dict:
+    """One flat row: verified capture summed over repeats, medians with IQR, raw samples."""
+    if method == "none":
+        observed = bare
+    bare_ns = np.array([e.ns_per_move for e in bare])
+    observed_ns = np.array([e.ns_per_move for e in observed])
+    # Bare and observed runs alternate, so pair them up: each pair saw the same machine state.
+    paired = observed_ns[:len(bare_ns)] - bare_ns[:len(observed_ns)]
+    verdicts = [e.verdict for e in observed if e.verdict is not None]
+    latencies = np.concatenate([e.latencies_ns for e in observed]) if observed else np.zeros(0)
+    row = {
+        "method": method,
+        "options": options,
+        "target": workload.target,
+        "moves": workload.moves,
+        "rate": workload.rate,
+        "goroutines": workload.goroutines,
+        "seed": workload.seed,
+        "repeats": len(observed),
+        "expected": sum(e.truth.written for e in observed),
+        "captured": sum(v.captured for v in verdicts) if verdicts else None,
+        "lost": sum(v.lost for v in verdicts) if verdicts else None,
+        "lost_reported": sum(e.lost_reported for e in observed),
+        "phantom": sum(v.phantom for v in verdicts) if verdicts else None,
+        "in_order": all(v.in_order for v in verdicts) if verdicts else None,
+        "exact": all(v.exact for v in verdicts) if verdicts else None,
+        "ns_per_move_bare": float(np.median(bare_ns)),
+        "ns_per_move_observed": float(np.median(observed_ns)),
+        "overhead_ns": float(np.median(paired)),
+        "overhead_iqr_ns": [float(x) for x in np.percentile(paired, [25, 75])],
+        "overhead_ratio": float(np.median(paired) / np.median(bare_ns)),
+        "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
+        **_percentiles(latencies),
+        "samples_bare_ns_per_move": bare_ns.tolist(),
+        "samples_observed_ns_per_move": observed_ns.tolist(),
+        "verdicts": [v.as_dict() for v in verdicts],
+        "mechanism": [e.mechanism for e in observed],
+        "self_check": observed[-1].truth.report["self_check_start"] if observed else None,
+    }
+    return row
+
+
+def write_json(path: str | Path, runs: list[dict], skipped: list[dict] | None = None,
+               meta: dict | None = None) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(), "runs": runs,
+                "skipped": skipped or []}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(document, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_json(path: str | Path) -> dict:
+    try:
+        with open(path) as f:
+            document = json.load(f)
+    except OSError as error:
+        raise ResultsError(f"cannot read {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ResultsError(f"{path} is not JSON ({error})") from None
+    version = document.get("format") if isinstance(document, dict) else None
+    if not isinstance(version, int):
+        raise ResultsError(f"{path} is not a tapbench results file")
+    if version > RESULTS_FORMAT:
+        raise ResultsError(f"{path} has results format {version}, newer than this tapbench "
+                           f"({RESULTS_FORMAT}): update tapbench")
+    return document

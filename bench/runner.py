@@ -1,0 +1,88 @@
+"""Run the opponent bare and observed, alternating, and verify every observed capture."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from array import array
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench.targets import Workload
+from bench.truth import Truth
+from bench.verify import Verdict, verify
+from methods.base import REGISTRY, Observer
+
+
+@dataclass
+class Execution:
+    """One run of the opponent under one method."""
+
+    method: str
+    ns_per_move: float
+    ready_ns: int  # from launch() to the mechanism being in place
+    truth: Truth
+    verdict: Verdict | None = None  # None for the unobserved method
+    lost_reported: int = 0  # what the mechanism itself says it dropped
+    latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    mechanism: dict = field(default_factory=dict)
+
+
+def execute(method: str, options: dict, workload: Workload) -> Execution:
+    """Launch the opponent under `method`, release it, collect events, verify them."""
+    observer_class = REGISTRY[method]
+    with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
+        report_path = os.path.join(scratch, "truth.json")
+        with observer_class(**options) as observer:
+            started = time.monotonic_ns()
+            process = observer.launch(workload.argv(report_path), stdout=subprocess.DEVNULL)
+            ready_ns = time.monotonic_ns() - started
+            observer.release()
+            pids, heads = array("q"), []
+            latencies = array("q")
+            for event in observer.events():
+                pids.append(event.pid)
+                heads.append(event.raw)
+                latencies.append(event.seen_ns - event.ts_ns)
+            returncode = process.wait()
+            counters = observer.counters
+            mechanism = mechanism_facts(observer)
+        if returncode != 0 or not os.path.exists(report_path):
+            raise RuntimeError(f"the opponent failed under {method} (exit status {returncode})")
+        truth = Truth.load(report_path)
+    truth.check()
+    execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
+                          ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
+                          latencies_ns=np.frombuffer(latencies, dtype=np.int64),
+                          mechanism=mechanism)
+    if method != "none":
+        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, process.pid)
+    return execution
+
+
+def mechanism_facts(observer: Observer) -> dict:
+    """What the mechanism says about itself, for the JSON (hook, counters ...)."""
+    facts = {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
+             "bytes": observer.counters.bytes}
+    for name in ("hook", "wakeup", "poll_ms", "kernel_matched"):
+        if hasattr(observer, name):
+            facts[name] = getattr(observer, name)
+    return facts
+
+
+def compare(method: str, options: dict, workload: Workload, repeats: int,
+            progress=lambda text: None) -> tuple[list[Execution], list[Execution]]:
+    """Run bare and observed `repeats` times each, interleaved (A B B A A B ...), so drifts in
+    machine load hit both sides alike. Returns (bare, observed)."""
+    bare, observed = [], []
+    for repeat in range(repeats):
+        order = ["none", method] if repeat % 2 == 0 else [method, "none"]
+        if method == "none":
+            order = ["none"]
+        for name in order:
+            progress(f"repeat {repeat + 1}/{repeats}: {name}")
+            execution = execute(name, options if name == method else {}, workload)
+            (bare if name == "none" else observed).append(execution)
+    return bare, observed

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Machine set-up for tapbench on Debian: packages, kernel headers for bcc, tracefs.
+# Idempotent: every step checks first and only acts (and says so) when something is missing.
+set -euo pipefail
+
+say() { echo "setup: $*"; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tapbench set-up needs root (it installs packages and mounts tracefs): use sudo" >&2
+    exit 1
+fi
+
+arch=$(dpkg --print-architecture)
+packages=(python3-bpfcc bpfcc-tools python3-venv golang-go gcc libc6-dev make "linux-headers-$arch")
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# bcc compiles its programs against /lib/modules/$(uname -r)/build (and .../source for the
+# arch-independent headers). A kernel without a headers package of its own gets the
+# distribution's: good enough for tracepoint programs, which need no kernel struct offsets
+# beyond the stable pt_regs and tracepoint layouts.
+modules="/lib/modules/$(uname -r)"
+if [ ! -e "$modules/build/include" ]; then
+    headers=$(ls -d /usr/src/linux-headers-*-"$arch" 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$headers" ]; then
+        echo "setup: no /usr/src/linux-headers-*-$arch found after installing linux-headers-$arch" >&2
+        exit 1
+    fi
+    common="${headers%-"$arch"}-common"
+    mkdir -p "$modules"
+    ln -sfn "$headers" "$modules/build"
+    [ -d "$common" ] && ln -sfn "$common" "$modules/source"
+    say "kernel $(uname -r) has no headers: linked $modules/build -> $headers and source -> $common"
+fi
+
+if [ ! -d /sys/kernel/tracing/events ]; then
+    mount -t tracefs tracefs /sys/kernel/tracing
+    say "mounted tracefs at /sys/kernel/tracing"
+fi
+# securityfs shows the lockdown mode, which every results file records.
+if [ -d /sys/kernel/security ] && [ ! -e /sys/kernel/security/lockdown ]; then
+    mount -t securityfs securityfs /sys/kernel/security 2>/dev/null \
+        && say "mounted securityfs at /sys/kernel/security" || true
+fi

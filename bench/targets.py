@@ -1,0 +1,40 @@
+"""The opponent binaries and how to start them for a run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN_DIR = ROOT / "gotargets" / "bin"
+OPPONENT_NAME = "rock-paper-scissors"
+
+# target name -> (binary, write path). 'go' is the realistic opponent: pure Go, static, raw
+# write system calls. 'libc' is the cgo build writing through glibc's write().
+TARGETS = {
+    "go": (OPPONENT_NAME, "go"),
+    "libc": (OPPONENT_NAME + "-cgo", "libc"),
+}
+
+
+class TargetMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Workload:
+    target: str = "go"
+    moves: int = 100_000
+    rate: float = 0.0  # moves/s over all goroutines; 0 = flat out
+    goroutines: int = 1
+    seed: int = 1
+
+    def binary(self) -> Path:
+        path = BIN_DIR / TARGETS[self.target][0]
+        if not path.exists():
+            raise TargetMissing(f"{path} is not built: run `make build` (or `sudo make setup`)")
+        return path
+
+    def argv(self, report_path: str) -> list[str]:
+        return [str(self.binary()), "-moves", str(self.moves), "-seed", str(self.seed),
+                "-rate", repr(float(self.rate)), "-goroutines", str(self.goroutines),
+                "-io", TARGETS[self.target][1], "-report", report_path]

@@ -1,0 +1,68 @@
+"""Check a captured event stream against the opponent's ground truth.
+
+The verifier knows the truth and the events; it knows nothing of mechanisms. Correctness is
+exact: every expected move captured once, nothing else, each writer's moves in order.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+from bench.truth import decode_line, move_codes
+
+
+@dataclass
+class Verdict:
+    expected: int
+    captured: int = 0  # distinct generator moves seen, with the right kind
+    lost: int = 0  # expected moves never seen
+    phantom: int = 0  # events that are not a first sighting of a generator move
+    duplicates: int = 0  # part of phantom: a move seen twice
+    not_a_move: int = 0  # part of phantom: a write that does not decode as a move line
+    wrong_pid: int = 0  # part of phantom: an event from a process we did not watch
+    in_order: bool = True  # every writer's moves arrived in the order it wrote them
+    out_of_order: int = 0
+    per_writer_captured: list[int] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return self.captured == self.expected and self.phantom == 0 and self.in_order
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"exact": self.exact}
+
+
+def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int],
+           pid: int) -> Verdict:
+    """raw_events: (pid, first bytes of the write) in arrival order; counts: moves per writer."""
+    expected_codes = [move_codes(seed, g, count) for g, count in enumerate(counts)]
+    seen = [bytearray(count) for count in counts]
+    last_n = [-1] * len(counts)
+    verdict = Verdict(expected=sum(counts), per_writer_captured=[0] * len(counts))
+    for event_pid, raw in raw_events:
+        if event_pid != pid:
+            verdict.phantom += 1
+            verdict.wrong_pid += 1
+            continue
+        decoded = decode_line(raw)
+        if decoded is None:
+            verdict.phantom += 1
+            verdict.not_a_move += 1
+            continue
+        code, g, n = decoded
+        if g >= len(counts) or n >= counts[g] or expected_codes[g][n] != code:
+            verdict.phantom += 1
+            continue
+        if seen[g][n]:
+            verdict.phantom += 1
+            verdict.duplicates += 1
+            continue
+        seen[g][n] = 1
+        verdict.per_writer_captured[g] += 1
+        if n < last_n[g]:
+            verdict.out_of_order += 1
+            verdict.in_order = False
+        last_n[g] = n
+    verdict.captured = sum(verdict.per_writer_captured)
+    verdict.lost = verdict.expected - verdict.captured
+    return verdict

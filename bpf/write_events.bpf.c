@@ -1,0 +1,87 @@
+/* tapbench eBPF observer: one event per write() of the watched process to its stdout.
+ *
+ * methods/ebpf.py specialises this text by prepending #defines:
+ *   TARGET_TGID     process to watch (all its threads count)
+ *   WATCHED_FD      descriptor whose writes are moves (1, stdout)
+ *   CAPTURE_BYTES   how much of the buffer to copy (32)
+ *   RINGBUF_PAGES   ring buffer size in pages (a power of two)
+ *   SUBMIT_FLAGS    0: the kernel wakes the consumer when it had caught up (adaptive);
+ *                   BPF_RB_NO_WAKEUP: never wake it, the consumer polls on a timer
+ *   HOOK_RAW_SYS_ENTER    attach to raw tracepoint sys_enter, filtered on SYSCALL_WRITE_NR;
+ *                   otherwise attach to the tracepoint syscalls:sys_enter_write.
+ */
+
+#include <linux/ptrace.h>   /* struct pt_regs, read by the raw sys_enter hook */
+
+struct move_event {
+    u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    u32 pid;
+    u32 tid;
+    u64 count;          /* bytes the write() asked for */
+    u32 copied;         /* bytes of head that hold the buffer's start (0 if unreadable) */
+    u32 reserved;
+    char head[CAPTURE_BYTES];
+};
+
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+
+/* Per-CPU so the counting itself never contends between the target's threads. */
+enum { COUNTER_MATCHED, COUNTER_LOST, COUNTER_SLOTS };
+BPF_PERCPU_ARRAY(counters, u64, COUNTER_SLOTS);
+
+static __always_inline void count(int slot)
+{
+    u64 *value = counters.lookup(&slot);
+    if (value)
+        (*value)++;
+}
+
+static __always_inline int record_write(u64 pid_tgid, u64 fd, const char *buf, u64 bytes)
+{
+    if (fd != WATCHED_FD)
+        return 0;
+    count(COUNTER_MATCHED);
+    struct move_event *event = events.ringbuf_reserve(sizeof(struct move_event));
+    if (!event) {
+        count(COUNTER_LOST);    /* ring full: counted, never silent */
+        return 0;
+    }
+    event->ts_ns = bpf_ktime_get_ns();
+    event->pid = pid_tgid >> 32;
+    event->tid = (u32)pid_tgid;
+    event->count = bytes;
+    /* Copy no more than the write holds, so nothing beyond the caller's buffer is read. */
+    u32 copy = bytes < CAPTURE_BYTES ? bytes : CAPTURE_BYTES;
+    if (bpf_probe_read_user(event->head, copy, buf) != 0)
+        copy = 0;
+    event->copied = copy;
+    event->reserved = 0;
+    events.ringbuf_submit(event, SUBMIT_FLAGS);
+    return 0;
+}
+
+#ifdef HOOK_RAW_SYS_ENTER
+/* Runs for every system call of every task: reject on the syscall number first, it is cheapest. */
+RAW_TRACEPOINT_PROBE(sys_enter)
+{
+    if (ctx->args[1] != SYSCALL_WRITE_NR)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((pid_tgid >> 32) != TARGET_TGID)
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    u64 fd = 0, buf = 0, bytes = 0;
+    bpf_probe_read_kernel(&fd, sizeof(fd), &regs->di);
+    bpf_probe_read_kernel(&buf, sizeof(buf), &regs->si);
+    bpf_probe_read_kernel(&bytes, sizeof(bytes), &regs->dx);
+    return record_write(pid_tgid, fd, (const char *)buf, bytes);
+}
+#else
+TRACEPOINT_PROBE(syscalls, sys_enter_write)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((pid_tgid >> 32) != TARGET_TGID)
+        return 0;
+    return record_write(pid_tgid, args->fd, args->buf, args->count);
+}
+#endif

@@ -1,0 +1,3 @@
+module tapbench/gotargets
+
+go 1.19

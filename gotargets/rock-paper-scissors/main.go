@@ -1,0 +1,277 @@
+// rock-paper-scissors is tapbench's opponent: it writes a deterministic sequence of moves to
+// stdout, one write() call per move, and reports the ground truth of what it wrote at exit.
+//
+// The sequence (reproduced exactly by tapbench's Python verifier, bench/truth.py):
+//
+//	goroutine g of G writes count(g) = N/G + (1 if g < N%G) moves, numbered n = 0, 1, ...
+//	move(seed, g, n) = splitmix64(seed + g*0xD1B54A32D192ED03 + (n+1)*0x9E3779B97F4A7C15) % 3
+//	0 = rock, 1 = paper, 2 = scissors; all arithmetic wraps modulo 2^64.
+//
+// Each move is one line "<move> <g> <n>\n" (at most 8+1+4+1+10+1 = 25 bytes), so an observer
+// that copies only the first 32 bytes of the buffer can recover the move, its writer and its
+// sequence number, and so detect loss and reordering.
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	truthFormat   = "tapbench-truth/1"
+	maxGoroutines = 4096
+	gammaSeq      = 0x9E3779B97F4A7C15
+	gammaWriter   = 0xD1B54A32D192ED03
+)
+
+var moveNames = [3]string{"rock", "paper", "scissors"}
+
+func splitmix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+func moveOf(seed uint64, g, n uint64) int {
+	return int(splitmix64(seed+g*gammaWriter+(n+1)*gammaSeq) % 3)
+}
+
+// monotonicNs reads CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() and tapbench's Python side use,
+// so the report's timestamps line up with the observers' event timestamps.
+func monotonicNs() int64 {
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1 /* CLOCK_MONOTONIC */, uintptr(unsafe.Pointer(&ts)), 0)
+	return ts.Nano()
+}
+
+type writerTruth struct {
+	Goroutine int    `json:"goroutine"`
+	Expected  uint64 `json:"expected"`
+	Written   uint64 `json:"written"`
+	Errors    uint64 `json:"errors"`
+	Digest    string `json:"sha256"` // of the exact bytes this writer wrote, in order
+	LagMaxNs  int64  `json:"lag_max_ns"`
+	LagEndNs  int64  `json:"lag_end_ns"`
+}
+
+type selfCheck struct {
+	TracerPid       int      `json:"tracer_pid"`
+	LdPreload       string   `json:"ld_preload"`
+	Libraries       []string `json:"libraries"`
+	Unexpected      []string `json:"unexpected_libraries"`
+	ObserverVisible bool     `json:"observer_visible"`
+}
+
+type truthReport struct {
+	Format      string            `json:"format"`
+	Pid         int               `json:"pid"`
+	Seed        uint64            `json:"seed"`
+	Moves       uint64            `json:"moves"`
+	Goroutines  int               `json:"goroutines"`
+	IO          string            `json:"io"`
+	Rate        float64           `json:"rate"`
+	Gomaxprocs  int               `json:"gomaxprocs"`
+	Written     uint64            `json:"written"`
+	PerKind     map[string]uint64 `json:"per_kind"`
+	Writers     []writerTruth     `json:"writers"`
+	StartMonoNs int64             `json:"start_mono_ns"`
+	EndMonoNs   int64             `json:"end_mono_ns"`
+	WallNs      int64             `json:"wall_ns"`
+	CheckStart  selfCheck         `json:"self_check_start"`
+	CheckEnd    selfCheck         `json:"self_check_end"`
+}
+
+// Libraries a dynamically linked Go binary maps on its own; anything else was put there by someone.
+var expectedLibraries = map[string]bool{
+	"libc.so.6": true, "ld-linux-x86-64.so.2": true, "libpthread.so.0": true, "libdl.so.2": true,
+	"libresolv.so.2": true, "libm.so.6": true,
+}
+
+func checkForObservers() selfCheck {
+	check := selfCheck{LdPreload: os.Getenv("LD_PRELOAD"), Libraries: []string{}, Unexpected: []string{}}
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "TracerPid:") {
+				check.TracerPid, _ = strconv.Atoi(strings.TrimSpace(line[len("TracerPid:"):]))
+			}
+		}
+	}
+	if maps, err := os.ReadFile("/proc/self/maps"); err == nil {
+		seen := map[string]bool{}
+		for _, line := range strings.Split(string(maps), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 6 || !strings.Contains(fields[5], ".so") || seen[fields[5]] {
+				continue
+			}
+			seen[fields[5]] = true
+			check.Libraries = append(check.Libraries, fields[5])
+			if !expectedLibraries[filepath.Base(fields[5])] {
+				check.Unexpected = append(check.Unexpected, fields[5])
+			}
+		}
+	}
+	check.ObserverVisible = check.TracerPid != 0 || check.LdPreload != "" || len(check.Unexpected) > 0
+	return check
+}
+
+func appendLine(buf []byte, move int, g int, n uint64) []byte {
+	buf = append(buf, moveNames[move]...)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, int64(g), 10)
+	buf = append(buf, ' ')
+	buf = strconv.AppendUint(buf, n, 10)
+	return append(buf, '\n')
+}
+
+func fail(code int, format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "ERROR: "+format+"\n", args...)
+	os.Exit(code)
+}
+
+func waitForStart(mode string) {
+	switch mode {
+	case "now":
+	case "stdin":
+		// The harness holds the gate: it attaches its observer, then writes one byte.
+		if _, err := bufio.NewReader(os.Stdin).ReadByte(); err != nil {
+			fail(1, "start gate: stdin closed before the go signal (%v)", err)
+		}
+	case "usr1":
+		gate := make(chan os.Signal, 1)
+		signal.Notify(gate, syscall.SIGUSR1)
+		fmt.Fprintf(os.Stderr, "rock-paper-scissors: pid %d waiting for SIGUSR1\n", os.Getpid())
+		<-gate
+		signal.Stop(gate)
+	}
+}
+
+func main() {
+	moves := flag.Uint64("moves", 1000, "total number of moves, shared among the goroutines")
+	seed := flag.Uint64("seed", 1, "seed of the deterministic move sequence")
+	rate := flag.Float64("rate", 0, "moves per second over all goroutines (0 = flat out)")
+	goroutines := flag.Int("goroutines", 1, "number of goroutines writing concurrently")
+	ioPath := flag.String("io", "go", "write path: 'go' (os.Stdout, raw system calls) or 'libc' (glibc write(), cgo build only)")
+	start := flag.String("start", "now", "start gate: 'now', 'stdin' (wait for one byte on stdin) or 'usr1' (wait for SIGUSR1)")
+	reportPath := flag.String("report", "", "write the ground-truth report (JSON) to this file at exit")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nWrites rock/paper/scissors moves to stdout, one write() per move.\n\n", os.Args[0])
+		flag.PrintDefaults()
+		fmt.Fprintf(os.Stderr, "\nexample: %s -moves 100000 -goroutines 8 -report truth.json > /dev/null\n", os.Args[0])
+	}
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fail(2, "unexpected argument %q (see -h)", flag.Arg(0))
+	}
+	if *goroutines < 1 || *goroutines > maxGoroutines {
+		fail(2, "-goroutines must be between 1 and %d, got %d", maxGoroutines, *goroutines)
+	}
+	if *rate < 0 || *rate > 1e9 {
+		fail(2, "-rate must be between 0 (flat out) and 1e9 moves/s, got %g", *rate)
+	}
+	if *start != "now" && *start != "stdin" && *start != "usr1" {
+		fail(2, "-start must be now, stdin or usr1, got %q", *start)
+	}
+	write := func(line []byte) (int, error) { return os.Stdout.Write(line) }
+	switch *ioPath {
+	case "go":
+	case "libc":
+		if !libcAvailable {
+			fail(2, "-io libc needs the cgo build (rock-paper-scissors-cgo); this binary is static and has no libc")
+		}
+		write = libcWrite
+	default:
+		fail(2, "-io must be go or libc, got %q", *ioPath)
+	}
+
+	waitForStart(*start)
+	report := truthReport{
+		Format: truthFormat, Pid: os.Getpid(), Seed: *seed, Moves: *moves, Goroutines: *goroutines,
+		IO: *ioPath, Rate: *rate, Gomaxprocs: runtime.GOMAXPROCS(0),
+		PerKind: map[string]uint64{}, Writers: make([]writerTruth, *goroutines),
+	}
+	report.CheckStart = checkForObservers()
+	perKind := make([][3]uint64, *goroutines)
+
+	G := uint64(*goroutines)
+	var wg sync.WaitGroup
+	report.StartMonoNs = monotonicNs()
+	begin := time.Now()
+	for g := 0; g < *goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			// Counters stay local until the end, so writers never share a cache line per move.
+			expected := *moves / G
+			if uint64(g) < *moves%G {
+				expected++
+			}
+			var written, errors uint64
+			var lagMax int64
+			var kinds [3]uint64
+			digest := sha256.New()
+			buf := make([]byte, 0, 64)
+			var due time.Duration
+			for n := uint64(0); n < expected; n++ {
+				if *rate > 0 {
+					// Deadline schedule: move k of all writers is due at k/rate after the start,
+					// whatever happened before, so late moves never push later ones back.
+					due = time.Duration(float64(n*G+uint64(g)) * 1e9 / *rate)
+					if lag := time.Since(begin) - due; lag < 0 {
+						time.Sleep(-lag)
+					} else if int64(lag) > lagMax {
+						lagMax = int64(lag)
+					}
+				}
+				move := moveOf(*seed, uint64(g), n)
+				buf = appendLine(buf[:0], move, g, n)
+				if count, err := write(buf); err != nil || count != len(buf) {
+					errors++
+					continue
+				}
+				digest.Write(buf)
+				written++
+				kinds[move]++
+			}
+			truth := writerTruth{Goroutine: g, Expected: expected, Written: written, Errors: errors,
+				Digest: hex.EncodeToString(digest.Sum(nil)), LagMaxNs: lagMax}
+			if *rate > 0 {
+				truth.LagEndNs = int64(time.Since(begin) - due)
+			}
+			report.Writers[g] = truth
+			perKind[g] = kinds
+		}(g)
+	}
+	wg.Wait()
+	report.EndMonoNs = monotonicNs()
+	report.WallNs = report.EndMonoNs - report.StartMonoNs
+	report.CheckEnd = checkForObservers()
+	for g := range report.Writers {
+		report.Written += report.Writers[g].Written
+		for m, name := range moveNames {
+			report.PerKind[name] += perKind[g][m]
+		}
+	}
+	if *reportPath != "" {
+		data, _ := json.MarshalIndent(report, "", "  ")
+		if err := os.WriteFile(*reportPath, append(data, '\n'), 0o644); err != nil {
+			fail(1, "cannot write the report: %v", err)
+		}
+	}
+	if report.Written != *moves {
+		os.Exit(1)
+	}
+}

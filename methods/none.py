@@ -1,0 +1,19 @@
+"""The 'none' observer: runs the target unobserved, so the bare cost goes through the same path."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from methods.base import MoveEvent, Observer, wait_until_exited
+
+
+class NoObserver(Observer):
+    method = "none"
+    can_attach = True
+    description = "no observation: the bare cost of the target"
+
+    def _observe(self, pid: int) -> None:
+        pass
+
+    def events(self) -> Iterator[MoveEvent]:
+        wait_until_exited(self)
+        yield from ()
