@@ -105,17 +105,17 @@ class EbpfObserver(Observer):
 
         # bcc prints compiler noise to stderr; a failure still raises and is reported below.
         try:
-            self.bpf = BPF(text=text_for(pid, self.hook, self.ring_mb, self.wakeup))
+            self.bpf = BPF(text=text_for(pid, self.hook, self.ring_mb, self.wakeup).encode())
         except Exception as error:
             raise ObserverError(f"the BPF program did not compile or load: {error}") from None
         self._check_event_layout()
         # TRACEPOINT_PROBE and RAW_TRACEPOINT_PROBE attach themselves when the program loads.
-        self.bpf["events"].open_ring_buffer(self._on_event)
+        self.bpf[b"events"].open_ring_buffer(self._on_event)
 
     def _check_event_layout(self) -> None:
         from bcc.table import _get_event_class
 
-        derived = ctypes.sizeof(_get_event_class(self.bpf["events"]))
+        derived = ctypes.sizeof(_get_event_class(self.bpf[b"events"]))
         if derived != EVENT.size:
             raise ObserverError(f"struct move_event is {derived} bytes in C but {EVENT.size} in "
                                 "methods/ebpf.py: update EVENT")
@@ -148,7 +148,7 @@ class EbpfObserver(Observer):
         self._read_kernel_counters()
 
     def _read_kernel_counters(self) -> None:
-        counters = self.bpf["counters"]
+        counters = self.bpf[b"counters"]
         self.kernel_matched = sum(counters[ctypes.c_int(0)])
         self.counters.lost = sum(counters[ctypes.c_int(1)])
 

@@ -1,0 +1,56 @@
+import os
+import subprocess
+import time
+
+import pytest
+
+from bench.targets import BIN_DIR, OPPONENT_NAME
+from methods.ebpf import EbpfObserver
+
+OPPONENT = BIN_DIR / OPPONENT_NAME
+OPPONENT_CGO = BIN_DIR / (OPPONENT_NAME + "-cgo")
+
+ebpf_reason = EbpfObserver.unavailable_reason()
+needs_ebpf = pytest.mark.skipif(ebpf_reason is not None, reason=f"eBPF unavailable: {ebpf_reason}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def opponent_built():
+    if not OPPONENT.exists() or not OPPONENT_CGO.exists():
+        pytest.exit("the Go opponent is not built: run `make build` (or `sudo make test`)", 2)
+
+
+@pytest.fixture
+def running_opponent(tmp_path):
+    """Start opponents waiting for SIGUSR1; kill whatever is left at the end."""
+    started = []
+
+    def start(*flags, name=OPPONENT):
+        report = tmp_path / f"truth-{len(started)}.json"
+        process = subprocess.Popen([str(name), "-start", "usr1", "-report", str(report), *flags],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The opponent says it waits only once its SIGUSR1 handler is installed.
+        assert b"waiting for SIGUSR1" in process.stderr.readline()
+        started.append(process)
+        return process, report
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def wait_until_unloaded(program_ids: set[int], timeout_s: float = 5.0) -> set[int]:
+    """The kernel frees a closed program after an RCU grace period: give it that long."""
+    deadline = time.monotonic() + timeout_s
+    while (still := program_ids & loaded_bpf_program_ids()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return still
+
+
+def loaded_bpf_program_ids() -> set[int]:
+    """IDs of every BPF program loaded on the machine, from bpftool when it is there."""
+    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
+    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines()
+            if line[:1].isdigit()}

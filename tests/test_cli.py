@@ -1,0 +1,64 @@
+"""Bad input gets one clear line and a non-zero exit, never a traceback."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.cli import main
+from bench.results import RESULTS_FORMAT, load_json, write_json, ResultsError
+
+
+def tapbench(*argv):
+    return subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "--method", "ebpf", "--moves", "-5"], "--moves must be between 1"),
+    (["run", "--method", "ebpf", "--moves", "lots"], "--moves must be a whole number"),
+    (["run", "--method", "ebpf", "--moves", "10", "--rate", "99999999999"], "--rate must be between"),
+    (["run", "--method", "ebpf", "--goroutines", "0"], "--goroutines must be between 1"),
+    (["run", "--method", "none", "--hook", "raw"], "--hook apply to --method ebpf only"),
+    (["run", "--method", "ebpf", "--ring-mb", "3", "--ebpf"], "--ring-mb must be a power of two"),
+    (["watch", "--method", "ebpf", "--pid", "999999999"], "--pid must be between"),
+    (["watch", "--method", "ebpf"], "give one of --pid PID, --name NAME or -- CMD"),
+    (["watch", "--method", "ebpf", "--name", "no-such-opponent-xyz"], "no running process named"),
+    (["report", "--json", "/nonexistent/latest.json"], "cannot read /nonexistent/latest.json"),
+])
+def test_user_errors_are_one_line(argv, message):
+    result = tapbench(*argv)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("ERROR: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2  # the error, and 'attaching to' at most
+
+
+@pytest.mark.parametrize("argv", [["run", "--method", "nosuch"], ["run", "--method", "ebpf", "--target", "rust"]])
+def test_unknown_choices_are_refused_by_the_parser(argv):
+    result = tapbench(*argv)
+    assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_ebpf_flag_prints_the_specialised_program():
+    result = tapbench("watch", "--method", "ebpf", "--hook", "tracepoint", "--pid", "1", "--ebpf")
+    assert result.returncode == 0
+    assert "#define TARGET_TGID 1\n" in result.stdout
+    assert "TRACEPOINT_PROBE(syscalls, sys_enter_write)" in result.stdout
+    assert "#define HOOK_RAW_SYS_ENTER" not in result.stdout
+
+
+def test_results_from_a_newer_format_are_refused(tmp_path):
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps({"format": RESULTS_FORMAT + 1, "metadata": {}, "runs": []}))
+    with pytest.raises(ResultsError, match="newer than this tapbench"):
+        load_json(path)
+    path.write_text("{not json")
+    with pytest.raises(ResultsError, match="is not JSON"):
+        load_json(path)
+
+
+def test_results_are_written_atomically_and_read_back(tmp_path):
+    path = tmp_path / "r.json"
+    write_json(path, [{"method": "none"}], meta={"date": "today"})
+    assert load_json(path)["runs"] == [{"method": "none"}]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind

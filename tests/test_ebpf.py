@@ -1,0 +1,123 @@
+"""The eBPF backend against the real kernel and the real Go opponent."""
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from bench.runner import execute
+from bench.targets import Workload
+from bench.truth import Truth
+from bench.verify import verify
+from methods.base import ObserverError, find_pid_by_name
+from methods.ebpf import EbpfObserver
+from tests.conftest import OPPONENT, loaded_bpf_program_ids, needs_ebpf, wait_until_unloaded
+
+pytestmark = needs_ebpf
+
+
+def assert_exact(execution, expected):
+    verdict = execution.verdict
+    assert (verdict.expected, verdict.captured, verdict.lost, verdict.phantom) == (expected, expected, 0, 0)
+    assert verdict.in_order and execution.lost_reported == 0
+
+
+def test_captures_200k_flat_out_moves_exactly():
+    execution = execute("ebpf", {}, Workload("go", 200_000))
+    assert_exact(execution, 200_000)
+    assert execution.mechanism["kernel_matched"] == 200_000
+
+
+def test_captures_8_goroutines_exactly_with_per_writer_order():
+    execution = execute("ebpf", {}, Workload("go", 200_000, goroutines=8))
+    assert_exact(execution, 200_000)
+    assert execution.verdict.per_writer_captured == [25_000] * 8
+    assert execution.truth.report["gomaxprocs"] >= 2
+
+
+@pytest.mark.parametrize("options", [{"hook": "tracepoint"}, {"wakeup": "poll", "poll_ms": 5}])
+def test_every_hook_and_wakeup_policy_is_exact(options):
+    assert_exact(execute("ebpf", options, Workload("go", 50_000)), 50_000)
+
+
+def test_libc_target_is_exact():
+    assert_exact(execute("ebpf", {}, Workload("libc", 50_000)), 50_000)
+
+
+def test_attach_by_name_to_a_running_opponent(running_opponent):
+    process, report = running_opponent("-moves", "20000", "-goroutines", "4")
+    pid = find_pid_by_name("rock-paper-scissors")
+    assert pid == process.pid
+    with EbpfObserver() as observer:
+        observer.attach(pid)
+        process.send_signal(signal.SIGUSR1)  # the opponent starts only once we watch
+        events = list(observer.events())
+    assert process.wait(timeout=30) == 0
+    truth = Truth.load(str(report))
+    truth.check()
+    verdict = verify(((e.pid, e.raw) for e in events), truth.seed, truth.counts, pid)
+    assert verdict.exact and verdict.captured == 20_000
+
+
+def test_attach_by_name_refuses_ambiguity(running_opponent):
+    first, _ = running_opponent("-moves", "1")
+    second, _ = running_opponent("-moves", "1")
+    with pytest.raises(ObserverError, match=rf"2 processes .*PIDs {min(first.pid, second.pid)}"):
+        find_pid_by_name("rock-paper-scissors")
+
+
+def test_another_process_writing_rock_is_never_captured():
+    # A bystander writes move lines to its own stdout as fast as it can, during the whole run.
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import os\nwhile True: os.write(1, b'rock 0 0\\n')"],
+        stdout=subprocess.DEVNULL)
+    try:
+        execution = execute("ebpf", {}, Workload("go", 100_000))
+    finally:
+        bystander.kill()
+        bystander.wait()
+    assert_exact(execution, 100_000)
+    assert execution.verdict.wrong_pid == 0
+
+
+def test_close_unloads_the_program_even_after_an_error_in_the_consumer():
+    before = loaded_bpf_program_ids()
+    with pytest.raises(RuntimeError, match="consumer failed"):
+        with EbpfObserver() as observer:
+            observer.launch([str(OPPONENT), "-moves", "1000"])
+            ours = loaded_bpf_program_ids() - before
+            assert len(ours) == 1
+            observer.release()
+            for _ in observer.events():
+                raise RuntimeError("consumer failed")
+    assert wait_until_unloaded(ours) == set()
+    assert observer.process.poll() is not None  # the launched opponent did not outlive us
+
+
+def test_watch_prints_moves_and_a_summary():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "watch", "--method", "ebpf", "--",
+         str(OPPONENT), "-moves", "30", "-rate", "300"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len([l for l in lines if "] opponent played: " in l]) == 30
+    assert lines[0].startswith("[") and lines[0].split("] opponent played: ")[1] in ("rock", "paper", "scissors")
+    assert "30 moves" in lines[-1] and "0 lost in the kernel" in lines[-1]
+
+
+def test_watch_stops_cleanly_on_sigint_and_leaves_the_target_running(running_opponent):
+    process, _ = running_opponent("-moves", "100000", "-rate", "1000")
+    watcher = subprocess.Popen([sys.executable, "-m", "bench", "watch", "--method", "ebpf",
+                                "--pid", str(process.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(4)  # compile and attach
+    process.send_signal(signal.SIGUSR1)
+    time.sleep(1)
+    watcher.send_signal(signal.SIGINT)
+    out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "(stopped)" in out.splitlines()[-1]
+    assert process.poll() is None  # an attached target is left as it was found

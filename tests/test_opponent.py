@@ -1,0 +1,80 @@
+"""The Go opponent's flags, gate, pacing and self-check behave as documented."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from bench.truth import Truth
+from tests.conftest import OPPONENT, OPPONENT_CGO
+
+
+def opponent(*flags, binary=OPPONENT, **kwargs):
+    return subprocess.run([str(binary), *flags], capture_output=True, **kwargs)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["-io", "libc"], b"needs the cgo build"),
+    (["-io", "pipe"], b"-io must be go or libc"),
+    (["-goroutines", "0"], b"-goroutines must be between 1"),
+    (["-rate", "-5"], b"-rate must be between 0"),
+    (["-start", "later"], b"-start must be now, stdin or usr1"),
+    (["extra"], b"unexpected argument"),
+])
+def test_bad_flags_get_one_clear_error(flags, message):
+    result = opponent(*flags)
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert message in result.stderr and result.stderr.startswith(b"ERROR: ")
+
+
+def test_libc_path_works_in_the_cgo_build(tmp_path):
+    report = tmp_path / "truth.json"
+    result = opponent("-io", "libc", "-moves", "100", "-report", str(report), binary=OPPONENT_CGO)
+    assert result.returncode == 0 and result.stdout.count(b"\n") == 100
+    truth = Truth.load(str(report))
+    truth.check()
+    assert truth.report["io"] == "libc"
+    assert any("libc.so.6" in lib for lib in truth.report["self_check_start"]["libraries"])
+
+
+def test_paced_run_keeps_a_deadline_schedule(tmp_path):
+    report = tmp_path / "truth.json"
+    opponent("-moves", "200", "-rate", "1000", "-report", str(report), check=True)
+    truth = json.loads(report.read_text())
+    # 200 moves at 1000/s: the last is due at 199 ms; a deadline schedule cannot finish sooner.
+    assert truth["wall_ns"] >= 199e6
+    assert truth["writers"][0]["lag_end_ns"] >= 0
+
+
+def test_stdin_gate_waits_for_the_go_signal(tmp_path):
+    report = tmp_path / "truth.json"
+    process = subprocess.Popen([str(OPPONENT), "-start", "stdin", "-moves", "10", "-report", str(report)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    assert process.poll() is None and not report.exists()
+    out, _ = process.communicate(b"g")
+    assert out.count(b"\n") == 10 and process.returncode == 0
+
+
+def test_usr1_gate_and_self_check_report_the_environment(tmp_path):
+    report = tmp_path / "truth.json"
+    env = dict(os.environ, LD_PRELOAD="")
+    process = subprocess.Popen([str(OPPONENT), "-start", "usr1", "-moves", "5", "-report", str(report)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert b"waiting for SIGUSR1" in process.stderr.readline()
+    process.send_signal(signal.SIGUSR1)
+    assert process.wait(timeout=10) == 0
+    check = json.loads(report.read_text())["self_check_end"]
+    assert check == {"tracer_pid": 0, "ld_preload": "", "libraries": [], "unexpected_libraries": [],
+                     "observer_visible": False}
+
+
+def test_self_check_sees_ld_preload(tmp_path):
+    report = tmp_path / "truth.json"
+    env = dict(os.environ, LD_PRELOAD="/nonexistent/hook.so")
+    opponent("-moves", "1", "-report", str(report), binary=OPPONENT_CGO, env=env, check=True)
+    check = json.loads(report.read_text())["self_check_start"]
+    assert check["ld_preload"] == "/nonexistent/hook.so" and check["observer_visible"]

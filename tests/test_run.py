@@ -1,0 +1,41 @@
+"""`tapbench run` end to end: table, JSON keys, verification."""
+import json
+import subprocess
+import sys
+
+from tests.conftest import needs_ebpf
+
+REQUIRED_KEYS = {"method", "target", "expected", "captured", "lost", "phantom", "in_order",
+                 "ns_per_move_bare", "ns_per_move_observed", "overhead_ns", "latency_p50_ns",
+                 "latency_p99_ns"}
+
+
+def run(*argv):
+    return subprocess.run([sys.executable, "-m", "bench", "run", *argv], capture_output=True, text=True)
+
+
+def test_none_method_needs_no_privileges_and_writes_json(tmp_path):
+    out = tmp_path / "none.json"
+    result = run("--method", "none", "--moves", "2000", "--repeats", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    assert {"kernel", "cpu_model", "bcc", "go", "commit", "date", "lockdown"} <= set(document["metadata"])
+    (row,) = document["runs"]
+    assert REQUIRED_KEYS <= set(row)
+    assert row["method"] == "none" and row["captured"] is None
+    assert len(row["samples_bare_ns_per_move"]) == 2
+
+
+@needs_ebpf
+def test_ebpf_run_json_is_verified_and_flat(tmp_path):
+    out = tmp_path / "ebpf.json"
+    result = run("--method", "ebpf", "--target", "go", "--moves", "20000", "--repeats", "2",
+                 "--goroutines", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(out.read_text())["runs"]
+    assert REQUIRED_KEYS <= set(row)
+    assert (row["expected"], row["captured"], row["lost"], row["phantom"], row["in_order"]) == \
+        (40_000, 40_000, 0, 0, True)
+    assert row["overhead_ns"] == row["overhead_ns"]  # a number, not NaN
+    assert row["latency_p50_ns"] > 0 and row["latency_p99_ns"] >= row["latency_p50_ns"]
+    assert "40000/40000 exact" in result.stdout
