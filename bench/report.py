@@ -24,13 +24,20 @@ def capture_cell(row: dict) -> str:
     return f"{row['captured']}/{row['expected']} {verdict}"
 
 
+def overhead_cells(run: dict) -> list[str]:
+    if run.get("paced"):
+        # Paced wall time is set by the schedule: what an observer costs shows as lag instead.
+        return [f"paced {run['rate']:g}/s: end lag {_us(run['lag_end_ns_max'])}", "-"]
+    low, high = run["overhead_iqr_ns"]
+    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]", f"{run['overhead_ratio']:.2f}×"]
+
+
 def runs_table(runs: list[dict], fmt: str = "github") -> str:
     headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (kernel)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
                "ratio", "claimed", "latency p50/p99 µs", "ready ms"]
     rows = []
     for run in runs:
-        low, high = run["overhead_iqr_ns"]
         rows.append([
             method_label(run), run["target"], run["goroutines"],
             f"{run['moves']}×{run['repeats']}", capture_cell(run),
@@ -38,8 +45,7 @@ def runs_table(runs: list[dict], fmt: str = "github") -> str:
             "-" if run["phantom"] is None else run["phantom"],
             "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
             _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
-            f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]",
-            f"{run['overhead_ratio']:.2f}×", CLAIMED_OVERHEAD.get(run["method"], "-"),
+            *overhead_cells(run), CLAIMED_OVERHEAD.get(run["method"], "-"),
             f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}",
             f"{run['ready_ms']:.0f}",
         ])

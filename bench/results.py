@@ -118,6 +118,9 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "overhead_iqr_ns": [float(x) for x in np.percentile(paired, [25, 75])],
         "overhead_ratio": float(np.median(paired) / np.median(bare_ns)),
         "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
+        # On a paced run the wall time is the schedule's, so overhead shows as lag instead.
+        "paced": workload.rate > 0,
+        "lag_end_ns_max": max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
         **_percentiles(latencies),
         "samples_bare_ns_per_move": bare_ns.tolist(),
         "samples_observed_ns_per_move": observed_ns.tolist(),
