@@ -24,7 +24,7 @@ from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
 from bench.truth import TruthMismatch, decode_move_name
 from methods import REGISTRY, ObserverError, ObserverUnavailable
 from methods.base import find_pid_by_name
-from methods.ebpf import DEFAULT_HOOK, HOOKS, WAKEUPS
+from methods.ebpf import DEFAULT_HOOK, DEFAULT_WAKEUP, HOOKS, WAKEUPS
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -35,12 +35,12 @@ MAX_RATE = 10_000_000
 BENCH_MOVES = 200_000
 BENCH_PROFILE = [
     ("none", {}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "tracepoint", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
     ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES, goroutines=8)),
-    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("libc", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", 20_000, rate=20_000)),
+    ("ebpf", {"hook": "tracepoint", "wakeup": "poll"}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", BENCH_MOVES, goroutines=8)),
+    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("libc", BENCH_MOVES)),
+    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", 20_000, rate=20_000)),
 ]
 
 
@@ -68,7 +68,7 @@ def observer_options(args) -> dict:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise UsageError(f"{flags} apply to --method ebpf only")
         return {}
-    return {"hook": DEFAULT_HOOK, "wakeup": "adaptive"} | given
+    return {"hook": DEFAULT_HOOK, "wakeup": DEFAULT_WAKEUP} | given
 
 
 def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str]) -> None:
@@ -77,7 +77,7 @@ def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str]) ->
     group = parser.add_argument_group("eBPF options")
     group.add_argument("--hook", choices=HOOKS, help=f"syscall hook (default {DEFAULT_HOOK})")
     group.add_argument("--wakeup", choices=list(WAKEUPS),
-                       help="ring buffer wakeups: adaptive (default) or poll")
+                       help=f"ring buffer wakeups: adaptive or poll (default {DEFAULT_WAKEUP})")
     group.add_argument("--poll-ms", type=int, help="consumer polling period in ms (default 10)")
     group.add_argument("--ring-mb", type=int, help="ring buffer size in MiB, a power of two (default 64)")
     # Like bcc tools: print the generated BPF C and exit.
