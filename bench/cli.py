@@ -17,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from bench import report as report_module
 from bench.results import ResultsError, load_json, metadata, summarize, write_json
 from bench.runner import compare
@@ -24,7 +26,6 @@ from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
 from bench.truth import TruthMismatch, decode_move_name
 from methods import REGISTRY, ObserverError, ObserverUnavailable
 from methods.base import find_pid_by_name
-from methods.ebpf import DEFAULT_HOOK, DEFAULT_WAKEUP, HOOKS, WAKEUPS
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -58,28 +59,44 @@ def positive_int(text: str, name: str, limit: int) -> int:
     return value
 
 
-def observer_options(args) -> dict:
-    """The backend-specific flags, checked against the chosen method."""
-    ebpf_flags = {"hook": args.hook, "wakeup": args.wakeup, "poll_ms": args.poll_ms,
-                  "ring_mb": args.ring_mb}
-    given = {name: value for name, value in ebpf_flags.items() if value is not None}
-    if args.method != "ebpf":
-        if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise UsageError(f"{flags} apply to --method ebpf only")
-        return {}
-    return {"hook": DEFAULT_HOOK, "wakeup": DEFAULT_WAKEUP} | given
+def observer_options(args, method: str, methods: list[str]) -> dict:
+    """The flags of `method`; a flag that belongs to none of `methods` is refused."""
+    chosen = REGISTRY[method].cli_options
+    options = {}
+    for owner, cls in REGISTRY.items():
+        for name in cls.cli_options:
+            value = getattr(args, name, None)
+            if value is None:
+                continue
+            if not any(name in REGISTRY[m].cli_options for m in methods):
+                raise UsageError(f"--{name.replace('_', '-')} applies to --method {owner} only")
+            if name in chosen:
+                options[name] = value
+    return {name: spec.get("default") for name, spec in chosen.items()} | options
 
 
-def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str]) -> None:
-    parser.add_argument("--method", required=True, choices=methods,
-                        help="observation technique")
-    group = parser.add_argument_group("eBPF options")
-    group.add_argument("--hook", choices=HOOKS, help=f"syscall hook (default {DEFAULT_HOOK})")
-    group.add_argument("--wakeup", choices=list(WAKEUPS),
-                       help=f"ring buffer wakeups: adaptive or poll (default {DEFAULT_WAKEUP})")
-    group.add_argument("--poll-ms", type=int, help="consumer polling period in ms (default 10)")
-    group.add_argument("--ring-mb", type=int, help="ring buffer size in MiB, a power of two (default 64)")
+def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
+                         several: bool = False) -> None:
+    if several:
+        parser.add_argument("--method", required=True,
+                            help=f"observation technique(s), comma-separated: {', '.join(methods)}")
+    else:
+        parser.add_argument("--method", required=True, choices=methods,
+                            help="observation technique")
+    # Each backend declares its own flags (Observer.cli_options); None means "not given".
+    for method in methods:
+        cls = REGISTRY[method]
+        if not cls.cli_options:
+            continue
+        group = parser.add_argument_group(f"{method} options")
+        for name, spec in cls.cli_options.items():
+            spec = dict(spec)
+            default = spec.pop("default", None)
+            help_text = spec.pop("help", "") + (f" (default {default})" if default not in (None, False) else "")
+            if spec.pop("flag", False):
+                spec.update(action="store_const", const=True)
+            group.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                               help=help_text, **spec)
     # Like bcc tools: print the generated BPF C and exit.
     parser.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
 
@@ -91,7 +108,7 @@ def make_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the opponent bare and observed, verify, print a table")
-    add_method_arguments(run, sorted(REGISTRY))
+    add_method_arguments(run, sorted(REGISTRY), several=True)
     run.add_argument("--target", default="go", choices=sorted(TARGETS),
                      help="go: static pure-Go build, raw syscalls; libc: cgo build via glibc write()")
     run.add_argument("--moves", default="100000", help="moves per run (default 100000)")
@@ -123,6 +140,26 @@ def progress(text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
 
+def print_bpf_text(method: str, pid: int, options: dict) -> int:
+    if method != "ebpf":
+        raise UsageError("--ebpf prints the BPF program of --method ebpf only")
+    from methods.ebpf import text_for
+
+    print(text_for(pid, **options))
+    return 0
+
+
+def parse_methods(text: str, allowed: list[str]) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in allowed]
+    if not methods or unknown:
+        raise UsageError(f"unknown method {', '.join(unknown) or repr(text)}; choose from "
+                         f"{', '.join(allowed)} (several: --method ptrace,strace)")
+    if len(set(methods)) != len(methods):
+        raise UsageError(f"--method names a method twice: {text}")
+    return methods
+
+
 def command_run(args) -> int:
     workload = Workload(
         target=args.target,
@@ -132,29 +169,51 @@ def command_run(args) -> int:
         seed=int(args.seed) if args.seed.isdigit() else positive_int(args.seed, "--seed", 2**63),
     )
     repeats = positive_int(args.repeats, "--repeats", 1000)
-    options = observer_options(args)
+    methods = parse_methods(args.method, sorted(REGISTRY))
+    lineup = [(method, observer_options(args, method, methods)) for method in methods]
     if args.ebpf:
-        from methods.ebpf import text_for
-        print(text_for(0, **options))
-        return 0
+        return print_bpf_text(methods[0], 0, lineup[0][1])
     workload.binary()
-    reason = REGISTRY[args.method].unavailable_reason()
-    if reason:
-        raise ObserverUnavailable(reason)
-    bare, observed = compare(args.method, options, workload, repeats, progress)
-    row = summarize(args.method, options, workload, bare, observed)
-    print(report_module.runs_table([row], fmt="simple"))
+    for method in methods:
+        reason = REGISTRY[method].unavailable_reason()
+        if reason:
+            raise ObserverUnavailable(f"{method}: {reason}")
+    bare, observed = compare(lineup, workload, repeats, progress)
+    rows = [summarize(method, options, workload, bare, executions)
+            for (method, options), executions in zip(lineup, observed)]
+    comparisons = same_run_ratios(rows)
+    print(report_module.runs_table(rows, fmt="simple"))
+    for comparison in comparisons:
+        print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
+              f"{comparison['ratio']:.2f} (median of {len(comparison['samples'])} same-repeat ratios)")
     if args.json:
-        write_json(args.json, [row])
+        write_json(args.json, rows, comparisons=comparisons)
         print(f"results written to {args.json}")
-    if row["exact"] is False:
-        print("ERROR: the capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
+    if any(row["exact"] is False for row in rows):
+        print("ERROR: a capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
         return 1
     return 0
 
 
+def same_run_ratios(rows: list[dict]) -> list[dict]:
+    """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
+    noisy machine cannot fake, since both sides ran next to the same bare run."""
+    if len(rows) < 2:
+        return []
+    baseline = rows[-1]
+    base = np.array(baseline["samples_observed_ns_per_move"]) - np.array(baseline["samples_bare_ns_per_move"])
+    comparisons = []
+    for row in rows[:-1]:
+        mine = np.array(row["samples_observed_ns_per_move"]) - np.array(row["samples_bare_ns_per_move"])
+        samples = (mine / base).tolist()
+        comparisons.append({"method": report_module.method_label(row),
+                            "baseline": report_module.method_label(baseline),
+                            "ratio": float(np.median(samples)), "samples": samples})
+    return comparisons
+
+
 def command_watch(args) -> int:
-    options = observer_options(args)
+    options = observer_options(args, args.method, [args.method])
     if sum(bool(x) for x in (args.pid, args.name, args.cmd)) != 1:
         raise UsageError("give one of --pid PID, --name NAME or -- CMD ...")
     pid = None
@@ -164,9 +223,7 @@ def command_watch(args) -> int:
         pid = find_pid_by_name(args.name)
         print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
-        from methods.ebpf import text_for
-        print(text_for(pid or 0, **options))
-        return 0
+        return print_bpf_text(args.method, pid or 0, options)
     observer_class = REGISTRY[args.method]
     with observer_class(**options) as observer:
         if pid:
@@ -212,7 +269,7 @@ def command_bench(args) -> int:
             continue
         label = f"{method} {options or ''} {workload}"
         print(f"measuring {label}", file=sys.stderr, flush=True)
-        bare, observed = compare(method, options, workload, repeats, progress)
+        bare, (observed,) = compare([(method, options)], workload, repeats, progress)
         runs.append(summarize(method, options, workload, bare, observed))
     meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
     write_json(out / "latest.json", runs, skipped, meta)

@@ -12,9 +12,11 @@ def _us(ns: float | None) -> str:
 
 
 def method_label(row: dict) -> str:
+    """'ebpf (raw, poll)', 'strace (seccomp-bpf)': the choices that tell variants apart."""
     options = row.get("options") or {}
-    detail = ",".join(f"{value}" for value in options.values())
-    return f"{row['method']} ({detail})" if detail else row["method"]
+    detail = [value for value in options.values() if isinstance(value, str)]
+    detail += [name.replace("_", "-") for name, value in options.items() if value is True]
+    return f"{row['method']} ({', '.join(detail)})" if detail else row["method"]
 
 
 def capture_cell(row: dict) -> str:

@@ -47,18 +47,21 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
                 heads.append(event.raw)
                 latencies.append(event.seen_ns - event.ts_ns)
             returncode = process.wait()
+            target_pid = observer.pid  # not process.pid when the observer wraps the target
             counters = observer.counters
             mechanism = mechanism_facts(observer)
         if returncode != 0 or not os.path.exists(report_path):
             raise RuntimeError(f"the opponent failed under {method} (exit status {returncode})")
         truth = Truth.load(report_path)
     truth.check()
+    if truth.report["pid"] != target_pid:
+        raise RuntimeError(f"{method} watched PID {target_pid}, but the opponent was {truth.report['pid']}")
     execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
                           ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
                           latencies_ns=np.frombuffer(latencies, dtype=np.int64),
                           mechanism=mechanism)
     if method != "none":
-        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, process.pid)
+        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid)
     return execution
 
 
@@ -66,23 +69,29 @@ def mechanism_facts(observer: Observer) -> dict:
     """What the mechanism says about itself, for the JSON (hook, counters ...)."""
     facts = {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
              "bytes": observer.counters.bytes}
-    for name in ("hook", "wakeup", "poll_ms", "kernel_matched"):
+    for name in ("hook", "wakeup", "poll_ms", "kernel_matched", "strategy", "exitkill",
+                 "detached_early", "seccomp_bpf", "unparsed_lines"):
         if hasattr(observer, name):
             facts[name] = getattr(observer, name)
     return facts
 
 
-def compare(method: str, options: dict, workload: Workload, repeats: int,
-            progress=lambda text: None) -> tuple[list[Execution], list[Execution]]:
-    """Run bare and observed `repeats` times each, interleaved (A B B A A B ...), so drifts in
-    machine load hit both sides alike. Returns (bare, observed)."""
-    bare, observed = [], []
+def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
+            progress=lambda text: None) -> tuple[list[Execution], list[list[Execution]]]:
+    """Run bare and every observed method `repeats` times, interleaved and rotating the order
+    each repeat (A B C, B C A, ...), so drifts in machine load hit every side alike.
+    Returns (bare executions, executions per method), index i of each from repeat i."""
+    lineup = [("none", {})] + [(m, o) for m, o in methods if m != "none"]
+    bare: list[Execution] = []
+    observed: list[list[Execution]] = [[] for _ in methods]
     for repeat in range(repeats):
-        order = ["none", method] if repeat % 2 == 0 else [method, "none"]
-        if method == "none":
-            order = ["none"]
-        for name in order:
-            progress(f"repeat {repeat + 1}/{repeats}: {name}")
-            execution = execute(name, options if name == method else {}, workload)
-            (bare if name == "none" else observed).append(execution)
+        shift = repeat % len(lineup)
+        for name, options in lineup[shift:] + lineup[:shift]:
+            progress(f"repeat {repeat + 1}/{repeats}: {name} {options or ''}")
+            execution = execute(name, options, workload)
+            if name == "none":
+                bare.append(execution)
+            for index, (method, method_options) in enumerate(methods):
+                if (method, method_options) == (name, options) or (method == name == "none"):
+                    observed[index].append(execution)
     return bare, observed

@@ -65,6 +65,9 @@ class Observer(ABC):
     method: ClassVar[str]
     can_attach: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    # Constructor keyword -> argparse settings (plus "default", and "flag": True for booleans);
+    # the CLI turns each into --keyword and refuses it for other methods.
+    cli_options: ClassVar[dict[str, dict]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -107,16 +110,25 @@ class Observer(ABC):
         gate_read, self._gate = os.pipe()
         try:
             self.process = subprocess.Popen(
-                ["/bin/sh", "-c", 'read -r _; exec "$0" "$@" </dev/null', *argv],
-                stdin=gate_read, stdout=stdout, stderr=stderr, env=env)
+                self._launcher(["/bin/sh", "-c", 'read -r _; exec "$0" "$@" </dev/null', *argv]),
+                stdin=gate_read, stdout=stdout, stderr=stderr, env=env, pass_fds=self._pass_fds)
         finally:
             os.close(gate_read)
         try:
-            self._begin(self.process.pid)
+            self._begin(self._target_pid(self.process))
         except BaseException:
             self._kill_launched()
             raise
         return self.process
+
+    # Hooks for observers that are themselves a program wrapping the target (strace ...).
+    _pass_fds: tuple[int, ...] = ()
+
+    def _launcher(self, command: list[str]) -> list[str]:
+        return command
+
+    def _target_pid(self, process: subprocess.Popen) -> int:
+        return process.pid
 
     def release(self) -> None:
         """Let a launched target run (it is waiting at the gate)."""

@@ -140,6 +140,13 @@ class EbpfObserver(Observer):
     method = "ebpf"
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
+    cli_options = {
+        "hook": {"choices": HOOKS, "default": DEFAULT_HOOK, "help": "syscall hook"},
+        "wakeup": {"choices": tuple(WAKEUPS), "default": DEFAULT_WAKEUP,
+                   "help": "ring buffer wakeups: adaptive or poll"},
+        "poll_ms": {"type": int, "default": 10, "help": "consumer polling period in ms"},
+        "ring_mb": {"type": int, "default": 64, "help": "ring buffer size in MiB, a power of two"},
+    }
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
                  poll_ms: int = 10) -> None:

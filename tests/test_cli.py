@@ -18,7 +18,10 @@ def tapbench(*argv):
     (["run", "--method", "ebpf", "--moves", "lots"], "--moves must be a whole number"),
     (["run", "--method", "ebpf", "--moves", "10", "--rate", "99999999999"], "--rate must be between"),
     (["run", "--method", "ebpf", "--goroutines", "0"], "--goroutines must be between 1"),
-    (["run", "--method", "none", "--hook", "raw"], "--hook apply to --method ebpf only"),
+    (["run", "--method", "none", "--hook", "raw"], "--hook applies to --method ebpf only"),
+    (["run", "--method", "ebpf", "--strategy", "step"], "--strategy applies to --method ptrace only"),
+    (["run", "--method", "nosuch"], "unknown method nosuch"),
+    (["run", "--method", "ebpf,ebpf"], "names a method twice"),
     (["run", "--method", "ebpf", "--ring-mb", "3", "--ebpf"], "--ring-mb must be a power of two"),
     (["watch", "--method", "ebpf", "--pid", "999999999"], "--pid must be between"),
     (["watch", "--method", "ebpf"], "give one of --pid PID, --name NAME or -- CMD"),
@@ -33,7 +36,7 @@ def test_user_errors_are_one_line(argv, message):
     assert len(result.stderr.strip().splitlines()) <= 2  # the error, and 'attaching to' at most
 
 
-@pytest.mark.parametrize("argv", [["run", "--method", "nosuch"], ["run", "--method", "ebpf", "--target", "rust"]])
+@pytest.mark.parametrize("argv", [["run", "--method", "ebpf", "--target", "rust"], ["watch", "--method", "nosuch"]])
 def test_unknown_choices_are_refused_by_the_parser(argv):
     result = tapbench(*argv)
     assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -1,0 +1,320 @@
+"""ptrace observer (python-ptrace's low-level bindings): the tracer stops the target at writes.
+
+Two strategies, both measured (`--strategy`):
+  seccomp  launch only: before exec, the child installs a seccomp filter that returns
+           SECCOMP_RET_TRACE for write() and allows everything else, so the target stops once
+           per write and never for other system calls (what `strace --seccomp-bpf` does).
+  step     PTRACE_SYSCALL: two stops per system call, every system call. Works on attach too.
+
+Every tracee is PTRACE_SEIZEd (also at launch), so PTRACE_INTERRUPT can stop any thread for a
+clean detach, and threads created later are followed through PTRACE_O_TRACECLONE.
+
+The per-stop path is what the overhead is made of, so it is kept to: os.waitpid, one
+PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one
+process_vm_readv of at most 32 bytes into a preallocated buffer, and the resume.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import struct
+import time
+from typing import Iterator, Sequence
+
+from bench.truth import CAPTURE_BYTES
+from methods.base import (WATCHED_FD, MoveEvent, Observer, ObserverError, ObserverUnavailable)
+
+STRATEGIES = ("seccomp", "step")
+DEFAULT_STRATEGY = "seccomp"
+
+# From <linux/ptrace.h>; python-ptrace predates the SEIZE family and syscall info.
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_GET_SYSCALL_INFO = 0x4206, 0x4207, 0x420E
+PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC = 0x1, 0x8, 0x10
+PTRACE_O_TRACESECCOMP, PTRACE_O_EXITKILL = 0x80, 0x100000
+PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP = 3, 4, 7, 128
+SYSCALL_STOP = signal.SIGTRAP | 0x80  # with PTRACE_O_TRACESYSGOOD
+WAIT_ALL_THREADS = 0x40000000  # __WALL: threads are not children in waitpid's usual sense
+SYSCALL_WRITE_NR = 1  # x86-64
+INFO_ENTRY, INFO_SECCOMP = 1, 3
+
+# struct ptrace_syscall_info: op, pad, arch, ip, sp, then {nr, args[6]} for entry and seccomp.
+SYSCALL_INFO = struct.Struct("<B3xIQQQQQQ")
+SYSCALL_INFO_SIZE = 88
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class LaunchedProcess:
+    """What launch() returns: Popen's interface, fed by the tracer's own waitpid loop (the
+    tracer is the parent, so only it may reap the target)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class PtraceObserver(Observer):
+    method = "ptrace"
+    can_attach = True
+    description = "python-ptrace tracer: seccomp-filtered write stops, or PTRACE_SYSCALL stepping"
+    cli_options = {
+        "strategy": {"choices": STRATEGIES, "default": DEFAULT_STRATEGY,
+                     "help": "seccomp: one stop per write (launch only); step: PTRACE_SYSCALL"},
+        "exitkill": {"flag": True, "default": False,
+                     "help": "PTRACE_O_EXITKILL: the target dies if the tracer dies"},
+    }
+
+    def __init__(self, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False) -> None:
+        if strategy not in STRATEGIES:
+            raise ObserverError(f"unknown ptrace strategy {strategy!r}; choose one of "
+                                f"{', '.join(STRATEGIES)}")
+        super().__init__()
+        self.strategy = strategy
+        self.exitkill = exitkill
+        self.threads: set[int] = set()  # tids we trace
+        self.detached_early = False  # we stopped watching before the target exited
+        self._ptrace = _ptrace_function()
+        self._info = ctypes.create_string_buffer(SYSCALL_INFO_SIZE)
+        self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
+        self._local = _Iovec(ctypes.addressof(self._head), CAPTURE_BYTES)
+        self._remote = _Iovec(0, 0)
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.process_vm_readv.restype = ctypes.c_ssize_t
+        self._resume_request = 7 if strategy == "seccomp" else 24  # PTRACE_CONT, PTRACE_SYSCALL
+        self._started = False
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import ptrace.binding  # noqa: F401
+        except ImportError:
+            return "python-ptrace is not installed in this environment (`make setup` installs it)"
+        scope = _read_int("/proc/sys/kernel/yama/ptrace_scope")
+        if scope == 3:
+            return "ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3)"
+        return None
+
+    def options(self) -> int:
+        options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
+        if self.strategy == "seccomp":
+            options |= PTRACE_O_TRACESECCOMP
+        if self.exitkill:
+            options |= PTRACE_O_EXITKILL
+        return options
+
+    # --- starting -----------------------------------------------------------------------
+    def launch(self, argv: Sequence[str], *, stdout=None, stderr=None,
+               env: dict | None = None) -> LaunchedProcess:
+        """Fork, filter, stop, exec: the child stops itself before exec so it can be seized
+        with nothing written yet; release() lets it go."""
+        seccomp_filter = _write_trace_filter() if self.strategy == "seccomp" else None
+        stdout_fd = os.open(os.devnull, os.O_WRONLY) if stdout in (None, -3) else stdout.fileno()
+        program = os.fspath(argv[0])
+        pid = os.fork()
+        if pid == 0:  # child: only async-signal-safe work from here to exec
+            try:
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(stdout_fd, 1)
+                if seccomp_filter is not None:
+                    seccomp_filter.load()
+                os.kill(os.getpid(), signal.SIGSTOP)
+                os.execve(program, list(argv), env if env is not None else os.environ)
+            finally:
+                os._exit(127)
+        if stdout in (None, -3):
+            os.close(stdout_fd)
+        self.process = LaunchedProcess(pid)
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            raise ObserverError(f"{program} could not be started (status {status})")
+        try:
+            self._begin(pid)
+        except BaseException:
+            self._kill_launched()
+            raise
+        return self.process
+
+    def attach(self, pid: int) -> None:
+        if self.strategy == "seccomp":
+            raise ObserverUnavailable("a seccomp filter cannot be installed into a running "
+                                      "process: attach with --strategy step")
+        super().attach(pid)
+
+    def _observe(self, pid: int) -> None:
+        # Seize every thread; repeat until no new thread appeared meanwhile (threads that the
+        # seized ones create are followed by PTRACE_O_TRACECLONE).
+        while True:
+            tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - self.threads
+            if not tids:
+                break
+            for tid in tids:
+                try:
+                    self._ptrace(PTRACE_SEIZE, tid, 0, self.options())
+                except OSError as error:
+                    if error.errno == errno.EPERM and tid not in self.threads:
+                        raise ObserverError(f"cannot ptrace PID {pid}: permission denied "
+                                            "(needs CAP_SYS_PTRACE, or ptrace_scope 0 for a "
+                                            "process of your own)") from None
+                    continue  # the thread exited meanwhile
+                self.threads.add(tid)
+                if self.process is None:
+                    # Attach: stop each thread once so it enters syscall stepping.
+                    self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)
+
+    def release(self) -> None:
+        self._started = True
+
+    # --- events -------------------------------------------------------------------------
+    def events(self) -> Iterator[MoveEvent]:
+        ptrace, resume = self._ptrace, self._resume_request
+        detaching = False
+        while self.threads:
+            if self._stopping and not detaching:
+                detaching = True
+                self._interrupt_all()
+            try:
+                tid, status = os.waitpid(-1, WAIT_ALL_THREADS)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            stopped_ns = time.monotonic_ns()
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                self.threads.discard(tid)
+                if tid == self.pid and self.process is not None:
+                    self.process.returncode = os.waitstatus_to_exitcode(status)
+                continue
+            if tid not in self.threads:
+                # waitpid(-1) also reports our other children; a new thread of the target
+                # can report its first stop before its creator's clone event does.
+                if _tgid_of(tid) != self.pid:
+                    continue
+                self.threads.add(tid)
+            signum, event = (status >> 8) & 0xFF, status >> 16
+            inject = 0
+            if event == PTRACE_EVENT_SECCOMP or signum == SYSCALL_STOP:
+                try:
+                    head = self._write_head(tid)
+                except ProcessLookupError:
+                    continue  # killed in its stop (exit_group): its exit is reported next
+                if head is not None:
+                    self.counters.captured += 1
+                    yield MoveEvent(stopped_ns, time.monotonic_ns(), self.pid, tid, head)
+            elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP):
+                pass  # a new thread, the exec, an interrupt or a group stop: just go on
+            else:
+                inject = signum  # a signal for the target (Go sends itself SIGURG): deliver it
+            if detaching:
+                self._detach(tid, inject)
+                continue
+            try:
+                ptrace(resume, tid, 0, inject)
+            except ProcessLookupError:
+                pass  # killed in its stop (exit_group): its exit is reported next
+
+    def _write_head(self, tid: int) -> bytes | None:
+        """The first bytes of a write to stdout at this stop, or None for anything else."""
+        self._ptrace(PTRACE_GET_SYSCALL_INFO, tid, SYSCALL_INFO_SIZE, ctypes.addressof(self._info))
+        op, _, _, _, nr, fd, buf, count = SYSCALL_INFO.unpack_from(self._info)
+        if op not in (INFO_ENTRY, INFO_SECCOMP) or nr != SYSCALL_WRITE_NR or fd != WATCHED_FD:
+            return None
+        self.counters.bytes += count
+        self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
+        read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
+                                           ctypes.byref(self._remote), 1, 0)
+        return self._head.raw[:max(read, 0)]
+
+    def _interrupt_all(self) -> None:
+        for tid in list(self.threads):
+            try:
+                self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)
+            except OSError:
+                self.threads.discard(tid)
+        if self.strategy == "seccomp":
+            self.detached_early = True
+
+    def _detach(self, tid: int, signum: int) -> None:
+        try:
+            self._ptrace(17, tid, 0, signum)  # PTRACE_DETACH
+        except OSError:
+            pass  # gone meanwhile
+        self.threads.discard(tid)
+
+    # --- cleanup ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Never leave a thread stopped: interrupt and detach whatever is still traced."""
+        if self.threads:
+            self._stopping = True
+            for _ in self.events():
+                pass
+        super().close()
+
+
+def _ptrace_function():
+    """python-ptrace's raw ptrace(), raising OSError with the errno on failure."""
+    from ptrace.binding.func import ptrace as python_ptrace
+    from ptrace.error import PtraceError
+
+    def call(request: int, pid: int, addr: int, data: int) -> int:
+        try:
+            return python_ptrace(request, pid, addr, data)
+        except PtraceError as error:
+            raise OSError(error.errno, os.strerror(error.errno or 0)) from None
+
+    return call
+
+
+def _write_trace_filter():
+    """A libseccomp filter: write() -> SECCOMP_RET_TRACE, everything else allowed."""
+    try:
+        import seccomp
+    except ImportError:
+        raise ObserverUnavailable("the seccomp strategy needs libseccomp's Python bindings "
+                                  "(Debian python3-seccomp; `make setup` installs it)") from None
+    seccomp_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    seccomp_filter.add_rule(seccomp.TRACE(0), "write")
+    if os.geteuid() == 0:
+        # libseccomp sets no_new_privs by default; root does not need it, and the target could
+        # see it in /proc/self/status. Leave it off where we can.
+        seccomp_filter.set_attr(seccomp.Attr.CTL_NNP, 0)
+    return seccomp_filter
+
+
+def _tgid_of(tid: int) -> int | None:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,122 @@
+"""strace as a reference method: `strace -f -e trace=write`, its output parsed into the same
+verified event stream, so tapbench's own ptrace backend is compared with it in the same run.
+
+strace prints wall-clock (CLOCK_REALTIME) timestamps; they are moved onto CLOCK_MONOTONIC with
+the offset between the two clocks read at launch, which is good to a few µs.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+from typing import Iterator
+
+import psutil
+
+from bench.truth import CAPTURE_BYTES
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
+
+# "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
+# -xx prints every byte as \xNN, so the buffer decodes exactly.
+WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, (\d+)')
+
+
+class StraceObserver(Observer):
+    method = "strace"
+    can_attach = False
+    description = "strace -f -e trace=write, parsed (reference peer)"
+    cli_options = {"seccomp_bpf": {"flag": True, "default": False,
+                                   "help": "strace --seccomp-bpf: stop only at write()"}}
+
+    def __init__(self, seccomp_bpf: bool = False) -> None:
+        super().__init__()
+        self.seccomp_bpf = seccomp_bpf
+        self._output: int | None = None
+        self._clock_offset_ns = 0
+        self.unparsed_lines = 0
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if shutil.which("strace") is None:
+            return "strace is not installed (Debian package strace; `make setup` installs it)"
+        return None
+
+    @classmethod
+    def attach_unavailable_reason(cls) -> str | None:
+        return "tapbench runs strace only as a launch-mode reference"
+
+    def launch(self, argv, **kwargs):
+        self._output, write_end = os.pipe()
+        self._pass_fds = (write_end,)
+        self._write_end = write_end
+        self._clock_offset_ns = time.time_ns() - time.monotonic_ns()
+        try:
+            return super().launch(argv, **kwargs)
+        finally:
+            os.close(write_end)  # strace holds it now; EOF on ours means strace has ended
+
+    def _launcher(self, command: list[str]) -> list[str]:
+        options = ["-f", "-qq", "-e", "trace=write", "-e", "signal=none", "-xx",
+                   "-s", str(CAPTURE_BYTES), "--timestamps=unix,ns", "-o", f"/dev/fd/{self._write_end}"]
+        if self.seccomp_bpf:
+            options.append("--seccomp-bpf")
+        return ["strace", *options, "--", *command]
+
+    def _target_pid(self, process: subprocess.Popen) -> int:
+        """strace forks the command: wait for that child (the gate shell, the target to be)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                children = psutil.Process(process.pid).children()
+            except psutil.NoSuchProcess:
+                break
+            if children:
+                return children[0].pid
+            time.sleep(0.005)
+        raise ObserverError("strace did not start the target")
+
+    def _observe(self, pid: int) -> None:
+        pass  # strace is already tracing it, from before exec
+
+    def events(self) -> Iterator[MoveEvent]:
+        pending = b""
+        while True:
+            if self._stopping:
+                self.process.terminate()  # strace detaches from the target and exits
+            readable, _, _ = select.select([self._output], [], [], 0.1)
+            if not readable:
+                continue
+            chunk = os.read(self._output, 1 << 16)
+            if not chunk:
+                break
+            seen_ns = time.monotonic_ns()
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                event = self._parse(line, seen_ns)
+                if event is not None:
+                    yield event
+
+    def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
+        match = WRITE_LINE.match(line)
+        if match is None:
+            if b" write(" in line and b"resumed>" not in line:
+                self.unparsed_lines += 1
+            return None
+        tid, seconds, nanos, fd, hexbytes, _, count = match.groups()
+        if int(fd) != WATCHED_FD:
+            return None
+        self.counters.captured += 1
+        self.counters.bytes += int(count)
+        ts_ns = int(seconds) * 1_000_000_000 + int(nanos) - self._clock_offset_ns
+        # strace -f follows only the target's tree, so every thread here is the target's.
+        return MoveEvent(ts_ns, seen_ns, self.pid, int(tid), bytes.fromhex(hexbytes.replace(b"\\x", b"").decode()))
+
+    def close(self) -> None:
+        if self._output is not None:
+            os.close(self._output)
+            self._output = None
+        super().close()
