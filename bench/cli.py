@@ -31,17 +31,24 @@ RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
 MAX_RATE = 10_000_000
 
-# The `make bench` profile: (method, options, workload). Both eBPF hooks and both wakeup
-# policies are measured so the default stays justified by numbers.
+# The `make bench` profile: groups of methods run interleaved on one workload, so that within
+# a group every method is compared with the last one as a same-run ratio. Both eBPF hooks and
+# both wakeup policies are measured so that the defaults stay justified by numbers.
 BENCH_MOVES = 200_000
+TRACER_MOVES = 50_000  # tracers stop the target at every write: fewer moves keep it short
 BENCH_PROFILE = [
-    ("none", {}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "tracepoint", "wakeup": "poll"}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}, Workload("go", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", BENCH_MOVES, goroutines=8)),
-    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("libc", BENCH_MOVES)),
-    ("ebpf", {"hook": "raw", "wakeup": "poll"}, Workload("go", 20_000, rate=20_000)),
+    (Workload("go", BENCH_MOVES), [("ebpf", {"hook": "raw", "wakeup": "poll"}),
+                                   ("ebpf", {"hook": "raw", "wakeup": "adaptive"}),
+                                   ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})]),
+    (Workload("go", BENCH_MOVES, goroutines=8), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("libc", BENCH_MOVES), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("go", 20_000, rate=20_000), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("go", TRACER_MOVES), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
+                                    ("ptrace", {"strategy": "step", "exitkill": False}),
+                                    ("strace", {"seccomp_bpf": True}),
+                                    ("strace", {"seccomp_bpf": False})]),
+    (Workload("go", TRACER_MOVES, goroutines=8), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
+                                                  ("strace", {"seccomp_bpf": False})]),
 ]
 
 
@@ -258,21 +265,27 @@ def command_watch(args) -> int:
 def command_bench(args) -> int:
     repeats = positive_int(args.repeats, "--repeats", 1000)
     out = Path(args.out)
-    runs, skipped = [], []
+    runs, skipped, comparisons = [], [], []
     started = time.monotonic()
-    for method, options, workload in BENCH_PROFILE:
+    for workload, lineup in BENCH_PROFILE:
         workload.binary()
-        reason = REGISTRY[method].unavailable_reason()
-        if reason:
-            if not any(s["method"] == method for s in skipped):
+        available = []
+        for method, options in lineup:
+            reason = REGISTRY[method].unavailable_reason()
+            if reason is None:
+                available.append((method, options))
+            elif not any(s["method"] == method for s in skipped):
                 skipped.append({"method": method, "reason": reason})
+        if not available:
             continue
-        label = f"{method} {options or ''} {workload}"
-        print(f"measuring {label}", file=sys.stderr, flush=True)
-        bare, (observed,) = compare([(method, options)], workload, repeats, progress)
-        runs.append(summarize(method, options, workload, bare, observed))
+        print(f"measuring {', '.join(m for m, _ in available)} on {workload}", file=sys.stderr, flush=True)
+        bare, observed = compare(available, workload, repeats, progress)
+        rows = [summarize(method, options, workload, bare, executions)
+                for (method, options), executions in zip(available, observed)]
+        runs += rows
+        comparisons += [c | {"workload": str(workload)} for c in same_run_ratios(rows)]
     meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
-    write_json(out / "latest.json", runs, skipped, meta)
+    write_json(out / "latest.json", runs, skipped, meta, comparisons)
     document = load_json(out / "latest.json")
     (out / "README.md").write_text(report_module.markdown(document))
     print(report_module.runs_table(runs, fmt="simple"))

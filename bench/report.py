@@ -81,6 +81,14 @@ def markdown(document: dict) -> str:
         "",
         f"Note: {meta['note']}.",
     ]
+    if document.get("comparisons"):
+        lines += ["", "## Same-run ratios", "",
+                  "Per-move overhead of one method over another, median of the ratios taken "
+                  "repeat by repeat (both sides ran next to the same bare run).", "",
+                  tabulate([[c["method"], c["baseline"], c.get("workload", ""), f"{c['ratio']:.2f}",
+                             len(c["samples"])] for c in document["comparisons"]],
+                           headers=["method", "over", "workload", "ratio", "repeats"],
+                           tablefmt="github", disable_numparse=True)]
     if document.get("skipped"):
         lines += ["", "## Skipped", "", skipped_table(document["skipped"])]
     return "\n".join(lines) + "\n"

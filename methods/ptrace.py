@@ -93,6 +93,7 @@ class PtraceObserver(Observer):
         self.exitkill = exitkill
         self.threads: set[int] = set()  # tids we trace
         self.detached_early = False  # we stopped watching before the target exited
+        self._held_tid: int | None = None  # thread stopped while its event is with the consumer
         self._ptrace = _ptrace_function()
         self._info = ctypes.create_string_buffer(SYSCALL_INFO_SIZE)
         self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
@@ -220,7 +221,11 @@ class PtraceObserver(Observer):
                     continue  # killed in its stop (exit_group): its exit is reported next
                 if head is not None:
                     self.counters.captured += 1
+                    # While the consumer holds the event, this thread sits in its stop. If the
+                    # consumer never comes back (an exception), close() detaches it from here.
+                    self._held_tid = tid
                     yield MoveEvent(stopped_ns, time.monotonic_ns(), self.pid, tid, head)
+                    self._held_tid = None
             elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP):
                 pass  # a new thread, the exec, an interrupt or a group stop: just go on
             else:
@@ -246,6 +251,9 @@ class PtraceObserver(Observer):
         return self._head.raw[:max(read, 0)]
 
     def _interrupt_all(self) -> None:
+        if self._held_tid is not None:
+            self._detach(self._held_tid, 0)  # already stopped: no stop will be reported again
+            self._held_tid = None
         for tid in list(self.threads):
             try:
                 self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)

@@ -1,0 +1,143 @@
+"""The ptrace backend and the strace peer against the real Go opponent."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from bench.runner import execute
+from bench.targets import Workload
+from bench.truth import Truth
+from bench.verify import verify
+from methods.base import ObserverUnavailable
+from methods.ptrace import PtraceObserver
+from tests.conftest import OPPONENT
+
+ptrace_reason = PtraceObserver.unavailable_reason()
+pytestmark = pytest.mark.skipif(ptrace_reason is not None, reason=f"ptrace unavailable: {ptrace_reason}")
+
+
+def release(process):
+    # Not process.send_signal: Popen polls its child first, and that waitpid would swallow a
+    # ptrace stop meant for the tracer running in this same test process.
+    os.kill(process.pid, signal.SIGUSR1)
+
+
+def thread_states(pid: int) -> dict[int, str]:
+    """State letter of every thread of pid (T = stopped, t = tracing stop)."""
+    states = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                states[int(tid)] = next(l.split()[1] for l in f if l.startswith("State:"))
+        except (OSError, StopIteration):
+            pass
+    return states
+
+
+def assert_exact(execution, expected):
+    verdict = execution.verdict
+    assert (verdict.captured, verdict.lost, verdict.phantom, verdict.in_order) == (expected, 0, 0, True)
+
+
+@pytest.mark.parametrize("strategy", ["seccomp", "step"])
+def test_launch_captures_100k_moves_exactly(strategy):
+    execution = execute("ptrace", {"strategy": strategy}, Workload("go", 100_000))
+    assert_exact(execution, 100_000)
+    assert execution.truth.report["self_check_start"]["tracer_pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("strategy", ["seccomp", "step"])
+def test_launch_follows_8_goroutines_on_several_threads(strategy):
+    execution = execute("ptrace", {"strategy": strategy}, Workload("go", 100_000, goroutines=8))
+    assert_exact(execution, 100_000)
+    assert execution.verdict.per_writer_captured == [12_500] * 8
+    assert execution.truth.report["gomaxprocs"] >= 2
+
+
+def test_libc_target_is_exact():
+    assert_exact(execute("ptrace", {}, Workload("libc", 20_000)), 20_000)
+
+
+def test_seccomp_cannot_attach_and_says_so(running_opponent):
+    process, _ = running_opponent("-moves", "1")
+    with pytest.raises(ObserverUnavailable, match="--strategy step"):
+        with PtraceObserver(strategy="seccomp") as observer:
+            observer.attach(process.pid)
+
+
+def test_attach_seizes_every_thread_including_later_ones(running_opponent):
+    # 8 goroutines: the Go runtime starts more OS threads once the moves begin, after the
+    # attach, so moves written from them are only seen if clone events are followed.
+    process, report = running_opponent("-moves", "40000", "-goroutines", "8")
+    threads_before = set(thread_states(process.pid))
+    with PtraceObserver(strategy="step") as observer:
+        observer.attach(process.pid)
+        assert observer.threads == threads_before
+        release(process)
+        events = list(observer.events())
+    assert process.wait(timeout=30) == 0
+    truth = Truth.load(str(report))
+    verdict = verify(((e.pid, e.raw) for e in events), truth.seed, truth.counts, process.pid)
+    assert verdict.exact and verdict.captured == 40_000
+    assert {e.tid for e in events} - threads_before, "no move came from a thread born after attach"
+
+
+def test_stop_detaches_and_the_opponent_finishes_unharmed(running_opponent):
+    process, report = running_opponent("-moves", "3000", "-rate", "1000", "-goroutines", "4")
+    with PtraceObserver(strategy="step") as observer:
+        observer.attach(process.pid)
+        release(process)
+        seen = 0
+        for event in observer.events():
+            seen += 1
+            if seen == 500:
+                observer.stop()
+        assert observer.threads == set()
+    states = thread_states(process.pid)
+    assert states and not set(states.values()) & {"t", "T"}, states
+    assert process.wait(timeout=30) == 0
+    truth = json.loads(report.read_text())
+    assert truth["written"] == 3000
+    assert truth["self_check_start"]["tracer_pid"] != 0
+    assert truth["self_check_end"]["tracer_pid"] == 0
+
+
+def test_an_exception_in_the_consumer_detaches_every_thread(running_opponent):
+    process, _ = running_opponent("-moves", "100000", "-rate", "5000", "-goroutines", "4")
+    with pytest.raises(RuntimeError):
+        with PtraceObserver(strategy="step") as observer:
+            observer.attach(process.pid)
+            release(process)
+            for _ in observer.events():
+                raise RuntimeError("consumer failed")
+    time.sleep(0.2)
+    states = thread_states(process.pid)
+    assert states and not set(states.values()) & {"t", "T"}, states
+    with open(f"/proc/{process.pid}/status") as f:
+        assert "TracerPid:\t0\n" in f.read()
+
+
+@pytest.mark.parametrize("exitkill,survives", [(False, True), (True, False)])
+def test_what_happens_to_the_opponent_when_the_tracer_is_killed(running_opponent, exitkill, survives):
+    process, _ = running_opponent("-moves", "100000", "-rate", "2000")
+    argv = [sys.executable, "-m", "bench", "watch", "--method", "ptrace", "--strategy", "step",
+            "--pid", str(process.pid)] + (["--exitkill"] if exitkill else [])
+    watcher = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process.send_signal(signal.SIGUSR1)
+    assert watcher.stdout.readline().startswith(b"[")  # it is watching
+    watcher.kill()
+    watcher.wait()
+    time.sleep(0.3)
+    assert (process.poll() is None) == survives
+    if survives:
+        assert not set(thread_states(process.pid).values()) & {"t", "T"}
+
+
+@pytest.mark.parametrize("options", [{}, {"seccomp_bpf": True}])
+def test_strace_peer_is_verified_exact(options):
+    assert_exact(execute("strace", options, Workload("go", 20_000, goroutines=4)), 20_000)
