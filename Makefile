@@ -23,7 +23,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo
+build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so
+
+# The LD_PRELOAD hook; only write() and the layout table are exported.
+preload/libtapbench_hook.so: preload/hook.c preload/ring.h
+	gcc -O2 -fPIC -shared -Wall -Wextra -Werror -fvisibility=hidden -o $@ preload/hook.c -ldl
 
 # The realistic opponent: pure Go, static, writes with raw system calls.
 $(BIN)/rock-paper-scissors: $(GO_SRC)
@@ -40,4 +44,4 @@ test: setup
 	$(VENV)/bin/pytest -ra
 
 clean:
-	rm -rf $(VENV) $(BIN) *.egg-info
+	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info

@@ -41,7 +41,11 @@ BENCH_PROFILE = [
                                    ("ebpf", {"hook": "raw", "wakeup": "adaptive"}),
                                    ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})]),
     (Workload("go", BENCH_MOVES, goroutines=8), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
-    (Workload("libc", BENCH_MOVES), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("libc", BENCH_MOVES), [("preload", {"ring_slots": 1 << 20}),
+                                     ("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("libc", BENCH_MOVES, goroutines=8), [("preload", {"ring_slots": 1 << 20})]),
+    (Workload("go", 10_000), [("preload", {"ring_slots": 1 << 20})]),  # a finding: static
+    (Workload("cgo", 10_000), [("preload", {"ring_slots": 1 << 20})]),  # a finding: no libc
     (Workload("go", 20_000, rate=20_000), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
     (Workload("go", TRACER_MOVES), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
                                     ("ptrace", {"strategy": "step", "exitkill": False}),
@@ -117,7 +121,8 @@ def make_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the opponent bare and observed, verify, print a table")
     add_method_arguments(run, sorted(REGISTRY), several=True)
     run.add_argument("--target", default="go", choices=sorted(TARGETS),
-                     help="go: static pure-Go build, raw syscalls; libc: cgo build via glibc write()")
+                     help="go: static pure-Go build, raw syscalls; libc: cgo build via glibc "
+                          "write(); cgo: cgo build, raw syscalls")
     run.add_argument("--moves", default="100000", help="moves per run (default 100000)")
     run.add_argument("--rate", default="0", help="moves per second, 0 = flat out (default)")
     run.add_argument("--goroutines", default="1", help="concurrent writers (default 1)")

@@ -20,6 +20,8 @@ def method_label(row: dict) -> str:
 
 
 def capture_cell(row: dict) -> str:
+    if row.get("not_applicable"):
+        return f"n/a: {row['not_applicable']}"
     if row["captured"] is None:
         return "-"
     verdict = "exact" if row["exact"] else "NOT EXACT"

@@ -95,6 +95,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     # Bare and observed runs alternate, so pair them up: each pair saw the same machine state.
     paired = observed_ns[:len(bare_ns)] - bare_ns[:len(observed_ns)]
     verdicts = [e.verdict for e in observed if e.verdict is not None]
+    not_applicable = next((e.not_applicable for e in observed if e.not_applicable), None)
     latencies = np.concatenate([e.latencies_ns for e in observed]) if observed else np.zeros(0)
     row = {
         "method": method,
@@ -111,7 +112,8 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "lost_reported": sum(e.lost_reported for e in observed),
         "phantom": sum(v.phantom for v in verdicts) if verdicts else None,
         "in_order": all(v.in_order for v in verdicts) if verdicts else None,
-        "exact": all(v.exact for v in verdicts) if verdicts else None,
+        "exact": all(v.exact for v in verdicts) if verdicts and not not_applicable else None,
+        "not_applicable": not_applicable,
         "ns_per_move_bare": float(np.median(bare_ns)),
         "ns_per_move_observed": float(np.median(observed_ns)),
         "overhead_ns": float(np.median(paired)),

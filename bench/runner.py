@@ -28,6 +28,7 @@ class Execution:
     lost_reported: int = 0  # what the mechanism itself says it dropped
     latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mechanism: dict = field(default_factory=dict)
+    not_applicable: str | None = None  # the mechanism could not see this target at all
 
 
 def execute(method: str, options: dict, workload: Workload) -> Execution:
@@ -50,6 +51,8 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             target_pid = observer.pid  # not process.pid when the observer wraps the target
             counters = observer.counters
             mechanism = mechanism_facts(observer)
+            not_applicable_because = observer.not_applicable
+
         if returncode != 0 or not os.path.exists(report_path):
             raise RuntimeError(f"the opponent failed under {method} (exit status {returncode})")
         truth = Truth.load(report_path)
@@ -62,6 +65,7 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
                           mechanism=mechanism)
     if method != "none":
         execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid)
+        execution.not_applicable = not_applicable_because(truth.written)
     return execution
 
 
@@ -70,7 +74,8 @@ def mechanism_facts(observer: Observer) -> dict:
     facts = {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
              "bytes": observer.counters.bytes}
     for name in ("hook", "wakeup", "poll_ms", "kernel_matched", "strategy", "exitkill",
-                 "detached_early", "seccomp_bpf", "unparsed_lines"):
+                 "detached_early", "seccomp_bpf", "unparsed_lines", "ring_slots", "hook_loaded",
+                 "hook_writes_seen"):
         if hasattr(observer, name):
             facts[name] = getattr(observer, name)
     return facts

@@ -9,10 +9,12 @@ BIN_DIR = ROOT / "gotargets" / "bin"
 OPPONENT_NAME = "rock-paper-scissors"
 
 # target name -> (binary, write path). 'go' is the realistic opponent: pure Go, static, raw
-# write system calls. 'libc' is the cgo build writing through glibc's write().
+# write system calls. 'libc' is the cgo build writing through glibc's write(). 'cgo' is the cgo
+# build writing through Go's os.Stdout: dynamically linked, yet no write() goes through libc.
 TARGETS = {
     "go": (OPPONENT_NAME, "go"),
     "libc": (OPPONENT_NAME + "-cgo", "libc"),
+    "cgo": (OPPONENT_NAME + "-cgo", "go"),
 }
 
 

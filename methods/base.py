@@ -110,7 +110,7 @@ class Observer(ABC):
         gate_read, self._gate = os.pipe()
         try:
             self.process = subprocess.Popen(
-                self._launcher(["/bin/sh", "-c", 'read -r _; exec "$0" "$@" </dev/null', *argv]),
+                self._launcher(["/bin/sh", "-c", self._gate_script, *argv]),
                 stdin=gate_read, stdout=stdout, stderr=stderr, env=env, pass_fds=self._pass_fds)
         finally:
             os.close(gate_read)
@@ -122,6 +122,7 @@ class Observer(ABC):
         return self.process
 
     # Hooks for observers that are themselves a program wrapping the target (strace ...).
+    _gate_script = 'read -r _; exec "$0" "$@" </dev/null'
     _pass_fds: tuple[int, ...] = ()
 
     def _launcher(self, command: list[str]) -> list[str]:
@@ -158,6 +159,11 @@ class Observer(ABC):
     @abstractmethod
     def events(self) -> Iterator[MoveEvent]:
         """Yield events until the target has exited (and everything is drained) or stop()."""
+
+    def not_applicable(self, expected: int) -> str | None:
+        """After events(): why this mechanism could not see the target's moves at all (a
+        finding to report, not a failed capture), or None."""
+        return None
 
     def stop(self) -> None:
         """Ask events() to finish after the events already received. Safe from a signal handler."""

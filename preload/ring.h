@@ -1,0 +1,57 @@
+/* The shared-memory ring between the LD_PRELOAD hook (producers: every thread of the target)
+ * and tapbench (one consumer). Declared once here; methods/preload.py mirrors it and checks
+ * the mirror against tapbench_ring_layout, which the hook library exports.
+ *
+ * Protocol: a producer claims sequence number s by compare-and-swap on `claimed` (only if
+ * s - consumed < slot_count, else it counts one lost event), fills slot s % slot_count, then
+ * publishes it by storing s + 1 into the slot's `published` with release ordering. The
+ * consumer takes slots in sequence order while `published` matches, then advances `consumed`.
+ * Nothing blocks and nothing allocates.
+ */
+#ifndef TAPBENCH_RING_H
+#define TAPBENCH_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
+#define TAPBENCH_RING_VERSION 1u
+#define TAPBENCH_CAPTURE_BYTES 32
+#define TAPBENCH_WATCHED_FD 1
+
+struct tapbench_slot { /* one cache line */
+    _Atomic uint64_t published; /* sequence + 1 once the slot is complete */
+    uint64_t ts_ns;             /* CLOCK_MONOTONIC before the real write() */
+    uint64_t count;             /* bytes the write() asked for */
+    uint32_t tid;
+    uint32_t copied;            /* bytes of head that hold the buffer's start */
+    char head[TAPBENCH_CAPTURE_BYTES];
+};
+
+/* Fields written by different sides sit on different cache lines. */
+struct tapbench_ring_header {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t slot_count;        /* a power of two */
+    uint32_t slot_size;
+    _Atomic uint32_t hook_pid;  /* the first process the hook loaded into; 0: never loaded */
+    uint32_t pad0[11];
+    _Atomic uint64_t claimed;   /* next sequence number (producers) */
+    uint64_t pad1[7];
+    _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
+    uint64_t pad2[7];
+    _Atomic uint64_t lost;      /* writes to the watched fd that found the ring full */
+    uint64_t pad3[7];           /* writes seen = claimed + lost: no second counter to bump */
+};
+
+struct tapbench_ring_layout { /* what methods/preload.py checks its mirror against */
+    uint32_t header_size, slot_size, capture_bytes, watched_fd, magic, version;
+    uint32_t off_slot_count, off_hook_pid, off_claimed, off_consumed, off_lost;
+    uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
+};
+
+_Static_assert(sizeof(struct tapbench_slot) == 64, "one slot, one cache line");
+_Static_assert(sizeof(struct tapbench_ring_header) == 256, "header is four cache lines");
+
+#endif

@@ -1,0 +1,134 @@
+"""The LD_PRELOAD backend: exact on the libc path, honest findings elsewhere, no leftovers."""
+import ctypes
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench.runner import execute
+from bench.targets import Workload
+from methods.base import ObserverUnavailable
+from methods.preload import HOOK_LIBRARY, PreloadObserver, c_layout, python_layout
+from tests.conftest import OPPONENT_CGO
+
+pytestmark = pytest.mark.skipif(not HOOK_LIBRARY.exists(), reason="hook not built (make build)")
+
+
+def our_segments() -> set[str]:
+    return set(glob.glob("/dev/shm/tapbench-*"))
+
+
+@pytest.fixture(autouse=True)
+def no_segment_left_behind():
+    before = our_segments()
+    yield
+    assert our_segments() - before == set()
+
+
+def test_python_mirror_matches_the_c_layout():
+    assert python_layout() == c_layout()
+
+
+@pytest.mark.parametrize("goroutines", [1, 8])
+def test_libc_path_is_captured_exactly(goroutines):
+    execution = execute("preload", {}, Workload("libc", 100_000, goroutines=goroutines))
+    verdict = execution.verdict
+    assert (verdict.captured, verdict.lost, verdict.phantom, verdict.in_order) == (100_000, 0, 0, True)
+    assert execution.not_applicable is None and execution.lost_reported == 0
+    assert execution.truth.report["self_check_start"]["ld_preload"] == str(HOOK_LIBRARY)
+
+
+def test_static_binary_is_reported_not_applicable():
+    execution = execute("preload", {}, Workload("go", 1000))
+    assert execution.not_applicable == "static binary: LD_PRELOAD not applied"
+    assert execution.verdict.captured == 0 and execution.mechanism["hook_loaded"] is False
+
+
+def test_raw_syscall_path_is_reported_not_applicable(tmp_path):
+    # The cgo build writing through Go's os.Stdout: the hook is loaded and sees nothing.
+    with PreloadObserver() as observer:
+        process = observer.launch([str(OPPONENT_CGO), "-moves", "500", "-io", "go"])
+        observer.release()
+        assert list(observer.events()) == []
+        assert process.wait() == 0
+        assert observer.hook_loaded
+        assert observer.not_applicable(500) == "0 of 500 moves passed through libc write()"
+
+
+def test_run_reports_the_finding_and_does_not_fail(tmp_path):
+    out = tmp_path / "r.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "preload", "--target", "go",
+                             "--moves", "1000", "--repeats", "1", "--json", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "n/a: static binary: LD_PRELOAD not applied" in result.stdout
+    import json
+    (row,) = json.loads(out.read_text())["runs"]
+    assert row["not_applicable"] == "static binary: LD_PRELOAD not applied" and row["exact"] is None
+
+
+def test_a_full_ring_counts_its_losses():
+    # 8 slots and a consumer that only reads after the target is gone: almost all are lost,
+    # every one is counted, and the run is not called exact.
+    with PreloadObserver(ring_slots=8) as observer:
+        process = observer.launch([str(OPPONENT_CGO), "-moves", "1000", "-io", "libc"])
+        observer.release()
+        process.wait()
+        captured = len(list(observer.events()))
+    assert captured == 8
+    assert observer.counters.lost == 992
+    assert observer.hook_writes_seen == 1000
+
+
+def test_attach_is_refused_with_the_reason():
+    with PreloadObserver() as observer:
+        with pytest.raises(ObserverUnavailable, match="only at launch"):
+            observer.attach(os.getpid())
+
+
+def test_the_segment_is_private_and_removed_even_when_the_target_crashes():
+    with PreloadObserver() as observer:
+        process = observer.launch([str(OPPONENT_CGO), "-moves", "100000000", "-io", "libc",
+                                   "-rate", "1000"])
+        (segment,) = our_segments()
+        assert os.stat(segment).st_mode & 0o777 == 0o600
+        observer.release()
+        events = observer.events()
+        next(events)
+        process.kill()  # the target dies mid-run
+        rest = list(events)
+    assert not os.path.exists(segment)
+
+
+HOOK_CHECK = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+results = []
+for fd, data in [(1, b"rock 0 0\n"), (987, b"paper 0 1\n"), (1, b"")]:
+    ctypes.set_errno(0)
+    returned = libc.write(fd, data, len(data))
+    results.append((returned, ctypes.get_errno()))
+os.close(1)
+ctypes.set_errno(0)
+returned = libc.write(1, b"rock 0 2\n", 9)
+results.append((returned, ctypes.get_errno()))
+sys.stderr.write(repr(results))
+"""
+
+
+def test_write_returns_and_errno_are_unchanged_by_the_hook():
+    def run(env):
+        return subprocess.run([sys.executable, "-c", HOOK_CHECK], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, check=True).stderr
+    plain = run(dict(os.environ))
+    with PreloadObserver() as observer:
+        observer.launch([sys.executable, "-c", HOOK_CHECK], stderr=subprocess.PIPE)
+        observer.release()
+        hooked_events = list(observer.events())
+        hooked = observer.process.stderr.read().decode()
+        observer.process.wait()
+    assert hooked == plain
+    assert eval(plain) == [(9, 0), (-1, 9), (0, 0), (-1, 9)]  # EBADF = 9 for both bad fds
+    assert [e.raw for e in hooked_events] == [b"rock 0 0\n", b"", b"rock 0 2\n"]
