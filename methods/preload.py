@@ -166,9 +166,9 @@ class PreloadObserver(Observer):
 
     def close(self) -> None:
         if self.segment is not None:
+            segment, self.segment = self.segment, None
+            segment.unlink()  # first: the name is gone whatever happens next
             # The numpy views export the segment's buffer: drop them before closing it.
             self._header = self._slots = None
-            self.segment.close()
-            self.segment.unlink()
-            self.segment = None
+            segment.close()
         super().close()

@@ -76,7 +76,9 @@ static void record(const void *buf, size_t count)
     uint64_t sequence = atomic_load_explicit(&ring->claimed, memory_order_relaxed);
     do {
         uint64_t consumed = atomic_load_explicit(&ring->consumed, memory_order_acquire);
-        if (sequence - consumed > slot_mask) {
+        /* sequence < consumed means our copy of `claimed` is stale (others claimed and the
+         * consumer moved on meanwhile): not a full ring, the CAS below fails and reloads it. */
+        if (sequence >= consumed && sequence - consumed > slot_mask) {
             atomic_fetch_add_explicit(&ring->lost, 1, memory_order_relaxed);
             return;
         }

@@ -25,10 +25,11 @@ def running_opponent(tmp_path):
     """Start opponents waiting for SIGUSR1; kill whatever is left at the end."""
     started = []
 
-    def start(*flags, name=OPPONENT):
+    def start(*flags, name=OPPONENT, env=None):
         report = tmp_path / f"truth-{len(started)}.json"
         process = subprocess.Popen([str(name), "-start", "usr1", "-report", str(report), *flags],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   env=None if env is None else os.environ | env)
         # The opponent says it waits only once its SIGUSR1 handler is installed.
         assert b"waiting for SIGUSR1" in process.stderr.readline()
         started.append(process)
