@@ -16,6 +16,12 @@ from bench.verify import Verdict, verify
 from methods.base import REGISTRY, Observer
 
 
+# Pause before each execution: the kernel finishes tearing down the previous observer (a BPF
+# program and its ring are freed after an RCU grace period, a syscall tracepoint stays enabled
+# until then), which otherwise slowed whichever run came next.
+SETTLE_S = 0.5
+
+
 @dataclass
 class Execution:
     """One run of the opponent under one method."""
@@ -93,6 +99,7 @@ def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
         shift = repeat % len(lineup)
         for name, options in lineup[shift:] + lineup[:shift]:
             progress(f"repeat {repeat + 1}/{repeats}: {name} {options or ''}")
+            time.sleep(SETTLE_S)
             execution = execute(name, options, workload)
             if name == "none":
                 bare.append(execution)
