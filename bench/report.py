@@ -45,7 +45,7 @@ def runs_table(runs: list[dict], fmt: str = "github") -> str:
         rows.append([
             method_label(run), run["target"], run["goroutines"],
             f"{run['moves']}×{run['repeats']}", capture_cell(run),
-            "-" if run["lost"] is None else f"{run['lost']} ({run['lost_reported']})",
+            "-" if run["lost"] is None or run.get("not_applicable") else f"{run['lost']} ({run['lost_reported']})",
             "-" if run["phantom"] is None else run["phantom"],
             "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
             _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
