@@ -283,12 +283,13 @@ def command_bench(args) -> int:
                 skipped.append({"method": method, "reason": reason})
         if not available:
             continue
-        print(f"measuring {', '.join(m for m, _ in available)} on {workload}", file=sys.stderr, flush=True)
+        print(f"measuring {', '.join(m for m, _ in available)} on {workload.label()}", file=sys.stderr,
+              flush=True)
         bare, observed = compare(available, workload, repeats, progress)
         rows = [summarize(method, options, workload, bare, executions)
                 for (method, options), executions in zip(available, observed)]
         runs += rows
-        comparisons += [c | {"workload": str(workload)} for c in same_run_ratios(rows)]
+        comparisons += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
     meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
     write_json(out / "latest.json", runs, skipped, meta, comparisons)
     document = load_json(out / "latest.json")

@@ -30,6 +30,10 @@ class Workload:
     goroutines: int = 1
     seed: int = 1
 
+    def label(self) -> str:
+        paced = f" at {self.rate:g}/s" if self.rate else ""
+        return f"{self.target}, {self.moves} moves{paced}, {self.goroutines} goroutine(s)"
+
     def binary(self) -> Path:
         path = BIN_DIR / TARGETS[self.target][0]
         if not path.exists():

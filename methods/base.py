@@ -160,6 +160,22 @@ class Observer(ABC):
     def events(self) -> Iterator[MoveEvent]:
         """Yield events until the target has exited (and everything is drained) or stop()."""
 
+    def _events_from_batch(self, batch, pids=None) -> Iterator[MoveEvent]:
+        """MoveEvents from a numpy batch of records with ts_ns, tid, count, copied and a
+        CAPTURE_BYTES-wide head: what the ring-buffer backends read. pids: a column, or
+        None when every record is the target's."""
+        seen_ns = time.monotonic_ns()  # the whole batch reached Python now
+        self.counters.captured += batch.size
+        self.counters.bytes += int(batch["count"].sum())
+        width = batch.dtype["head"].itemsize
+        heads = batch["head"].tobytes()  # keeps NUL bytes, unlike a bytes-string column
+        pids = batch[pids].tolist() if pids else [self.pid] * batch.size
+        offset = 0
+        for ts_ns, pid, tid, copied in zip(batch["ts_ns"].tolist(), pids, batch["tid"].tolist(),
+                                           batch["copied"].tolist()):
+            yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
+            offset += width
+
     def not_applicable(self, expected: int) -> str | None:
         """After events(): why this mechanism could not see the target's moves at all (a
         finding to report, not a failed capture), or None."""
@@ -242,6 +258,3 @@ def wait_until_exited(observer: Observer, poll_s: float = 0.05) -> None:
     while not observer._stopping and not observer.target_exited(poll_s):
         pass
 
-
-def monotonic_ns() -> int:
-    return time.monotonic_ns()

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, monotonic_ns
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
 from bench.truth import CAPTURE_BYTES
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
@@ -202,29 +202,18 @@ class EbpfObserver(Observer):
             raise ObserverError(f"struct move_event is {derived} bytes in C but {SAMPLE_SIZE} in "
                                 "methods/ebpf.py: update RECORD")
 
-    def _to_events(self, batch: np.ndarray) -> Iterator[MoveEvent]:
-        seen_ns = monotonic_ns()  # the whole batch reached Python now
-        self.counters.captured += batch.size
-        self.counters.bytes += int(batch["count"].sum())
-        heads = batch["head"].tobytes()  # keeps NUL bytes, unlike a bytes-string column
-        offset = 0
-        for ts_ns, pid, tid, copied in zip(batch["ts_ns"].tolist(), batch["pid"].tolist(),
-                                           batch["tid"].tolist(), batch["copied"].tolist()):
-            yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
-            offset += CAPTURE_BYTES
-
     def events(self) -> Iterator[MoveEvent]:
         while not self._stopping:
             # Checked before reading: every write of an exited target is already in the ring.
             exited = self.target_exited()
             batch = self._ring.read()
             if batch.size:
-                yield from self._to_events(batch)
+                yield from self._events_from_batch(batch, pids="pid")
             elif exited:
                 break
             else:
                 self._wakeups.poll(self.poll_ms / 1000)
-        yield from self._to_events(self._ring.read())
+        yield from self._events_from_batch(self._ring.read(), pids="pid")
         self._read_kernel_counters()
 
     def _read_kernel_counters(self) -> None:

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, monotonic_ns
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
 RING_MAGIC, RING_VERSION = 0x52425054, 1
@@ -129,28 +129,17 @@ class PreloadObserver(Observer):
         self._header["consumed"] = consumed + batch.size
         return batch
 
-    def _to_events(self, batch: np.ndarray) -> Iterator[MoveEvent]:
-        seen_ns = monotonic_ns()
-        self.counters.captured += batch.size
-        self.counters.bytes += int(batch["count"].sum())
-        heads = batch["head"].tobytes()
-        offset = 0
-        for ts_ns, tid, copied in zip(batch["ts_ns"].tolist(), batch["tid"].tolist(),
-                                      batch["copied"].tolist()):
-            yield MoveEvent(ts_ns, seen_ns, self.pid, tid, heads[offset:offset + copied])
-            offset += CAPTURE_BYTES
-
     def events(self) -> Iterator[MoveEvent]:
         while not self._stopping:
             exited = self.target_exited()
             batch = self._take()
             if batch.size:
-                yield from self._to_events(batch)
+                yield from self._events_from_batch(batch)
             elif exited:
                 break
             else:
                 self.target_exited(self.poll_ms / 1000)  # sleeps, or wakes at the exit
-        yield from self._to_events(self._take())
+        yield from self._events_from_batch(self._take())
         header = self._header[0]
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-from bench.cli import main
 from bench.results import RESULTS_FORMAT, load_json, write_json, ResultsError
 
 

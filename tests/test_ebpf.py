@@ -1,9 +1,7 @@
 """The eBPF backend against the real kernel and the real Go opponent."""
-import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -15,7 +14,6 @@ from bench.truth import Truth
 from bench.verify import verify
 from methods.base import ObserverUnavailable
 from methods.ptrace import PtraceObserver
-from tests.conftest import OPPONENT
 
 ptrace_reason = PtraceObserver.unavailable_reason()
 pytestmark = pytest.mark.skipif(ptrace_reason is not None, reason=f"ptrace unavailable: {ptrace_reason}")

@@ -1,5 +1,4 @@
 """The sequence tapbench reproduces is exactly what the Go opponent writes."""
-import json
 import subprocess
 
 import pytest
