@@ -7,10 +7,12 @@ Examples:
   tapbench watch --method ebpf -- gotargets/bin/rock-paper-scissors -moves 20 -rate 10
   tapbench bench            # what `make bench` runs: every available method, results/ rewritten
   tapbench report           # regenerate results/README.md from results/latest.json
+  tapbench cleanup          # remove what a killed run left behind (run/watch/bench do it too)
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import cleanup
 from bench import report as report_module
 from bench.results import ResultsError, load_json, metadata, summarize, write_json
-from bench.runner import compare
+from bench.runner import TargetFailed, compare
 from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
 from bench.truth import TruthMismatch, decode_move_name
 from methods import REGISTRY, ObserverError, ObserverUnavailable
@@ -140,6 +143,8 @@ def make_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure every available method; rewrite results/")
     bench.add_argument("--repeats", default="5", help="bare/observed pairs per row (default 5)")
     bench.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default results/)")
+
+    commands.add_parser("cleanup", help="remove what a killed run left behind, and say what")
 
     report = commands.add_parser("report", help="regenerate results/README.md from a results JSON")
     report.add_argument("--json", default=str(RESULTS_DIR / "latest.json"))
@@ -311,12 +316,21 @@ def command_report(args) -> int:
     return 0
 
 
+def command_cleanup(args) -> int:
+    if cleanup.clean() == 0:
+        print("cleanup: nothing left behind")
+    return 0
+
+
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench,
-            "report": command_report}
+            "report": command_report, "cleanup": command_cleanup}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if args.command in ("run", "watch", "bench") and os.geteuid() == 0:
+        # Leftovers of a killed run first, said on stderr; silent when there are none.
+        cleanup.clean(report=lambda line: print(line, file=sys.stderr))
     try:
         return COMMANDS[args.command](args)
     except ObserverUnavailable as error:
@@ -324,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     except (UsageError, ObserverError, TargetMissing, ResultsError, TruthMismatch) as error:
         print(f"ERROR: {error}", file=sys.stderr)
+    except TargetFailed as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.targets import Workload
-from bench.truth import Truth
+from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify
 from methods.base import REGISTRY, Observer
 
@@ -20,6 +20,14 @@ from methods.base import REGISTRY, Observer
 # program and its ring are freed after an RCU grace period, a syscall tracepoint stays enabled
 # until then), which otherwise slowed whichever run came next.
 SETTLE_S = 0.5
+
+
+class TargetFailed(RuntimeError):
+    """The opponent crashed or was killed mid-run; carries the partial verified capture."""
+
+    def __init__(self, message: str, partial: Verdict):
+        super().__init__(message)
+        self.partial = partial
 
 
 @dataclass
@@ -60,7 +68,14 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             not_applicable_because = observer.not_applicable
 
         if returncode != 0 or not os.path.exists(report_path):
-            raise RuntimeError(f"the opponent failed under {method} (exit status {returncode})")
+            # No ground truth from a dead opponent, but what was captured can still be checked
+            # against the sequence it was writing: a partial capture, verified.
+            partial = verify(zip(pids, heads), workload.seed,
+                             writer_counts(workload.moves, workload.goroutines), target_pid)
+            raise TargetFailed(
+                f"the opponent ended with exit status {returncode} under {method}; "
+                f"{partial.captured} moves were captured before, {partial.phantom} phantom, "
+                f"{'in order' if partial.in_order else 'OUT OF ORDER'}", partial)
         truth = Truth.load(report_path)
     truth.check()
     if truth.report["pid"] != target_pid:

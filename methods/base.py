@@ -5,8 +5,10 @@ MoveEvent. It knows nothing of tables, statistics or files: bench/ does that.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import select
+import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -111,7 +113,8 @@ class Observer(ABC):
         try:
             self.process = subprocess.Popen(
                 self._launcher(["/bin/sh", "-c", self._gate_script, *argv]),
-                stdin=gate_read, stdout=stdout, stderr=stderr, env=env, pass_fds=self._pass_fds)
+                stdin=gate_read, stdout=stdout, stderr=stderr, env=env, pass_fds=self._pass_fds,
+                preexec_fn=die_with_parent)
         finally:
             os.close(gate_read)
         try:
@@ -217,6 +220,15 @@ class Observer(ABC):
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def die_with_parent() -> None:
+    """In a launched child: be killed when tapbench dies, even by SIGKILL, so a target it
+    launched never outlives it (PR_SET_PDEATHSIG survives exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def check_pid(pid: int) -> psutil.Process:

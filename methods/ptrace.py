@@ -24,7 +24,8 @@ import time
 from typing import Iterator, Sequence
 
 from bench.truth import CAPTURE_BYTES
-from methods.base import (WATCHED_FD, MoveEvent, Observer, ObserverError, ObserverUnavailable)
+from methods.base import (WATCHED_FD, MoveEvent, Observer, ObserverError, ObserverUnavailable,
+                          die_with_parent)
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
@@ -136,6 +137,7 @@ class PtraceObserver(Observer):
             try:
                 os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
                 os.dup2(stdout_fd, 1)
+                die_with_parent()
                 if seccomp_filter is not None:
                     seccomp_filter.load()
                 os.kill(os.getpid(), signal.SIGSTOP)
