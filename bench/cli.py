@@ -130,6 +130,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", default="0", help="moves per second, 0 = flat out (default)")
     run.add_argument("--goroutines", default="1", help="concurrent writers (default 1)")
     run.add_argument("--seed", default="1", help="seed of the move sequence (default 1)")
+    run.add_argument("--noise", default="0", help="every N moves the opponent also writes "
+                     "non-moves (empty, 1 MiB, binary, split lines, other fd); 0 = never")
     run.add_argument("--repeats", default="3", help="bare/observed pairs, interleaved (default 3)")
     run.add_argument("--json", metavar="FILE", help="write the results (metadata + runs) here")
 
@@ -184,6 +186,7 @@ def command_run(args) -> int:
         rate=0 if args.rate == "0" else positive_int(args.rate, "--rate", MAX_RATE),
         goroutines=positive_int(args.goroutines, "--goroutines", 4096),
         seed=int(args.seed) if args.seed.isdigit() else positive_int(args.seed, "--seed", 2**63),
+        noise=0 if args.noise == "0" else positive_int(args.noise, "--noise", MAX_MOVES),
     )
     repeats = positive_int(args.repeats, "--repeats", 1000)
     methods = parse_methods(args.method, sorted(REGISTRY))

@@ -85,7 +85,8 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
                           latencies_ns=np.frombuffer(latencies, dtype=np.int64),
                           mechanism=mechanism)
     if method != "none":
-        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid)
+        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
+                                   truth.report["noise_writes_stdout"])
         execution.not_applicable = not_applicable_because(truth.written)
     return execution
 

@@ -29,6 +29,7 @@ class Workload:
     rate: float = 0.0  # moves/s over all goroutines; 0 = flat out
     goroutines: int = 1
     seed: int = 1
+    noise: int = 0  # every N moves, the opponent also writes adversarial non-moves
 
     def label(self) -> str:
         paced = f" at {self.rate:g}/s" if self.rate else ""
@@ -43,4 +44,4 @@ class Workload:
     def argv(self, report_path: str) -> list[str]:
         return [str(self.binary()), "-moves", str(self.moves), "-seed", str(self.seed),
                 "-rate", repr(float(self.rate)), "-goroutines", str(self.goroutines),
-                "-io", TARGETS[self.target][1], "-report", report_path]
+                "-io", TARGETS[self.target][1], "-noise", str(self.noise), "-report", report_path]

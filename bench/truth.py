@@ -59,7 +59,9 @@ def writer_digest(seed: int, goroutine: int, count: int) -> str:
 
 def decode_line(raw: bytes) -> tuple[int, int, int] | None:
     """(move code, goroutine, n) from the first bytes of a write, or None if it is no move line."""
-    match = _LINE.match(raw)
+    # fullmatch: a write is a move only if it is exactly one move line (a 1 MiB write that
+    # starts with one, or a line split over two writes, is not).
+    match = _LINE.fullmatch(raw)
     if match is None:
         return None
     return MOVES.index(match.group(1).decode()), int(match.group(2)), int(match.group(3))

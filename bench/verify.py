@@ -16,29 +16,33 @@ class Verdict:
     expected: int
     captured: int = 0  # distinct generator moves seen, with the right kind
     lost: int = 0  # expected moves never seen
-    phantom: int = 0  # events that are not a first sighting of a generator move
+    phantom: int = 0  # events taken for a move that is not a first sighting of a generator move
     duplicates: int = 0  # part of phantom: a move seen twice
-    not_a_move: int = 0  # part of phantom: a write that does not decode as a move line
     wrong_pid: int = 0  # part of phantom: an event from a process we did not watch
+    not_a_move: int = 0  # writes of the target that are no move line (counted, not phantom)
+    expected_not_a_move: int = 0  # the non-move writes the opponent says it made
     in_order: bool = True  # every writer's moves arrived in the order it wrote them
     out_of_order: int = 0
     per_writer_captured: list[int] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return self.captured == self.expected and self.phantom == 0 and self.in_order
+        return (self.captured == self.expected and self.phantom == 0 and self.in_order
+                and self.not_a_move == self.expected_not_a_move)
 
     def as_dict(self) -> dict:
         return asdict(self) | {"exact": self.exact}
 
 
 def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int],
-           pid: int) -> Verdict:
-    """raw_events: (pid, first bytes of the write) in arrival order; counts: moves per writer."""
+           pid: int, expected_not_a_move: int = 0) -> Verdict:
+    """raw_events: (pid, first bytes of the write) in arrival order; counts: moves per writer;
+    expected_not_a_move: the writes to stdout the opponent made that are not moves."""
     expected_codes = [move_codes(seed, g, count) for g, count in enumerate(counts)]
     seen = [bytearray(count) for count in counts]
     last_n = [-1] * len(counts)
-    verdict = Verdict(expected=sum(counts), per_writer_captured=[0] * len(counts))
+    verdict = Verdict(expected=sum(counts), per_writer_captured=[0] * len(counts),
+                      expected_not_a_move=expected_not_a_move)
     for event_pid, raw in raw_events:
         if event_pid != pid:
             verdict.phantom += 1
@@ -46,7 +50,6 @@ def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int]
             continue
         decoded = decode_line(raw)
         if decoded is None:
-            verdict.phantom += 1
             verdict.not_a_move += 1
             continue
         code, g, n = decoded

@@ -66,16 +66,19 @@ class StraceObserver(Observer):
         return ["strace", *options, "--", *command]
 
     def _target_pid(self, process: subprocess.Popen) -> int:
-        """strace forks the command: wait for that child (the gate shell, the target to be)."""
+        """strace forks the command: wait for that child (the gate shell, the target to be).
+        strace also forks short-lived children of its own to probe ptrace features at start,
+        so the child is recognised by its command line, not by being first."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                children = psutil.Process(process.pid).children()
+                for child in psutil.Process(process.pid).children():
+                    if child.cmdline()[:2] == ["/bin/sh", "-c"]:
+                        return child.pid
             except psutil.NoSuchProcess:
-                break
-            if children:
-                return children[0].pid
-            time.sleep(0.005)
+                if process.poll() is not None:
+                    break
+            time.sleep(0.002)
         raise ObserverError("strace did not start the target")
 
     def _observe(self, pid: int) -> None:

@@ -46,11 +46,17 @@ def test_a_move_of_the_wrong_kind_is_a_phantom_and_the_real_one_is_lost():
     assert (verdict.phantom, verdict.lost) == (1, 1)
 
 
-def test_writes_that_are_not_moves_and_other_processes_are_phantoms():
+def test_another_process_is_a_phantom_and_non_moves_are_counted_apart():
     events = stream() + [(PID, b"hello\n"), (PID, b""), (PID + 1, events_first_line())]
     verdict = verify(events, SEED, COUNTS, PID)
-    assert (verdict.phantom, verdict.not_a_move, verdict.wrong_pid) == (3, 2, 1)
+    assert (verdict.phantom, verdict.not_a_move, verdict.wrong_pid) == (1, 2, 1)
     assert verdict.captured == 9 and not verdict.exact
+
+
+def test_non_moves_the_opponent_announced_keep_the_capture_exact():
+    noise = [(PID, b""), (PID, b"rock 0 0\n" * 3), (PID, b"paper 0 0"), (PID, b"\n")]
+    assert verify(stream() + noise, SEED, COUNTS, PID, expected_not_a_move=4).exact
+    assert not verify(stream() + noise, SEED, COUNTS, PID, expected_not_a_move=3).exact
 
 
 def events_first_line():

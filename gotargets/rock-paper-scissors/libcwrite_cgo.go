@@ -13,7 +13,13 @@ const libcAvailable = true
 // libcWrite sends one line through glibc's write(), so an LD_PRELOAD hook can see it.
 // Go's own os.Stdout never calls libc: it issues the write system call directly.
 func libcWrite(line []byte) (int, error) {
-	n, err := C.write(1, unsafe.Pointer(&line[0]), C.size_t(len(line)))
+	// An empty write still passes a valid pointer, as Go's own path does.
+	var empty [1]byte
+	buf := unsafe.Pointer(&empty[0])
+	if len(line) > 0 {
+		buf = unsafe.Pointer(&line[0])
+	}
+	n, err := C.write(1, buf, C.size_t(len(line)))
 	if n < 0 {
 		return 0, err
 	}

@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -86,6 +87,8 @@ type truthReport struct {
 	Rate        float64           `json:"rate"`
 	Gomaxprocs  int               `json:"gomaxprocs"`
 	Written     uint64            `json:"written"`
+	NoiseStdout uint64            `json:"noise_writes_stdout"`
+	NoiseOther  uint64            `json:"noise_writes_other_fd"`
 	PerKind     map[string]uint64 `json:"per_kind"`
 	Writers     []writerTruth     `json:"writers"`
 	StartMonoNs int64             `json:"start_mono_ns"`
@@ -137,6 +140,25 @@ func appendLine(buf []byte, move int, g int, n uint64) []byte {
 	return append(buf, '\n')
 }
 
+// Adversarial writes an observer must not mistake for moves: an empty write, 1 MiB that
+// starts like a stream of moves, binary bytes, a move line split over two writes, and a move
+// line written to another descriptor. Returns the writes made to stdout and to the other fd.
+var (
+	noiseBig    = bytes.Repeat([]byte("rock 0 0\n"), (1<<20)/9+1)[:1<<20]
+	noiseBinary = []byte("\x00\xffrock\x00paper 1 1\n\x00\xfe\x80scissors\x00\x00\x00\x00\x00\x00\x00")
+	noiseSplit  = [][]byte{[]byte("paper 0 0"), []byte("\n")}
+)
+
+func writeNoise(write func([]byte) (int, error), other *os.File) (stdout, otherFd uint64) {
+	write(noiseBig[:0])
+	write(noiseBig)
+	write(noiseBinary)
+	write(noiseSplit[0])
+	write(noiseSplit[1])
+	other.Write([]byte("rock 0 0\n"))
+	return 5, 1
+}
+
 func fail(code int, format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "ERROR: "+format+"\n", args...)
 	os.Exit(code)
@@ -167,6 +189,7 @@ func main() {
 	ioPath := flag.String("io", "go", "write path: 'go' (os.Stdout, raw system calls) or 'libc' (glibc write(), cgo build only)")
 	start := flag.String("start", "now", "start gate: 'now', 'stdin' (wait for one byte on stdin) or 'usr1' (wait for SIGUSR1)")
 	reportPath := flag.String("report", "", "write the ground-truth report (JSON) to this file at exit")
+	noiseEvery := flag.Uint64("noise", 0, "every N moves, also write adversarial non-moves (0 = never)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nWrites rock/paper/scissors moves to stdout, one write() per move.\n\n", os.Args[0])
 		flag.PrintDefaults()
@@ -205,6 +228,14 @@ func main() {
 	}
 	report.CheckStart = checkForObservers()
 	perKind := make([][3]uint64, *goroutines)
+	noise := make([][2]uint64, *goroutines)
+	var otherFd *os.File
+	if *noiseEvery > 0 {
+		var err error
+		if otherFd, err = os.OpenFile(os.DevNull, os.O_WRONLY, 0); err != nil {
+			fail(1, "cannot open %s for noise writes: %v", os.DevNull, err)
+		}
+	}
 
 	G := uint64(*goroutines)
 	var wg sync.WaitGroup
@@ -245,6 +276,11 @@ func main() {
 				digest.Write(buf)
 				written++
 				kinds[move]++
+				if *noiseEvery > 0 && written%*noiseEvery == 0 {
+					toStdout, toOther := writeNoise(write, otherFd)
+					noise[g][0] += toStdout
+					noise[g][1] += toOther
+				}
 			}
 			truth := writerTruth{Goroutine: g, Expected: expected, Written: written, Errors: errors,
 				Digest: hex.EncodeToString(digest.Sum(nil)), LagMaxNs: lagMax}
@@ -261,6 +297,8 @@ func main() {
 	report.CheckEnd = checkForObservers()
 	for g := range report.Writers {
 		report.Written += report.Writers[g].Written
+		report.NoiseStdout += noise[g][0]
+		report.NoiseOther += noise[g][1]
 		for m, name := range moveNames {
 			report.PerKind[name] += perKind[g][m]
 		}
