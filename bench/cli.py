@@ -197,7 +197,7 @@ def command_run(args) -> int:
     for method in methods:
         reason = REGISTRY[method].unavailable_reason()
         if reason:
-            raise ObserverUnavailable(f"{method}: {reason}")
+            raise ObserverUnavailable(f"{method} unavailable: {reason}")
     bare, observed = compare(lineup, workload, repeats, progress)
     rows = [summarize(method, options, workload, bare, executions)
             for (method, options), executions in zip(lineup, observed)]
@@ -337,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ObserverUnavailable as error:
-        print(f"ERROR: {args.method if hasattr(args, 'method') else ''} unavailable: {error}",
-              file=sys.stderr)
+        print(f"ERROR: {error}", file=sys.stderr)
     except (UsageError, ObserverError, TargetMissing, ResultsError, TruthMismatch) as error:
         print(f"ERROR: {error}", file=sys.stderr)
     except TargetFailed as error:

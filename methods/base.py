@@ -222,6 +222,20 @@ class Observer(ABC):
             self.process.wait()
 
 
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+CAPABILITY_NAMES = {CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}
+
+
+def effective_capabilities() -> set[int]:
+    """The capabilities this process holds now (CapEff in /proc/self/status)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                mask = int(line.split()[1], 16)
+                return {bit for bit in range(64) if mask >> bit & 1}
+    return set()
+
+
 def die_with_parent() -> None:
     """In a launched child: be killed when tapbench dies, even by SIGKILL, so a target it
     launched never outlives it (PR_SET_PDEATHSIG survives exec)."""

@@ -18,7 +18,8 @@ from typing import Iterator
 
 import numpy as np
 
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.base import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, WATCHED_FD,
+                          MoveEvent, Observer, ObserverError, effective_capabilities)
 from bench.truth import CAPTURE_BYTES
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
@@ -162,8 +163,11 @@ class EbpfObserver(Observer):
     def unavailable_reason(cls) -> str | None:
         if platform.machine() not in SYSCALL_WRITE_NR:
             return f"eBPF backend supports {', '.join(SYSCALL_WRITE_NR)}, not {platform.machine()}"
-        if os.geteuid() != 0:
-            return "eBPF needs root (or CAP_BPF + CAP_PERFMON): run with sudo"
+        held = effective_capabilities()
+        if CAP_SYS_ADMIN not in held and not {CAP_BPF, CAP_PERFMON} <= held:
+            missing = " and ".join(CAPABILITY_NAMES[c] for c in (CAP_BPF, CAP_PERFMON) if c not in held)
+            return (f"eBPF needs CAP_BPF and CAP_PERFMON (missing {missing}): run with sudo, "
+                    "or grant those two")
         try:
             import bcc  # noqa: F401
         except ImportError:

@@ -24,8 +24,8 @@ import time
 from typing import Iterator, Sequence
 
 from bench.truth import CAPTURE_BYTES
-from methods.base import (WATCHED_FD, MoveEvent, Observer, ObserverError, ObserverUnavailable,
-                          die_with_parent)
+from methods.base import (CAP_SYS_ADMIN, WATCHED_FD, MoveEvent, Observer, ObserverError,
+                          ObserverUnavailable, die_with_parent, effective_capabilities)
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
@@ -150,7 +150,8 @@ class PtraceObserver(Observer):
         _, status = os.waitpid(pid, os.WUNTRACED)
         if not os.WIFSTOPPED(status):
             self.process.returncode = os.waitstatus_to_exitcode(status)
-            raise ObserverError(f"{program} could not be started (status {status})")
+            raise ObserverError(f"{program} could not be started: it ended before exec with "
+                                f"status {os.waitstatus_to_exitcode(status)}")
         try:
             self._begin(pid)
         except BaseException:
@@ -304,9 +305,9 @@ def _write_trace_filter():
                                   "(Debian python3-seccomp; `make setup` installs it)") from None
     seccomp_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     seccomp_filter.add_rule(seccomp.TRACE(0), "write")
-    if os.geteuid() == 0:
-        # libseccomp sets no_new_privs by default; root does not need it, and the target could
-        # see it in /proc/self/status. Leave it off where we can.
+    if CAP_SYS_ADMIN in effective_capabilities():
+        # libseccomp sets no_new_privs by default, which the target can see in
+        # /proc/self/status. Only a process without CAP_SYS_ADMIN needs it to load a filter.
         seccomp_filter.set_attr(seccomp.Attr.CTL_NNP, 0)
     return seccomp_filter
 
