@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from argparse import Namespace
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import cleanup
+from bench import gate as gate_module
 from bench import report as report_module
 from bench.results import ResultsError, load_json, metadata, summarize, write_json
 from bench.runner import TargetFailed, compare
@@ -56,6 +58,15 @@ BENCH_PROFILE = [
                                     ("strace", {"seccomp_bpf": False})]),
     (Workload("go", TRACER_MOVES, goroutines=8), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
                                                   ("strace", {"seccomp_bpf": False})]),
+]
+
+
+# `bench --quick` (and `gate` without a results file): the same methods, short enough for CI.
+QUICK_PROFILE = [
+    (Workload("go", 20_000), [("ebpf", {"hook": "raw", "wakeup": "poll"})]),
+    (Workload("libc", 20_000), [("preload", {"ring_slots": 1 << 20})]),
+    (Workload("go", 5_000), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
+                             ("strace", {"seccomp_bpf": False})]),
 ]
 
 
@@ -143,10 +154,24 @@ def make_parser() -> argparse.ArgumentParser:
     watch.add_argument("cmd", nargs="*", help="or launch this command under observation (after --)")
 
     bench = commands.add_parser("bench", help="measure every available method; rewrite results/")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short sweep (fewer moves) that fits in CI; writes quick.json only")
     bench.add_argument("--repeats", default="5", help="bare/observed pairs per row (default 5)")
     bench.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default results/)")
 
     commands.add_parser("cleanup", help="remove what a killed run left behind, and say what")
+
+    compare_parser = commands.add_parser("compare", help="table of differences between two results files")
+    compare_parser.add_argument("old")
+    compare_parser.add_argument("new")
+    gate = commands.add_parser("gate", help="exit 1 on a capture or speed regression against a baseline")
+    gate.add_argument("new", nargs="?", help="results to judge (default: run `bench --quick` now)")
+    gate.add_argument("--baseline", default=str(RESULTS_DIR / "baseline.json"))
+    for sub in (compare_parser, gate):
+        sub.add_argument("--threshold", type=float, default=0.10,
+                         help="relative growth of the overhead ratio that counts (default 0.10)")
+        sub.add_argument("--alpha", type=float, default=0.01,
+                         help="Mann-Whitney U significance level, one-sided (default 0.01)")
 
     report = commands.add_parser("report", help="regenerate results/README.md from a results JSON")
     report.add_argument("--json", default=str(RESULTS_DIR / "latest.json"))
@@ -280,7 +305,8 @@ def command_bench(args) -> int:
     out = Path(args.out)
     runs, skipped, comparisons = [], [], []
     started = time.monotonic()
-    for workload, lineup in BENCH_PROFILE:
+    profile = QUICK_PROFILE if args.quick else BENCH_PROFILE
+    for workload, lineup in profile:
         workload.binary()
         available = []
         for method, options in lineup:
@@ -299,12 +325,17 @@ def command_bench(args) -> int:
         runs += rows
         comparisons += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
     meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
-    write_json(out / "latest.json", runs, skipped, meta, comparisons)
-    document = load_json(out / "latest.json")
-    (out / "README.md").write_text(report_module.markdown(document))
-    print(report_module.runs_table(runs, fmt="simple"))
-    print(f"results written to {out / 'latest.json'} and {out / 'README.md'} "
-          f"({meta['wall_s']} s)")
+    if args.quick:
+        write_json(out / "quick.json", runs, skipped, meta, comparisons)
+        print(report_module.runs_table(runs, fmt="simple"))
+        print(f"results written to {out / 'quick.json'} ({meta['wall_s']} s)")
+    else:
+        write_json(out / "latest.json", runs, skipped, meta, comparisons)
+        document = load_json(out / "latest.json")
+        (out / "README.md").write_text(report_module.markdown(document))
+        print(report_module.runs_table(runs, fmt="simple"))
+        print(f"results written to {out / 'latest.json'} and {out / 'README.md'} "
+              f"({meta['wall_s']} s)")
     inexact = [r for r in runs if r["exact"] is False]
     if inexact:
         print(f"ERROR: {len(inexact)} row(s) did not capture exactly", file=sys.stderr)
@@ -319,6 +350,35 @@ def command_report(args) -> int:
     return 0
 
 
+def command_compare(args) -> int:
+    changes, warnings = gate_module.compare_documents(load_json(args.old), load_json(args.new),
+                                                      args.threshold, args.alpha)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(gate_module.changes_table(changes))
+    return 0
+
+
+def command_gate(args) -> int:
+    baseline = load_json(args.baseline)
+    if args.new:
+        new = load_json(args.new)
+    else:
+        quick = Namespace(repeats="5", out=str(RESULTS_DIR), quick=True)
+        command_bench(quick)
+        new = load_json(RESULTS_DIR / "quick.json")
+    changes, warnings = gate_module.compare_documents(baseline, new, args.threshold, args.alpha)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(gate_module.changes_table(changes))
+    failed = [c for c in changes if c.correctness_regressed or c.speed_regressed]
+    if failed:
+        print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
+        return 1
+    print(f"gate passed: {len(changes)} rows compared with {args.baseline}")
+    return 0
+
+
 def command_cleanup(args) -> int:
     if cleanup.clean() == 0:
         print("cleanup: nothing left behind")
@@ -326,7 +386,8 @@ def command_cleanup(args) -> int:
 
 
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench,
-            "report": command_report, "cleanup": command_cleanup}
+            "report": command_report, "cleanup": command_cleanup, "compare": command_compare,
+            "gate": command_gate}
 
 
 def main(argv: list[str] | None = None) -> int:

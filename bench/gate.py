@@ -1,0 +1,91 @@
+"""Compare two results files, and gate on regressions.
+
+Correctness is gated exactly: a row that captured exactly in the baseline and no longer does
+fails. Speed is gated statistically and only on same-run ratios (overhead / bare of each
+repeat), never on absolute nanoseconds: a row fails only when a one-sided Mann-Whitney U test
+says the new ratios are larger (p < alpha) *and* the median grew by more than the threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+# Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
+MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
+
+
+def row_key(row: dict) -> tuple:
+    options = tuple(sorted((row.get("options") or {}).items()))
+    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"])
+
+
+def overhead_ratios(row: dict) -> np.ndarray:
+    """Per-repeat (observed - bare) / bare: paired within each repeat, so machine drift cancels."""
+    bare = np.array(row["samples_bare_ns_per_move"])
+    observed = np.array(row["samples_observed_ns_per_move"])
+    return (observed - bare) / bare
+
+
+@dataclass
+class Change:
+    key: tuple
+    label: str
+    old_ratio: float
+    new_ratio: float
+    p_value: float | None
+    correctness_regressed: bool
+    speed_regressed: bool
+    note: str = ""
+
+    @property
+    def change(self) -> float:
+        return (self.new_ratio - self.old_ratio) / abs(self.old_ratio) if self.old_ratio else float("inf")
+
+
+def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: float = 0.01,
+                      min_samples: int = 5) -> tuple[list[Change], list[str]]:
+    """Changes for every row present in both, and warnings (machine differs, rows missing)."""
+    from bench.report import method_label
+
+    warnings = []
+    differing = [k for k in MACHINE_KEYS if old["metadata"].get(k) != new["metadata"].get(k)]
+    if differing:
+        warnings.append("the machines differ (" + ", ".join(differing) + "): only ratios are compared")
+    new_rows = {row_key(r): r for r in new["runs"]}
+    changes = []
+    for old_row in old["runs"]:
+        key = row_key(old_row)
+        new_row = new_rows.get(key)
+        label = f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']}"
+        if new_row is None:
+            warnings.append(f"{label}: not in the new results")
+            continue
+        correctness = old_row.get("exact") is True and new_row.get("exact") is not True
+        old_samples, new_samples = overhead_ratios(old_row), overhead_ratios(new_row)
+        p_value, speed, note = None, False, ""
+        if old_row.get("paced") or new_row.get("paced"):
+            note = "paced: no overhead to compare"
+        elif min(len(old_samples), len(new_samples)) < min_samples:
+            note = f"fewer than {min_samples} repeats: speed not tested"
+        else:
+            p_value = float(mannwhitneyu(new_samples, old_samples, alternative="greater").pvalue)
+            grew = np.median(new_samples) - np.median(old_samples) > threshold * abs(np.median(old_samples))
+            speed = p_value < alpha and bool(grew)
+        changes.append(Change(key, label, float(np.median(old_samples)), float(np.median(new_samples)),
+                              p_value, correctness, speed, note))
+    return changes, warnings
+
+
+def changes_table(changes: list[Change]) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for c in changes:
+        verdict = "CAPTURE REGRESSED" if c.correctness_regressed else (
+            "SLOWER" if c.speed_regressed else (c.note or "ok"))
+        rows.append([c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.change:+.0%}",
+                     "-" if c.p_value is None else f"{c.p_value:.3f}", verdict])
+    return tabulate(rows, headers=["row", "overhead/bare old", "new", "change", "p (new > old)", "verdict"],
+                    tablefmt="simple", disable_numparse=True)

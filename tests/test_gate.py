@@ -1,0 +1,69 @@
+"""The regression gate: exact on correctness, statistical and ratio-only on speed."""
+import copy
+import json
+import subprocess
+import sys
+
+from bench.gate import compare_documents
+
+
+def document(overheads, exact=True, cpu="cpu A", bare=500.0):
+    samples_bare = [bare] * len(overheads)
+    return {"format": 1, "metadata": {"kernel": "6.18", "cpu_model": cpu, "cpu_count": 2, "lockdown": "none"},
+            "runs": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1,
+                      "moves": 1000, "rate": 0.0, "exact": exact, "paced": False,
+                      "samples_bare_ns_per_move": samples_bare,
+                      "samples_observed_ns_per_move": [bare + o for o in overheads]}]}
+
+
+BASE = [400, 410, 390, 405, 395, 400]
+
+
+def test_same_results_pass():
+    changes, warnings = compare_documents(document(BASE), document(BASE))
+    assert not changes[0].speed_regressed and not changes[0].correctness_regressed and warnings == []
+
+
+def test_a_lost_exact_capture_fails_whatever_the_speed():
+    (change,), _ = compare_documents(document(BASE), document(BASE, exact=False))
+    assert change.correctness_regressed
+
+
+def test_a_significant_slowdown_beyond_the_threshold_fails():
+    (change,), _ = compare_documents(document(BASE), document([o * 1.5 for o in BASE]))
+    assert change.speed_regressed and change.p_value < 0.01 and round(change.change, 2) == 0.5
+
+
+def test_a_consistent_but_small_slowdown_passes():
+    (change,), _ = compare_documents(document(BASE), document([o * 1.05 for o in BASE]))
+    assert change.p_value < 0.01 and not change.speed_regressed  # below the 10% threshold
+
+
+def test_a_noisy_difference_is_not_significant():
+    noisy = [300, 700, 350, 650, 420, 380]
+    (change,), _ = compare_documents(document(BASE), document(noisy))
+    assert not change.speed_regressed
+
+
+def test_too_few_repeats_are_not_judged_on_speed():
+    (change,), _ = compare_documents(document(BASE[:3]), document([o * 3 for o in BASE[:3]]))
+    assert not change.speed_regressed and "speed not tested" in change.note
+
+
+def test_ratios_travel_across_machines_with_a_warning():
+    # Twice the bare time elsewhere, same overhead ratio: no regression, one warning.
+    other = document([o * 2 for o in BASE], cpu="cpu B", bare=1000.0)
+    (change,), warnings = compare_documents(document(BASE), other)
+    assert not change.speed_regressed and "machines differ (cpu_model)" in warnings[0]
+
+
+def test_gate_command_exits_1_on_a_regression(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document(BASE)))
+    new.write_text(json.dumps(document(BASE, exact=False)))
+    result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "CAPTURE REGRESSED" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "bench", "gate", str(old), "--baseline", str(old)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "gate passed" in result.stdout
