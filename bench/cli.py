@@ -25,6 +25,7 @@ import numpy as np
 from bench import cleanup
 from bench import gate as gate_module
 from bench import report as report_module
+from bench.bystander import bystander_cost
 from bench.results import ResultsError, load_json, metadata, summarize, write_json
 from bench.runner import TargetFailed, compare
 from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
@@ -68,6 +69,13 @@ QUICK_PROFILE = [
     (Workload("go", 5_000), [("ptrace", {"strategy": "seccomp", "exitkill": False}),
                              ("strace", {"seccomp_bpf": False})]),
 ]
+
+
+# Bystander cost: an unwatched process's writes while each of these watches the opponent.
+BYSTANDER_PROFILE = [("ebpf", {"hook": "raw", "wakeup": "poll"}),
+                     ("ebpf", {"hook": "tracepoint", "wakeup": "poll"}),
+                     ("ptrace", {"strategy": "seccomp", "exitkill": False}),
+                     ("preload", {"ring_slots": 1 << 20})]
 
 
 class UsageError(Exception):
@@ -324,13 +332,19 @@ def command_bench(args) -> int:
                 for (method, options), executions in zip(available, observed)]
         runs += rows
         comparisons += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
+    bystanders = []
+    if not args.quick:
+        for method, options in BYSTANDER_PROFILE:
+            if REGISTRY[method].unavailable_reason() is None:
+                print(f"measuring the bystander cost of {method} {options}", file=sys.stderr, flush=True)
+                bystanders.append(bystander_cost(method, options, repeats=repeats))
     meta = metadata() | {"wall_s": round(time.monotonic() - started, 1)}
     if args.quick:
         write_json(out / "quick.json", runs, skipped, meta, comparisons)
         print(report_module.runs_table(runs, fmt="simple"))
         print(f"results written to {out / 'quick.json'} ({meta['wall_s']} s)")
     else:
-        write_json(out / "latest.json", runs, skipped, meta, comparisons)
+        write_json(out / "latest.json", runs, skipped, meta, comparisons, bystanders)
         document = load_json(out / "latest.json")
         (out / "README.md").write_text(report_module.markdown(document))
         print(report_module.runs_table(runs, fmt="simple"))

@@ -91,6 +91,18 @@ def markdown(document: dict) -> str:
                              len(c["samples"])] for c in document["comparisons"]],
                            headers=["method", "over", "workload", "ratio", "repeats"],
                            tablefmt="github", disable_numparse=True)]
+    if document.get("bystanders"):
+        lines += ["", "## Bystander cost", "",
+                  "Time per write of an unwatched process (a second opponent, flat out) while the "
+                  "method watches another opponent paced at 1000 moves/s, against the same process "
+                  "with no observer anywhere; interleaved, median of the per-repeat ratios. The "
+                  "article's 'zero intrusion' for eBPF is about the watched process only.", "",
+                  tabulate([[method_label(b), f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
+                             f"{b['bystander_ns_per_write_watching'] / 1000:.2f}",
+                             f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in document["bystanders"]],
+                           headers=["method watching someone else", "bystander µs/write alone",
+                                    "while watching", "ratio", "repeats"],
+                           tablefmt="github", disable_numparse=True)]
     if document.get("skipped"):
         lines += ["", "## Skipped", "", skipped_table(document["skipped"])]
     return "\n".join(lines) + "\n"

@@ -134,11 +134,13 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
 
 
 def write_json(path: str | Path, runs: list[dict], skipped: list[dict] | None = None,
-               meta: dict | None = None, comparisons: list[dict] | None = None) -> None:
+               meta: dict | None = None, comparisons: list[dict] | None = None,
+               bystanders: list[dict] | None = None) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(), "runs": runs,
-                "skipped": skipped or [], "comparisons": comparisons or []}
+                "skipped": skipped or [], "comparisons": comparisons or [],
+                "bystanders": bystanders or []}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:

@@ -1,0 +1,76 @@
+"""Bystander cost: what watching the opponent costs a process nobody is watching.
+
+An unwatched copy of the opponent writes flat out while an observer watches another, paced
+opponent; its own report gives its time per write. The same bystander run with no observer
+anywhere, interleaved, is the reference. Enabling a syscall tracepoint puts every task on the
+slow system-call path, whatever the BPF filter says: this is where that shows.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from bench.targets import Workload
+from bench.truth import Truth
+from methods.base import REGISTRY
+
+
+
+def watched_workload(method: str) -> Workload:
+    """A paced opponent that stays alive for the whole measurement, on the path the method
+    can see (the preload hook only sees libc writes)."""
+    return Workload("libc" if method == "preload" else "go", 10_000_000, rate=1000)
+
+
+def run_bystander(workload: Workload, scratch: str) -> float:
+    report = os.path.join(scratch, "bystander.json")
+    subprocess.run(workload.argv(report), stdout=subprocess.DEVNULL, check=True)
+    truth = Truth.load(report)
+    return truth.wall_ns / truth.written
+
+
+def bystander_while_watching(method: str, options: dict, workload: Workload, scratch: str) -> float:
+    with REGISTRY[method](**options) as observer:
+        observer.launch(watched_workload(method).argv(os.path.join(scratch, "watched.json")))
+        observer.release()
+        bystander_report = os.path.join(scratch, "bystander.json")
+        bystander = subprocess.Popen(workload.argv(bystander_report), stdout=subprocess.DEVNULL)
+        # Keep consuming (a tracer must, or the watched opponent stalls) until the bystander
+        # ends; a thread ends the observation then, whether or not events are flowing.
+        ender = threading.Thread(target=lambda: (bystander.wait(), observer.stop()))
+        ender.start()
+        for _ in observer.events():
+            pass
+        ender.join()
+        if bystander.returncode != 0:
+            raise RuntimeError("the bystander failed")
+    truth = Truth.load(bystander_report)
+    return truth.wall_ns / truth.written
+
+
+def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: int = 5) -> dict:
+    """Median bystander ns per write with and without the observer, interleaved, raw samples."""
+    workload = Workload("go", moves)
+    alone, watching = [], []
+    with tempfile.TemporaryDirectory(prefix="tapbench-bystander-") as scratch:
+        for repeat in range(repeats):
+            steps = [("alone", alone), ("watching", watching)]
+            for name, samples in steps if repeat % 2 == 0 else reversed(steps):
+                time.sleep(0.5)  # let the previous observer's teardown finish
+                if name == "alone":
+                    samples.append(run_bystander(workload, scratch))
+                else:
+                    samples.append(bystander_while_watching(method, options, workload, scratch))
+    alone_ns, watching_ns = np.array(alone), np.array(watching)
+    paired = watching_ns - alone_ns
+    return {"method": method, "options": options, "moves": moves, "repeats": repeats,
+            "bystander_ns_per_write_alone": float(np.median(alone_ns)),
+            "bystander_ns_per_write_watching": float(np.median(watching_ns)),
+            "bystander_extra_ns": float(np.median(paired)),
+            "bystander_ratio": float(np.median(watching_ns / alone_ns)),
+            "samples_alone": alone, "samples_watching": watching}

@@ -1,0 +1,18 @@
+"""The bystander measurement ends for every backend and leaves nothing running."""
+import psutil
+import pytest
+
+from bench.bystander import bystander_cost
+from methods import REGISTRY
+
+
+@pytest.mark.parametrize("method", ["ebpf", "ptrace", "preload"])
+def test_bystander_measurement_completes_and_cleans_up(method):
+    reason = REGISTRY[method].unavailable_reason()
+    if reason:
+        pytest.skip(f"{method} unavailable: {reason}")
+    result = bystander_cost(method, {}, moves=20_000, repeats=2)
+    assert len(result["samples_alone"]) == len(result["samples_watching"]) == 2
+    assert all(sample > 0 for sample in result["samples_alone"] + result["samples_watching"])
+    leftovers = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("rock-paper-sci")]
+    assert leftovers == []
