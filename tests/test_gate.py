@@ -1,5 +1,4 @@
 """The regression gate: exact on correctness, statistical and ratio-only on speed."""
-import copy
 import json
 import subprocess
 import sys
