@@ -253,6 +253,16 @@ class PtraceObserver(Observer):
                                            ctypes.byref(self._remote), 1, 0)
         return self._head.raw[:max(read, 0)]
 
+    def stop(self) -> None:
+        """Also interrupt every thread: an idle target reports no stop of its own, and the
+        event loop would otherwise wait in waitpid() for one forever."""
+        super().stop()
+        for tid in list(self.threads):
+            try:
+                self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)
+            except OSError:
+                pass
+
     def _interrupt_all(self) -> None:
         if self._held_tid is not None:
             self._detach(self._held_tid, 0)  # already stopped: no stop will be reported again

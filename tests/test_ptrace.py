@@ -138,6 +138,26 @@ def test_what_happens_to_the_opponent_when_the_tracer_is_killed(running_opponent
         assert not set(thread_states(process.pid).values()) & {"t", "T"}
 
 
+def test_ctrl_c_ends_a_watch_of_an_idle_target_and_leaves_it_running(running_opponent):
+    process, _ = running_opponent("-moves", "10")  # waits for SIGUSR1: writes nothing
+    watcher = subprocess.Popen([sys.executable, "-m", "bench", "watch", "--method", "ptrace",
+                                "--strategy", "step", "--pid", str(process.pid)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # attached and idle
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=20)
+    finally:
+        watcher.kill()  # a watcher that did not stop must not stay attached
+        watcher.wait()
+    assert watcher.returncode == 0, err
+    assert "0 moves" in out and "(stopped)" in out
+    states = thread_states(process.pid)
+    assert states and not set(states.values()) & {"t", "T"}, states
+    release(process)
+    assert process.wait(timeout=10) == 0
+
+
 @pytest.mark.parametrize("options", [{}, {"seccomp_bpf": True}])
 def test_strace_peer_is_verified_exact(options):
     assert_exact(execute("strace", options, Workload("go", 20_000, goroutines=4)), 20_000)
