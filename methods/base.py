@@ -179,6 +179,21 @@ class Observer(ABC):
             yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
             offset += width
 
+    def _drain_batches(self, take, wait, pids=None) -> Iterator[MoveEvent]:
+        """The ring-buffer backends' loop: take() returns the batch waiting (maybe empty),
+        wait() sleeps until there may be more. Ends after a final drain once the target has
+        exited (checked before reading, so its last writes are already in the ring) or stop()."""
+        while not self._stopping:
+            exited = self.target_exited()
+            batch = take()
+            if batch.size:
+                yield from self._events_from_batch(batch, pids)
+            elif exited:
+                break
+            else:
+                wait()
+        yield from self._events_from_batch(take(), pids)
+
     def not_applicable(self, expected: int) -> str | None:
         """After events(): why this mechanism could not see the target's moves at all (a
         finding to report, not a failed capture), or None."""

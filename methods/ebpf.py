@@ -207,17 +207,8 @@ class EbpfObserver(Observer):
                                 "methods/ebpf.py: update RECORD")
 
     def events(self) -> Iterator[MoveEvent]:
-        while not self._stopping:
-            # Checked before reading: every write of an exited target is already in the ring.
-            exited = self.target_exited()
-            batch = self._ring.read()
-            if batch.size:
-                yield from self._events_from_batch(batch, pids="pid")
-            elif exited:
-                break
-            else:
-                self._wakeups.poll(self.poll_ms / 1000)
-        yield from self._events_from_batch(self._ring.read(), pids="pid")
+        yield from self._drain_batches(self._ring.read,
+                                       lambda: self._wakeups.poll(self.poll_ms / 1000), pids="pid")
         self._read_kernel_counters()
 
     def _read_kernel_counters(self) -> None:

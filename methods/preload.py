@@ -130,16 +130,8 @@ class PreloadObserver(Observer):
         return batch
 
     def events(self) -> Iterator[MoveEvent]:
-        while not self._stopping:
-            exited = self.target_exited()
-            batch = self._take()
-            if batch.size:
-                yield from self._events_from_batch(batch)
-            elif exited:
-                break
-            else:
-                self.target_exited(self.poll_ms / 1000)  # sleeps, or wakes at the exit
-        yield from self._events_from_batch(self._take())
+        # Nothing wakes us on new slots: sleep a polling period, or less if the target exits.
+        yield from self._drain_batches(self._take, lambda: self.target_exited(self.poll_ms / 1000))
         header = self._header[0]
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])
