@@ -85,6 +85,16 @@ def _percentiles(samples: np.ndarray, points=(50, 90, 99, 99.9)) -> dict:
         "latency_max_ns": int(samples.max())}
 
 
+# Percentiles kept per row to draw its latency CDF without keeping millions of samples.
+CDF_POINTS = [*range(0, 99), 99, 99.5, 99.9, 99.99, 100]
+
+
+def _cdf(samples: np.ndarray) -> list[list[float]]:
+    if samples.size == 0:
+        return []
+    return [[p, int(v)] for p, v in zip(CDF_POINTS, np.percentile(samples, CDF_POINTS))]
+
+
 def summarize(method: str, options: dict, workload: Workload, bare: list[Execution],
               observed: list[Execution]) -> dict:
     """One flat row: verified capture summed over repeats, medians with IQR, raw samples."""
@@ -120,10 +130,16 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "overhead_iqr_ns": [float(x) for x in np.percentile(paired, [25, 75])],
         "overhead_ratio": float(np.median(paired) / np.median(bare_ns)),
         "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
+        # What the target lost: its own time per move, observed over bare, in percent.
+        "target_slowdown_pct": float(100 * np.median(paired) / np.median(bare_ns)),
+        # The observer's own CPU (its process tree, the target excluded) per move written.
+        "observer_cpu_ns_per_move": float(np.median([e.observer_cpu_ns / max(e.truth.written, 1)
+                                                     for e in observed])),
         # On a paced run the wall time is the schedule's, so overhead shows as lag instead.
         "paced": workload.rate > 0,
         "lag_end_ns_max": max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
         **_percentiles(latencies),
+        "latency_cdf_ns": _cdf(latencies),
         "samples_bare_ns_per_move": bare_ns.tolist(),
         "samples_observed_ns_per_move": observed_ns.tolist(),
         "verdicts": [v.as_dict() for v in verdicts],

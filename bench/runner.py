@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import time
@@ -9,6 +10,7 @@ from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
+import psutil
 
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
@@ -43,6 +45,7 @@ class Execution:
     latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mechanism: dict = field(default_factory=dict)
     not_applicable: str | None = None  # the mechanism could not see this target at all
+    observer_cpu_ns: int = 0  # CPU the observer's process tree used from release to the end
 
 
 def execute(method: str, options: dict, workload: Workload) -> Execution:
@@ -50,10 +53,14 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
     observer_class = REGISTRY[method]
     with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
         report_path = os.path.join(scratch, "truth.json")
+        children_before = _reaped_children_cpu_ns()
         with observer_class(**options) as observer:
             started = time.monotonic_ns()
             process = observer.launch(workload.argv(report_path), stdout=subprocess.DEVNULL)
             ready_ns = time.monotonic_ns() - started
+            # The observer's CPU is counted from here: start-up (a BPF compile ...) is ready_ns.
+            self_before = _own_cpu_ns()
+            helpers_before = _helpers_cpu_ns(exclude=observer.pid)
             observer.release()
             pids, heads = array("q"), []
             latencies = array("q")
@@ -66,6 +73,9 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             counters = observer.counters
             mechanism = mechanism_facts(observer)
             not_applicable_because = observer.not_applicable
+        # Helpers (strace, bpftrace) are reaped by now, so their CPU is in RUSAGE_CHILDREN.
+        own_cpu_ns = _own_cpu_ns() - self_before
+        children_cpu_ns = _reaped_children_cpu_ns() - children_before - helpers_before
 
         if returncode != 0 or not os.path.exists(report_path):
             # No ground truth from a dead opponent, but what was captured can still be checked
@@ -83,12 +93,39 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
     execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
                           ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
                           latencies_ns=np.frombuffer(latencies, dtype=np.int64),
-                          mechanism=mechanism)
+                          mechanism=mechanism,
+                          # The target is a reaped child too: what is left is the observer's.
+                          observer_cpu_ns=own_cpu_ns + children_cpu_ns - truth.report["cpu_ns"])
     if method != "none":
         execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
                                    truth.report["noise_writes_stdout"])
         execution.not_applicable = not_applicable_because(truth.written)
     return execution
+
+
+def _own_cpu_ns() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
+def _reaped_children_cpu_ns() -> int:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
+def _helpers_cpu_ns(exclude: int | None) -> int:
+    """CPU already used by our live child processes other than the target (strace, bpftrace
+    after their start-up), so that only what they use during the run is counted."""
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        if child.pid == exclude:
+            continue
+        try:
+            times = child.cpu_times()
+            total += int((times.user + times.system + times.children_user + times.children_system) * 1e9)
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def mechanism_facts(observer: Observer) -> dict:

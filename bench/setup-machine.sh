@@ -11,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 arch=$(dpkg --print-architecture)
-packages=(python3-bpfcc bpfcc-tools bpftool python3-seccomp strace python3-venv golang-go gcc libc6-dev make "linux-headers-$arch")
+packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make "linux-headers-$arch")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

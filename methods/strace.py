@@ -42,6 +42,8 @@ class StraceObserver(Observer):
     def unavailable_reason(cls) -> str | None:
         if shutil.which("strace") is None:
             return "strace is not installed (Debian package strace; `make setup` installs it)"
+        if shutil.which("setpriv") is None:
+            return "setpriv is not installed (Debian package util-linux)"
         return None
 
     @classmethod
@@ -63,10 +65,13 @@ class StraceObserver(Observer):
                    "-s", str(CAPTURE_BYTES), "--timestamps=unix,ns", "-o", f"/dev/fd/{self._write_end}"]
         if self.seccomp_bpf:
             options.append("--seccomp-bpf")
-        return ["strace", *options, "--", *command]
+        # The target is strace's child, not ours, so our PR_SET_PDEATHSIG does not reach it:
+        # setpriv sets its own, so that it dies with strace (which dies with tapbench).
+        return ["strace", *options, "--", "setpriv", "--pdeathsig", "KILL", *command]
 
     def _target_pid(self, process: subprocess.Popen) -> int:
-        """strace forks the command: wait for that child (the gate shell, the target to be).
+        """strace forks the command: wait for that child (setpriv, then the gate shell it
+        execs, the target to be).
         strace also forks short-lived children of its own to probe ptrace features at start,
         so the child is recognised by its command line, not by being first."""
         deadline = time.monotonic() + 10

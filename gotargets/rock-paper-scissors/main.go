@@ -94,6 +94,9 @@ type truthReport struct {
 	StartMonoNs int64             `json:"start_mono_ns"`
 	EndMonoNs   int64             `json:"end_mono_ns"`
 	WallNs      int64             `json:"wall_ns"`
+	// CPU time this process used, user + system, from getrusage(RUSAGE_SELF) at the end:
+	// the harness subtracts it from what the observer's process tree used.
+	CPUNs int64 `json:"cpu_ns"`
 	CheckStart  selfCheck         `json:"self_check_start"`
 	CheckEnd    selfCheck         `json:"self_check_end"`
 }
@@ -294,6 +297,10 @@ func main() {
 	wg.Wait()
 	report.EndMonoNs = monotonicNs()
 	report.WallNs = report.EndMonoNs - report.StartMonoNs
+	var usage syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &usage) == nil {
+		report.CPUNs = usage.Utime.Nano() + usage.Stime.Nano()
+	}
 	report.CheckEnd = checkForObservers()
 	for g := range report.Writers {
 		report.Written += report.Writers[g].Written

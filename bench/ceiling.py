@@ -1,0 +1,82 @@
+"""Throughput ceiling: the highest paced move rate a method captures completely while the
+target still keeps its schedule. Found by search: a ramp (×4 per step) from START_RATE until a
+probe fails or the target's own unobserved maximum is reached, then bisection (on a log scale)
+between the last rate that held and the first that did not.
+
+Each probe is one verified run. It fails for one of two reasons, both recorded:
+  loss       the method did not capture every move (or saw a phantom);
+  throttled  the target fell behind its schedule: it could not write at that rate while watched.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+from bench.runner import SETTLE_S, execute
+from bench.targets import Workload
+
+START_RATE = 1000
+RAMP_FACTOR = 4
+BISECT_STEPS = 4  # a factor of 4 split 4 times: the ceiling is known to within 9 %
+PROBE_SECONDS = 0.5  # each probe writes this long at its rate (at least MIN_PROBE_MOVES)
+MIN_PROBE_MOVES = 2000
+KEEP_FRACTION = 0.95  # the target kept its schedule if it wrote at >= 95 % of the offered rate
+BARE_MOVES = 500_000
+# The search stops at this share of the unobserved flat-out rate: the paced target alone
+# cannot hold its full flat-out rate as a schedule every time on a noisy machine.
+TOP_SHARE = 0.9
+
+
+def unobserved_maximum(target: str) -> float:
+    """Moves per second the target writes flat out with nobody watching."""
+    execution = execute("none", {}, Workload(target, BARE_MOVES))
+    return 1e9 / execution.ns_per_move
+
+
+def probe(method: str, options: dict, target: str, rate: float) -> dict:
+    moves = max(MIN_PROBE_MOVES, int(rate * PROBE_SECONDS))
+    time.sleep(SETTLE_S)
+    execution = execute(method, options, Workload(target, moves, rate=rate))
+    verdict = execution.verdict
+    wall_s = execution.truth.wall_ns / 1e9
+    achieved = execution.truth.written / wall_s
+    complete = verdict.captured == verdict.expected and verdict.phantom == 0
+    reasons = ([] if complete else ["loss"]) + ([] if achieved >= KEEP_FRACTION * rate else ["throttled"])
+    return {"offered": rate, "achieved": achieved, "captured_rate": verdict.captured / wall_s,
+            "moves": moves, "captured": verdict.captured, "lost": verdict.lost,
+            "lost_reported": execution.lost_reported, "phantom": verdict.phantom,
+            "in_order": verdict.in_order, "held": not reasons, "reasons": reasons}
+
+
+def find_ceiling(method: str, options: dict, target: str, maximum: float,
+                 progress=lambda text: None) -> dict:
+    probes = []
+
+    def held(rate: float) -> bool:
+        progress(f"ceiling of {method}: probing {rate:,.0f} moves/s")
+        probes.append(probe(method, options, target, rate))
+        return probes[-1]["held"]
+
+    top = TOP_SHARE * maximum
+    good, bad = None, None
+    rate = START_RATE
+    while bad is None:
+        if held(rate):
+            good = rate
+            if rate >= top:
+                break
+            rate = min(rate * RAMP_FACTOR, top)
+        else:
+            bad = rate
+    if good is not None and bad is not None:
+        for _ in range(BISECT_STEPS):
+            middle = math.sqrt(good * bad)
+            if held(middle):
+                good = middle
+            else:
+                bad = middle
+    failed = [p for p in probes if not p["held"]]
+    limited_by = f"none up to {TOP_SHARE:.0%} of the target's own maximum" if bad is None else " and ".join(
+        sorted({reason for p in failed if p["offered"] == bad for reason in p["reasons"]}))
+    return {"method": method, "options": options, "target": target, "unobserved_max": maximum,
+            "ceiling": good, "limited_by": limited_by, "first_failure": bad, "probes": probes}

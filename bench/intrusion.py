@@ -1,0 +1,193 @@
+"""Intrusiveness, measured: what each method needs and what it does to the watched process.
+
+  attach_startup   attach to an opponent already running: time until the mechanism is in
+                   place and until the first move is seen
+  least_privilege  the smallest capability bounding set (tried in order) under which a run
+                   still captures exactly
+  sigkill_fate     SIGKILL tapbench while it watches: what happens to the opponent, and whether
+                   anything (BPF programs, segments, a stopped tracee) is left behind
+
+What the opponent itself noticed (TracerPid, LD_PRELOAD, libraries) comes from the self-check
+in every run's ground-truth report; the bystander cost from bench/bystander.py.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+
+from bench.targets import ROOT, Workload
+from bench.truth import decode_move_name
+from methods.base import REGISTRY
+
+# Capability sets tried in order, smallest first; "all" is root as it is.
+CAPABILITY_SETS = [
+    ("none", "-all"),
+    ("CAP_BPF+CAP_PERFMON", "-all,+bpf,+perfmon"),
+    # a perf buffer larger than perf_event_mlock_kb needs CAP_IPC_LOCK
+    ("CAP_BPF+CAP_PERFMON+CAP_IPC_LOCK", "-all,+bpf,+perfmon,+ipc_lock"),
+    ("CAP_BPF+CAP_PERFMON+CAP_IPC_LOCK+CAP_SYS_RESOURCE", "-all,+bpf,+perfmon,+ipc_lock,+sys_resource"),
+    ("CAP_SYS_ADMIN+CAP_IPC_LOCK+CAP_SYS_RESOURCE", "-all,+sys_admin,+ipc_lock,+sys_resource"),
+]
+PROBE_MOVES = 500
+ATTACH_RATE = 10_000  # moves/s of the running opponent an observer attaches to
+
+
+def option_flags(options: dict) -> list[str]:
+    flags = []
+    for name, value in options.items():
+        if value is True:
+            flags.append(f"--{name.replace('_', '-')}")
+        elif value not in (False, None):
+            flags.append(f"--{name.replace('_', '-')}={value}")
+    return flags
+
+
+def tapbench(*argv: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *argv]
+
+
+def target_for(method: str) -> str:
+    return "libc" if method == "preload" else "go"
+
+
+def least_privilege(method: str, options: dict) -> dict:
+    """Run `tapbench run` (launch mode: the opponent is the observer's own child) with each
+    bounding set in turn; the first that captures exactly is the minimum found."""
+    if shutil.which("setpriv") is None:
+        return {"method": method, "options": options, "minimum": None,
+                "attempts": [], "note": "setpriv is not installed"}
+    attempts = []
+    for name, bounding in CAPABILITY_SETS:
+        result = subprocess.run(
+            ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--",
+             *tapbench("run", "--method", method, *option_flags(options), "--target", target_for(method),
+                       "--moves", str(PROBE_MOVES), "--repeats", "1")],
+            capture_output=True, text=True, cwd=ROOT, timeout=300)
+        worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
+        error = (result.stderr.strip().splitlines() or [""])[-1]
+        attempts.append({"capabilities": name, "worked": worked, "error": None if worked else error})
+        if worked:
+            return {"method": method, "options": options, "minimum": name, "attempts": attempts}
+    return {"method": method, "options": options, "minimum": None, "attempts": attempts}
+
+
+def _running_opponent(rate: float) -> subprocess.Popen:
+    """An opponent nobody launched for us: our child, but not under any observer."""
+    workload = Workload("go", 100_000_000, rate=rate)
+    argv = workload.argv("/dev/null")
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+
+def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
+    """Attach to a running opponent: milliseconds until attach() returns, and until the
+    first move is received."""
+    attach_ms, first_move_ms = [], []
+    for _ in range(repeats):
+        opponent = _running_opponent(ATTACH_RATE)
+        try:
+            time.sleep(0.2)
+            with REGISTRY[method](**options) as observer:
+                started = time.monotonic_ns()
+                observer.attach(opponent.pid)
+                attached = time.monotonic_ns()
+                # A tracer must keep consuming or the target stalls; stop after the first move.
+                timer = threading.Timer(10, observer.stop)
+                timer.start()
+                for event in observer.events():
+                    if decode_move_name(event.raw) and event.pid == opponent.pid:
+                        first_move_ms.append((time.monotonic_ns() - started) / 1e6)
+                        break
+                timer.cancel()
+                observer.stop()
+                attach_ms.append((attached - started) / 1e6)
+        finally:
+            opponent.kill()
+            opponent.wait()
+    return {"method": method, "options": options, "repeats": repeats,
+            "attach_ms": attach_ms, "first_move_ms": first_move_ms}
+
+
+def _bpf_program_ids() -> set[int]:
+    if shutil.which("bpftool") is None:
+        return set()
+    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
+    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines() if line[:1].isdigit()}
+
+
+def _tracer_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def sigkill_fate(method: str, options: dict) -> dict:
+    """SIGKILL a `tapbench watch` mid-observation and look at the opponent a second later.
+    Attach mode where the method can attach (the opponent is not tapbench's child), else launch."""
+    mode = "attach" if REGISTRY[method].can_attach else "launch"
+    programs_before = _bpf_program_ids()
+    segments_before = set(glob.glob("/dev/shm/tapbench-*"))
+    opponent = None
+    workload = Workload(target_for(method), 100_000_000, rate=2000)
+    if mode == "attach":
+        opponent = _running_opponent(2000)
+        command = tapbench("watch", "--method", method, *option_flags(options), "--pid", str(opponent.pid))
+    else:
+        command = tapbench("watch", "--method", method, *option_flags(options), "--", *workload.argv("/dev/null"))
+    harness = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    target = None
+    try:
+        if not harness.stdout.readline():  # the first move seen: it is watching
+            error = (harness.stderr.read().decode(errors="replace").strip().splitlines() or ["?"])[-1]
+            return {"method": method, "options": options, "mode": mode, "fate": None,
+                    "error": f"the watch did not start: {error}"}
+        if mode == "launch":
+            children = psutil.Process(harness.pid).children(recursive=True)
+            watched = [c for c in children if c.name().startswith("rock-paper-sci")]
+            target = watched[0].pid if watched else None
+        else:
+            target = opponent.pid
+        harness.kill()
+        harness.wait()
+        time.sleep(1.0)
+        try:
+            status = psutil.Process(target).status() if target else psutil.STATUS_DEAD
+        except psutil.NoSuchProcess:
+            status = psutil.STATUS_DEAD
+        if status in (psutil.STATUS_DEAD, psutil.STATUS_ZOMBIE):
+            fate = "killed with tapbench"
+        elif status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+            fate = f"left {status}"
+        else:
+            fate = "kept running"
+        tracer = _tracer_pid(target) if target and fate == "kept running" else None
+        deadline = time.monotonic() + 5  # the kernel frees programs after an RCU grace period
+        while (left := _bpf_program_ids() - programs_before) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # After a SIGKILL, Python's resource tracker (a process of its own) unlinks the segment.
+        while (segments_left := set(glob.glob("/dev/shm/tapbench-*")) - segments_before) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return {"method": method, "options": options, "mode": mode, "fate": fate,
+                "tracer_pid_after": tracer, "bpf_programs_left": len(left),
+                "segments_left": len(segments_left)}
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+        if opponent is not None:
+            opponent.kill()
+            opponent.wait()
+        elif target is not None and psutil.pid_exists(target):
+            psutil.Process(target).kill()  # a launched opponent that outlived tapbench

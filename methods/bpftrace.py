@@ -1,0 +1,153 @@
+"""bpftrace as a reference method: the article's tracepoint one-liner with the same filter as
+our eBPF backend (the target's PID, fd 1, the first 32 bytes), its output parsed into the same
+verified event stream, so our bcc backend is compared with it in the same run.
+
+bpftrace's `nsecs` is bpf_ktime_get_ns(), CLOCK_MONOTONIC, like every other mechanism here.
+Events travel through bpftrace's perf buffer; when it overflows, bpftrace prints
+"Lost N events", which is counted as the mechanism's own loss.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import time
+from typing import Iterator
+
+from bench.truth import CAPTURE_BYTES
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, die_with_parent
+
+READY = b"tapbench-ready"
+# BEGIN runs once every probe is attached, so its line means the tracepoint is live.
+PROGRAM = """BEGIN { printf("%s\\n"); }
+tracepoint:syscalls:sys_enter_write /pid == PID && args->fd == FD/ {
+  printf("%llu %d %llu %r\\n", nsecs, tid, args->count,
+         buf(args->buf, args->count < BYTES ? args->count : BYTES));
+}
+"""
+# "<nsecs> <tid> <count> <bytes, non-printable ones as \\xNN>"
+EVENT_LINE = re.compile(rb"^(\d+) (\d+) (\d+) (.*)$", re.DOTALL)
+LOST_LINE = re.compile(rb"Lost (\d+) events")
+ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
+# Per-CPU perf buffer pages (bpftrace's default is 64, 256 KiB, which a flat-out opponent fills).
+PERF_RB_PAGES = 4096
+START_TIMEOUT_S = 60
+QUIET_S = 0.3
+
+
+def program_for(pid: int) -> str:
+    return (PROGRAM.replace("%s", READY.decode(), 1).replace("PID", str(pid))
+            .replace("FD", str(WATCHED_FD)).replace("BYTES", str(CAPTURE_BYTES)))
+
+
+class BpftraceObserver(Observer):
+    method = "bpftrace"
+    can_attach = True
+    description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tracer: subprocess.Popen | None = None
+        self._pending = b""
+        self.unparsed_lines = 0
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if shutil.which("bpftrace") is None:
+            return "bpftrace is not installed (Debian package bpftrace; `make setup` installs it)"
+        if os.geteuid() != 0:
+            return "bpftrace needs root"
+        return None
+
+    def _observe(self, pid: int) -> None:
+        self._tracer = subprocess.Popen(
+            ["bpftrace", "-e", program_for(pid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=os.environ | {"BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES)},
+            preexec_fn=die_with_parent)
+        os.set_blocking(self._tracer.stdout.fileno(), False)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        text = b""
+        while READY not in text:
+            if self._tracer.poll() is not None or time.monotonic() > deadline:
+                text += self._read_available()
+                self._end_tracer()
+                lines = text.decode(errors="replace").strip().splitlines()
+                # Its first error says why; the RLIMIT_MEMLOCK one is a warning it always prints
+                # where it may not raise that limit, and it runs on regardless.
+                errors = [line for line in lines if "ERROR" in line and "RLIMIT_MEMLOCK" not in line]
+                raise ObserverError("bpftrace did not start: " + ((errors or lines or ["no output"])[0]))
+            select.select([self._tracer.stdout], [], [], 0.1)
+            text += self._read_available()
+        # Whatever followed the ready line is already events.
+        self._pending = text.split(READY + b"\n", 1)[1] if READY + b"\n" in text else b""
+
+    def _read_available(self) -> bytes:
+        try:
+            return os.read(self._tracer.stdout.fileno(), 1 << 20)
+        except BlockingIOError:
+            return b""
+
+    def events(self) -> Iterator[MoveEvent]:
+        interrupted = False
+        quiet_since = None
+        output = self._tracer.stdout.fileno()
+        while True:
+            # bpftrace does not drain its perf buffer when interrupted: once the target has
+            # gone, wait until its output has been quiet for QUIET_S, then SIGINT ends it and
+            # EOF ends the loop. stop() interrupts at once.
+            if not interrupted and (self._stopping or (
+                    quiet_since is not None and time.monotonic() - quiet_since > QUIET_S)):
+                self._tracer.send_signal(signal.SIGINT)
+                interrupted = True
+            exited = self.target_exited()
+            readable, _, _ = select.select([output], [], [], 0.05)
+            chunk = self._read_available() if readable else b""
+            if readable and not chunk:
+                break
+            if chunk or not exited:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            seen_ns = time.monotonic_ns()
+            lines = (self._pending + chunk).split(b"\n")
+            self._pending = lines.pop()
+            for line in lines:
+                event = self._parse(line, seen_ns)
+                if event is not None:
+                    yield event
+        self._tracer.wait()
+
+    def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
+        lost = LOST_LINE.search(line)
+        if lost:
+            self.counters.lost += int(lost.group(1))
+            return None
+        match = EVENT_LINE.match(line)
+        if match is None:
+            if line.strip():
+                self.unparsed_lines += 1
+            return None
+        ts_ns, tid, count, escaped = match.groups()
+        self.counters.captured += 1
+        self.counters.bytes += int(count)
+        # %r prints printable bytes as they are and the others as \xNN. A move line is all
+        # printable; a literal backslash in a non-move could be misread, which only changes
+        # how a non-move looks, never turns one into a move.
+        raw = ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), escaped)
+        return MoveEvent(int(ts_ns), seen_ns, self.pid, int(tid), raw)
+
+    def _end_tracer(self) -> None:
+        if self._tracer is not None and self._tracer.poll() is None:
+            self._tracer.kill()
+            self._tracer.wait()
+
+    def close(self) -> None:
+        self._end_tracer()
+        if self._tracer is not None:
+            self._tracer.stdout.close()
+            self._tracer = None
+        super().close()
