@@ -53,7 +53,8 @@ def bystander_while_watching(method: str, options: dict, workload: Workload, scr
     return truth.wall_ns / truth.written
 
 
-def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: int = 5) -> dict:
+def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: int = 5,
+                   progress=lambda text: None) -> dict:
     """Median bystander ns per write with and without the observer, interleaved, raw samples."""
     workload = Workload("go", moves)
     alone, watching = [], []
@@ -62,6 +63,7 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
             steps = [("alone", alone), ("watching", watching)]
             for name, samples in steps if repeat % 2 == 0 else reversed(steps):
                 time.sleep(0.5)  # let the previous observer's teardown finish
+                progress(f"bystander {method}: {name} {repeat + 1}/{repeats}")
                 if name == "alone":
                     samples.append(run_bystander(workload, scratch))
                 else:

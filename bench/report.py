@@ -5,6 +5,12 @@ from tabulate import tabulate
 
 # The article's figures (../shared/DESIGN.md, "The claims we test"), shown beside ours.
 CLAIMED_OVERHEAD = {"ebpf": "~80 ns", "ptrace": "~5 µs", "preload": "~100 ns", "none": "-"}
+CLAIMED_INTRUSIVENESS = {"ebpf": "zero (target unmodified)", "ptrace": "high (stops all threads)",
+                         "preload": "medium (must be preloaded)"}
+CLAIMED_PRIVILEGES = {"ebpf": "CAP_BPF + CAP_PERFMON suffice"}
+CLAIMED_CEILING = {"ebpf": "20,000 moves/s on one core"}
+PLOTS = [("overhead.png", "Overhead per move, log scale"), ("latency_cdf.png", "Latency CDFs"),
+         ("ceiling.png", "Captured vs offered rate: the throughput ceiling")]
 
 
 def _us(ns: float | None) -> str:
@@ -33,13 +39,15 @@ def overhead_cells(run: dict) -> list[str]:
         # Paced wall time is set by the schedule: what an observer costs shows as lag instead.
         return [f"paced {run['rate']:g}/s: end lag {_us(run['lag_end_ns_max'])}", "-"]
     low, high = run["overhead_iqr_ns"]
-    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]", f"{run['overhead_ratio']:.2f}×"]
+    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]",
+            f"{run['overhead_ratio']:.2f}× ({run['overhead_ratio']:+.0%})"]
 
 
 def runs_table(runs: list[dict], fmt: str = "github") -> str:
     headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (kernel)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
-               "ratio", "claimed", "latency p50/p99 µs", "ready ms"]
+               "ratio (target slowdown)", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
+               "ready ms"]
     rows = []
     for run in runs:
         rows.append([
@@ -50,6 +58,7 @@ def runs_table(runs: list[dict], fmt: str = "github") -> str:
             "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
             _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
             *overhead_cells(run), CLAIMED_OVERHEAD.get(run["method"], "-"),
+            _us(run.get("observer_cpu_ns_per_move")),
             f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}",
             f"{run['ready_ms']:.0f}",
         ])
@@ -61,7 +70,8 @@ def skipped_table(skipped: list[dict], fmt: str = "github") -> str:
                     tablefmt=fmt)
 
 
-def markdown(document: dict) -> str:
+def markdown(document: dict, plots: list[str] | None = None) -> str:
+    """The results README; plots: the image files drawn beside it (None: all of PLOTS)."""
     meta = document["metadata"]
     lines = [
         "# tapbench results",
@@ -103,6 +113,139 @@ def markdown(document: dict) -> str:
                            headers=["method watching someone else", "bystander µs/write alone",
                                     "while watching", "ratio", "repeats"],
                            tablefmt="github", disable_numparse=True)]
+    lines += latency_section(document["runs"]) + ceiling_section(document.get("ceilings", []))
+    lines += startup_section(document["runs"], document.get("attach", []))
+    lines += intrusiveness_section(document)
+    drawn = [(name, title) for name, title in PLOTS if plots is None or name in plots]
+    if drawn:
+        lines += ["", "## Plots", ""] + [f"![{title}]({name})" for name, title in drawn]
+    notes = [r for r in document["runs"] if r.get("not_applicable")]
+    if notes:
+        lines += ["", "## Not applicable", ""] + [
+            f"- {method_label(r)} on `{r['target']}`: {r['not_applicable']}" for r in notes]
     if document.get("skipped"):
         lines += ["", "## Skipped", "", skipped_table(document["skipped"])]
     return "\n".join(lines) + "\n"
+
+
+def _table(rows, headers) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def latency_section(runs: list[dict]) -> list[str]:
+    rows = [r for r in runs if r["method"] != "none" and r.get("latency_p50_ns") is not None]
+    if not rows:
+        return []
+    return ["", "## Observation latency", "",
+            "From the mechanism's own CLOCK_MONOTONIC timestamp of the write() to the moment "
+            "Python received the event, over every move of every repeat.", "",
+            _table([[method_label(r), r["target"], r["goroutines"],
+                     f"{r['rate']:g}/s" if r.get("paced") else "flat out",
+                     *(_us(r.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
+                                               "latency_p999_ns", "latency_max_ns"))] for r in rows],
+                   ["method", "target", "G", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"])]
+
+
+def ceiling_section(ceilings: list[dict]) -> list[str]:
+    if not ceilings:
+        return []
+    rows = []
+    for c in ceilings:
+        limit = "-" if c["first_failure"] is None else f"{c['first_failure']:,.0f}"
+        rows.append([method_label(c), c["target"],
+                     "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
+                     limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
+                     CLAIMED_CEILING.get(c["method"], "-")])
+    return ["", "## Throughput ceiling", "",
+            "The highest paced rate (moves/s) at which every move was captured, with no phantom, "
+            "and the target still wrote at ≥ 95 % of the offered rate. Found by a ×4 ramp from "
+            "1,000/s up to 90 % of the target's unobserved flat-out rate, then 4 bisection steps "
+            "(±9 %). *loss*: the method missed moves; *throttled*: the target could not keep the "
+            "schedule while watched.", "",
+            _table(rows, ["method", "target", "ceiling moves/s", "first failure at", "limited by",
+                          "target alone, flat out", "probes", "claimed"])]
+
+
+def startup_section(runs: list[dict], attaches: list[dict]) -> list[str]:
+    launch = {}
+    for r in runs:
+        if r["method"] != "none" and not r.get("not_applicable"):
+            launch.setdefault(method_label(r), []).append(r["ready_ms"])
+    lines = ["", "## Start-up", "",
+             "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
+             "(BPF compile and load, tracer attached, preload ring mapped), median over the rows. "
+             "*attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
+             "returns and until the first move is received (median of the repeats).", ""]
+    attach_by_label = {method_label(a): a for a in attaches}
+    rows = []
+    for label in sorted(set(launch) | set(attach_by_label)):
+        attach = attach_by_label.get(label)
+        rows.append([label, f"{sorted(launch[label])[len(launch[label]) // 2]:.0f}" if label in launch else "-",
+                     _median_ms(attach["attach_ms"]) if attach else "-",
+                     _median_ms(attach["first_move_ms"]) if attach else "-"])
+    return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])]
+
+
+def _median_ms(values: list[float]) -> str:
+    return "-" if not values else f"{sorted(values)[len(values) // 2]:.1f}"
+
+
+def intrusiveness_section(document: dict) -> list[str]:
+    """One row per method: what the opponent noticed, attach, privileges, SIGKILL, bystander."""
+    runs = document["runs"]
+    by_method: dict[str, dict] = {}
+    for r in runs:
+        if r["method"] == "none" or r.get("not_applicable") or not r.get("self_check"):
+            continue
+        seen = by_method.setdefault(r["method"], {"tracer": set(), "preload": set(), "libraries": set()})
+        check = r["self_check"]
+        if check.get("tracer_pid"):
+            seen["tracer"].add("TracerPid ≠ 0")
+        if check.get("ld_preload"):
+            seen["preload"].add("LD_PRELOAD set")
+        seen["libraries"].update(check.get("unexpected_libraries") or [])
+    if not by_method:
+        return []
+    privileges = {}
+    for p in document.get("privileges", []):
+        label = method_label(p)
+        privileges[p["method"]] = privileges.get(p["method"], []) + [
+            f"{label}: {p['minimum'] or 'none of the sets tried'}"]
+    attach = {a["method"]: a for a in document.get("attach", [])}
+    sigkill = {}
+    for k in document.get("sigkill", []):
+        outcome = k.get("fate") or k.get("error")
+        left = [f"{k[name]} {what}" for name, what in (("bpf_programs_left", "BPF programs left"),
+                                                       ("segments_left", "segments left")) if k.get(name)]
+        if k.get("tracer_pid_after"):
+            left.append(f"TracerPid {k['tracer_pid_after']}")
+        sigkill[k["method"]] = sigkill.get(k["method"], []) + [
+            f"{method_label(k)} ({k['mode']}): {outcome}" + (f"; {', '.join(left)}" if left else "; nothing left")]
+    bystander = {}
+    for b in document.get("bystanders", []):
+        bystander[b["method"]] = bystander.get(b["method"], []) + [f"{method_label(b)}: {b['bystander_ratio']:.2f}×"]
+    from methods import REGISTRY  # the class says whether attaching is supported at all
+    rows = []
+    for method, seen in by_method.items():
+        noticed = sorted(seen["tracer"] | seen["preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]
+        if method in attach and attach[method]["first_move_ms"]:
+            can_attach = f"yes (measured: first move after {_median_ms(attach[method]['first_move_ms'])} ms)"
+        elif method in REGISTRY:
+            can_attach = "no: " + (REGISTRY[method].attach_unavailable_reason() or "not measured") \
+                if not REGISTRY[method].can_attach else "yes (not measured here)"
+        else:
+            can_attach = "-"
+        rows.append([method, ", ".join(noticed) or "nothing", can_attach,
+                     "<br>".join(privileges.get(method, ["-"])), "<br>".join(sigkill.get(method, ["-"])),
+                     "<br>".join(bystander.get(method, ["-"])), CLAIMED_INTRUSIVENESS.get(method, "-")
+                     + (f"; {CLAIMED_PRIVILEGES[method]}" if method in CLAIMED_PRIVILEGES else "")])
+    return ["", "## Intrusiveness matrix", "",
+            "Measured, not asserted. *Noticed by the opponent*: its own self-check at start "
+            "(/proc/self/status TracerPid, the LD_PRELOAD variable, libraries mapped that a plain "
+            "run does not map). *Least privilege*: the smallest capability bounding set, tried in "
+            "order with `setpriv`, under which a launched run still captured exactly (root uid "
+            "kept). *SIGKILL*: tapbench killed while watching; the opponent's state a second later "
+            "and what was left on the machine. *Bystander*: an unwatched process's time per write "
+            "while the method watches someone else, over the same with no observer.", "",
+            _table(rows, ["method", "noticed by the opponent", "attach to a running process",
+                          "least privilege (launch)", "SIGKILL of tapbench", "bystander cost", "claimed"])]

@@ -18,7 +18,9 @@ from bench.targets import ROOT, Workload
 # Results format version. History:
 #   1  metadata + runs; each run flat keys (method, target, expected, captured, lost, phantom,
 #      in_order, ns_per_move_bare, ns_per_move_observed, overhead_ns, latency_*) + raw samples.
-RESULTS_FORMAT = 1
+#   2  adds per run target_slowdown_pct, observer_cpu_ns_per_move, latency_cdf_ns; sections
+#      ceilings, attach, privileges, sigkill. A reader treats a missing key as "not measured".
+RESULTS_FORMAT = 2
 
 
 class ResultsError(Exception):
@@ -149,14 +151,19 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     return row
 
 
+SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill")
+
+
 def write_json(path: str | Path, runs: list[dict], skipped: list[dict] | None = None,
-               meta: dict | None = None, comparisons: list[dict] | None = None,
-               bystanders: list[dict] | None = None) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
+               meta: dict | None = None, **sections: list[dict]) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one.
+    sections: any of SECTIONS (comparisons, bystanders, ceilings ...), each a list of dicts."""
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown results sections {sorted(unknown)}")
     path = Path(path)
     document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(), "runs": runs,
-                "skipped": skipped or [], "comparisons": comparisons or [],
-                "bystanders": bystanders or []}
+                "skipped": skipped or []} | {name: sections.get(name) or [] for name in SECTIONS}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:

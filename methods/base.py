@@ -67,6 +67,9 @@ class Observer(ABC):
     method: ClassVar[str]
     can_attach: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    # A reference peer (strace, bpftrace) is measured beside ours, not built by us: a capture
+    # it gets wrong is a finding about it, reported, not a failure of the sweep.
+    reference_peer: ClassVar[bool] = False
     # Constructor keyword -> argparse settings (plus "default", and "flag": True for booleans);
     # the CLI turns each into --keyword and refuses it for other methods.
     cli_options: ClassVar[dict[str, dict]] = {}

@@ -45,6 +45,7 @@ def program_for(pid: int) -> str:
 
 class BpftraceObserver(Observer):
     method = "bpftrace"
+    reference_peer = True
     can_attach = True
     description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
 

@@ -26,6 +26,7 @@ WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]
 
 class StraceObserver(Observer):
     method = "strace"
+    reference_peer = True
     can_attach = False
     description = "strace -f -e trace=write, parsed (reference peer)"
     cli_options = {"seccomp_bpf": {"flag": True, "default": False,

@@ -1,0 +1,113 @@
+"""The three plots of results/README.md, drawn from a results document only (like the tables),
+so `tapbench report` can redraw them without measuring anything."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on a benchmark machine
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.report import method_label  # noqa: E402
+
+OVERHEAD_PNG = "overhead.png"
+LATENCY_PNG = "latency_cdf.png"
+CEILING_PNG = "ceiling.png"
+# The article's per-event figures (../shared/DESIGN.md), drawn beside the measured bars.
+CLAIMS_NS = [(80, "claimed: eBPF ~80 ns", ":"), (100, "claimed: LD_PRELOAD ~100 ns", "--"),
+             (5000, "claimed: ptrace ~5 µs", "-.")]
+
+
+def row_label(row: dict) -> str:
+    return f"{method_label(row)} · {row['target']} · G={row['goroutines']}"
+
+
+def overhead_plot(runs: list[dict], path: Path) -> bool:
+    """Overhead per move, log scale: the methods span three orders of magnitude."""
+    rows = [r for r in runs if not r.get("paced") and r["method"] != "none"
+            and not r.get("not_applicable")]
+    if not rows:
+        return False
+    rows.sort(key=lambda r: r["overhead_ns"])
+    # A log axis cannot show zero or less: such a median is drawn at 1 ns and says so.
+    values = [max(r["overhead_ns"], 1.0) for r in rows]
+    low = [max(v - max(r["overhead_iqr_ns"][0], 1.0), 0) for v, r in zip(values, rows)]
+    high = [max(max(r["overhead_iqr_ns"][1], 1.0) - v, 0) for v, r in zip(values, rows)]
+    figure, axes = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.5))
+    axes.barh(range(len(rows)), values, xerr=[low, high], color="tab:blue", capsize=3)
+    axes.set_yticks(range(len(rows)), [row_label(r) + ("  (≤ 0)" if r["overhead_ns"] <= 1 else "")
+                                       for r in rows], fontsize=8)
+    for claim_ns, text, style in CLAIMS_NS:
+        axes.axvline(claim_ns, color="tab:red", linestyle=style, linewidth=1, label=text)
+    axes.legend(fontsize=7, loc="lower right")
+    axes.set_xscale("log")
+    axes.set_xlabel("overhead per move, ns (median of paired observed − bare; bars: IQR)")
+    axes.set_title("What watching costs the watched process")
+    axes.grid(axis="x", which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def latency_plot(runs: list[dict], path: Path) -> bool:
+    """Latency CDFs (mechanism timestamp to Python), paced and flat out side by side."""
+    rows = [r for r in runs if r.get("latency_cdf_ns")]
+    if not rows:
+        return False
+    figure, (paced_axes, flat_axes) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for axes, paced, title in ((paced_axes, True, "paced"), (flat_axes, False, "flat out")):
+        for row in (r for r in rows if bool(r.get("paced")) == paced):
+            points = row["latency_cdf_ns"]
+            axes.plot([max(v, 1) / 1000 for _, v in points], [p for p, _ in points], label=row_label(row))
+        rates = sorted({r["rate"] for r in rows if bool(r.get("paced")) == paced and r["rate"]})
+        axes.set_title(f"{title}" + (f" ({', '.join(f'{x:g}' for x in rates)} moves/s)" if rates else ""))
+        axes.set_xscale("log")
+        axes.set_xlabel("latency, µs (write() seen by the mechanism → received in Python)")
+        axes.grid(which="both", alpha=0.3)
+        axes.legend(fontsize=6)
+    paced_axes.set_ylabel("percentile")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
+    """Captured against offered rate for every probe of the ceiling search."""
+    if not ceilings:
+        return False
+    figure, axes = plt.subplots(figsize=(8, 6))
+    for ceiling in ceilings:
+        probes = sorted(ceiling["probes"], key=lambda p: p["offered"])
+        label = f"{method_label(ceiling)} · {ceiling['target']}"
+        line, = axes.plot([p["offered"] for p in probes], [p["captured_rate"] for p in probes],
+                          marker="o", markersize=3, label=label)
+        failed = [p for p in probes if not p["held"]]
+        axes.scatter([p["offered"] for p in failed], [p["captured_rate"] for p in failed],
+                     marker="x", s=50, color=line.get_color())
+    top = max(p["offered"] for c in ceilings for p in c["probes"])
+    axes.plot([1000, top], [1000, top], color="grey", linestyle="--", linewidth=1, label="captured = offered")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("offered rate, moves/s (paced opponent)")
+    axes.set_ylabel("captured moves/s (verified)")
+    axes.set_title("Throughput ceiling (× = probe failed: loss or target throttled)")
+    axes.grid(which="both", alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def draw(document: dict, out: Path) -> list[Path]:
+    """Every plot the document has data for; returns the files written."""
+    written = []
+    for name, draw_one, data in ((OVERHEAD_PNG, overhead_plot, document["runs"]),
+                                 (LATENCY_PNG, latency_plot, document["runs"]),
+                                 (CEILING_PNG, ceiling_plot, document.get("ceilings", []))):
+        if draw_one(data, out / name):
+            written.append(out / name)
+    return written

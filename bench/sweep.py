@@ -1,0 +1,183 @@
+"""The sweeps behind `make bench` (full) and `tapbench sweep --quick` (CI): what is measured,
+in which groups, and in which order. Every number in results/ comes from here.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from bench import report as report_module
+from bench.bystander import bystander_cost
+from bench.ceiling import find_ceiling, unobserved_maximum
+from bench.intrusion import attach_startup, least_privilege, sigkill_fate
+from bench.results import metadata, summarize
+from bench.runner import compare
+from bench.targets import Workload
+from methods import REGISTRY
+
+EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
+EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
+EBPF_TRACEPOINT = ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})
+PRELOAD = ("preload", {"ring_slots": 1 << 20})
+PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
+PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
+STRACE = ("strace", {"seccomp_bpf": False})
+STRACE_SECCOMP = ("strace", {"seccomp_bpf": True})
+BPFTRACE = ("bpftrace", {})
+
+# Groups of methods run interleaved on one workload; within a group every method is also
+# compared with the group's last one as a same-run ratio. Both eBPF hooks and both wakeup
+# policies are measured so that the defaults stay justified by numbers.
+BENCH_MOVES = 200_000
+TRACER_MOVES = 50_000  # tracers stop the target at every write: fewer moves keep it short
+PACED = 20_000  # moves/s: the article's "20k events/s on one core"
+FULL_GROUPS = [
+    (Workload("go", BENCH_MOVES), [EBPF_RAW, EBPF_ADAPTIVE, EBPF_TRACEPOINT]),
+    (Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
+    (Workload("libc", BENCH_MOVES), [PRELOAD, EBPF_RAW]),
+    (Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD]),
+    (Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
+    (Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
+    # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
+    (Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
+    (Workload("go", TRACER_MOVES), [PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
+    (Workload("go", TRACER_MOVES, goroutines=8), [PTRACE_SECCOMP, STRACE]),
+    # latency at the article's rate
+    (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, PTRACE_SECCOMP, STRACE, BPFTRACE]),
+    (Workload("libc", PACED, rate=PACED), [PRELOAD]),
+]
+QUICK_GROUPS = [
+    (Workload("go", 20_000), [EBPF_RAW]),
+    (Workload("libc", 20_000), [PRELOAD]),
+    (Workload("go", 5_000), [PTRACE_SECCOMP, STRACE]),
+]
+CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
+ATTACHES = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
+PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
+SIGKILLS = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}),
+            ("ptrace", {"strategy": "step", "exitkill": True}), PRELOAD, STRACE, BPFTRACE]
+BYSTANDERS = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PRELOAD, BPFTRACE]
+CEILING_PROBES_GUESS = 10  # for the progress bar's ETA only
+
+
+class Progress:
+    """A rich progress bar with ETA on stderr when it is a terminal; one line per phase
+    otherwise (quiet enough for CI logs)."""
+
+    def __init__(self, total: int):
+        self.interactive = sys.stderr.isatty()
+        if self.interactive:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+            self._bar = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task("sweep", total=total)
+            self._bar.start()
+
+    def phase(self, text: str) -> None:
+        if self.interactive:
+            self._bar.console.print(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def step(self, text: str) -> None:
+        if self.interactive:
+            self._bar.update(self._task, advance=1, description=text[:60])
+
+    def close(self) -> None:
+        if self.interactive:
+            self._bar.stop()
+
+
+def available(lineup, skipped: list[dict]):
+    """The methods of lineup that can run here; the others are recorded once with a reason."""
+    result = []
+    for method, options in lineup:
+        reason = REGISTRY[method].unavailable_reason()
+        if reason is None:
+            result.append((method, options))
+        elif not any(s["method"] == method for s in skipped):
+            skipped.append({"method": method, "reason": reason})
+    return result
+
+
+def same_run_ratios(rows: list[dict]) -> list[dict]:
+    """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
+    noisy machine cannot fake, since both sides ran next to the same bare run."""
+    if len(rows) < 2:
+        return []
+    baseline = rows[-1]
+    base = np.array(baseline["samples_observed_ns_per_move"]) - np.array(baseline["samples_bare_ns_per_move"])
+    comparisons = []
+    for row in rows[:-1]:
+        mine = np.array(row["samples_observed_ns_per_move"]) - np.array(row["samples_bare_ns_per_move"])
+        samples = (mine / base).tolist()
+        comparisons.append({"method": report_module.method_label(row),
+                            "baseline": report_module.method_label(baseline),
+                            "ratio": float(np.median(samples)), "samples": samples})
+    return comparisons
+
+
+def sweep(quick: bool, repeats: int) -> dict:
+    """Run a whole sweep; returns the results document's sections (see results.write_json)."""
+    started = time.monotonic()
+    skipped: list[dict] = []
+    groups = QUICK_GROUPS if quick else FULL_GROUPS
+    total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
+    if not quick:
+        total += len(CEILINGS) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
+            + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats
+    progress = Progress(total)
+    sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
+    try:
+        for workload, lineup in groups:
+            workload.binary()
+            methods = available(lineup, skipped)
+            if not methods:
+                continue
+            progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {workload.label()}")
+            bare, observed = compare(methods, workload, repeats, progress.step)
+            rows = [summarize(method, options, workload, bare, executions)
+                    for (method, options), executions in zip(methods, observed)]
+            sections["runs"] += rows
+            sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
+        if not quick:
+            sections |= intrusiveness_and_limits(repeats, skipped, progress)
+    finally:
+        progress.close()
+    sections["meta"] = metadata() | {"wall_s": round(time.monotonic() - started, 1),
+                                     "profile": "quick" if quick else "full", "repeats": repeats}
+    return sections
+
+
+def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress) -> dict:
+    found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": []}
+    maxima = {}
+    for (method, options), target in CEILINGS:
+        if not available([(method, options)], skipped):
+            continue
+        if target not in maxima:
+            maxima[target] = unobserved_maximum(target)
+        progress.phase(f"searching the throughput ceiling of {method} on {target}")
+        found["ceilings"].append(find_ceiling(method, options, target, maxima[target], progress.step))
+    for method, options in available(ATTACHES, skipped):
+        progress.phase(f"attaching {method} to a running opponent")
+        found["attach"].append(attach_startup(method, options))
+        progress.step(f"attach {method}")
+    for method, options in available(PRIVILEGES, skipped):
+        progress.phase(f"least privilege of {method} {options}")
+        found["privileges"].append(least_privilege(method, options))
+        progress.step(f"privileges {method}")
+    for method, options in available(SIGKILLS, skipped):
+        progress.phase(f"SIGKILL of tapbench while {method} {options} watches")
+        found["sigkill"].append(sigkill_fate(method, options))
+        progress.step(f"sigkill {method}")
+    for method, options in available(BYSTANDERS, skipped):
+        progress.phase(f"measuring the bystander cost of {method} {options}")
+        found["bystanders"].append(bystander_cost(method, options, repeats=repeats,
+                                                  progress=progress.step))
+    return found
