@@ -31,7 +31,7 @@ from bench.sweep import same_run_ratios, sweep
 from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
 from bench.truth import TruthMismatch, decode_move_name
 from methods import REGISTRY, ObserverError, ObserverUnavailable
-from methods.base import find_pid_by_name
+from methods.base import check_pid, find_pid_by_name
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -132,6 +132,8 @@ def make_parser() -> argparse.ArgumentParser:
     gate = commands.add_parser("gate", help="exit 1 on a capture or speed regression against a baseline")
     gate.add_argument("new", nargs="?", help="results to judge (default: run `bench --quick` now)")
     gate.add_argument("--baseline", default=str(RESULTS_DIR / "baseline.json"))
+    gate.add_argument("--across-machines", action="store_true",
+                      help="fail speed regressions even when the baseline is from another machine")
     for sub in (compare_parser, gate):
         sub.add_argument("--threshold", type=float, default=0.10,
                          help="relative growth of the overhead ratio that counts (default 0.10)")
@@ -207,6 +209,10 @@ def command_watch(args) -> int:
     pid = None
     if args.pid:
         pid = positive_int(args.pid, "--pid", 2**22)
+        name = check_pid(pid).name()
+        if not name.startswith(OPPONENT_NAME[:15]):  # /proc comm keeps 15 characters
+            print(f"note: PID {pid} ({name}) is not the opponent: its writes to stdout are shown, "
+                  f"and those that are not move lines are counted as other writes", file=sys.stderr)
     elif args.name:
         pid = find_pid_by_name(args.name)
         print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
@@ -292,22 +298,40 @@ def command_compare(args) -> int:
 
 def command_gate(args) -> int:
     baseline = load_json(args.baseline)
-    if args.new:
-        new = load_json(args.new)
-    else:
-        quick = Namespace(repeats="5", out=str(RESULTS_DIR), quick=True)
-        command_bench(quick)
-        new = load_json(RESULTS_DIR / "quick.json")
+    new = load_json(args.new) if args.new else quick_sweep()
+    failed = judge(baseline, new, args)
+    if failed and not args.new and not any(c.correctness_regressed for c in failed):
+        # A speed regression from a sweep the gate ran itself must show again in a second,
+        # independent sweep: a real regression does, a burst of load on a shared machine
+        # rarely hits the same rows twice.
+        print("speed regression: confirming with a second quick sweep", file=sys.stderr)
+        again = {c.label for c in judge(baseline, quick_sweep(), args)}
+        failed = [c for c in failed if c.label in again]
+    if failed:
+        print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
+        return 1
+    print(f"gate passed against {args.baseline}")
+    return 0
+
+
+def quick_sweep() -> dict:
+    command_bench(Namespace(repeats="5", out=str(RESULTS_DIR), quick=True))
+    return load_json(RESULTS_DIR / "quick.json")
+
+
+def judge(baseline: dict, new: dict, args) -> list:
+    """Print the comparison; return the rows that regressed. On a different machine a speed
+    change is reported but not failed (unless --across-machines): it says nothing about the code."""
     changes, warnings = gate_module.compare_documents(baseline, new, args.threshold, args.alpha)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(gate_module.changes_table(changes))
-    failed = [c for c in changes if c.correctness_regressed or c.speed_regressed]
-    if failed:
-        print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
-        return 1
-    print(f"gate passed: {len(changes)} rows compared with {args.baseline}")
-    return 0
+    other_machine = gate_module.machines_differ(baseline, new) and not args.across_machines
+    if other_machine and any(c.speed_regressed for c in changes):
+        print("warning: speed regressions above are not failed: the baseline was measured on "
+              "another machine (--across-machines to fail them)", file=sys.stderr)
+    return [c for c in changes if c.correctness_regressed or (c.speed_regressed and not other_machine)]
+
 
 def command_cleanup(args) -> int:
     if cleanup.clean() == 0:

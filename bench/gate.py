@@ -16,6 +16,10 @@ from scipy.stats import mannwhitneyu
 MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
 
 
+def machines_differ(old: dict, new: dict) -> list[str]:
+    return [k for k in MACHINE_KEYS if old["metadata"].get(k) != new["metadata"].get(k)]
+
+
 def row_key(row: dict) -> tuple:
     options = tuple(sorted((row.get("options") or {}).items()))
     return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"])
@@ -50,7 +54,7 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
     from bench.report import method_label
 
     warnings = []
-    differing = [k for k in MACHINE_KEYS if old["metadata"].get(k) != new["metadata"].get(k)]
+    differing = machines_differ(old, new)
     if differing:
         warnings.append("the machines differ (" + ", ".join(differing) + "): only ratios are compared")
     new_rows = {row_key(r): r for r in new["runs"]}

@@ -66,7 +66,8 @@ def latency_plot(runs: list[dict], path: Path) -> bool:
         axes.set_xscale("log")
         axes.set_xlabel("latency, µs (write() seen by the mechanism → received in Python)")
         axes.grid(which="both", alpha=0.3)
-        axes.legend(fontsize=6)
+        if axes.lines:
+            axes.legend(fontsize=6)
     paced_axes.set_ylabel("percentile")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -1,9 +1,14 @@
 """Bad input gets one clear line and a non-zero exit, never a traceback."""
 import json
+import os
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
+
+from bench.targets import ROOT
 
 from bench.results import RESULTS_FORMAT, load_json, write_json, ResultsError
 
@@ -64,3 +69,38 @@ def test_results_are_written_atomically_and_read_back(tmp_path):
     write_json(path, [{"method": "none"}], meta={"date": "today"})
     assert load_json(path)["runs"] == [{"method": "none"}]
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+
+
+def test_a_zombie_pid_is_refused():
+    zombie = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 5
+        while psutil.Process(zombie.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.01)
+        result = tapbench("watch", "--method", "ptrace", "--strategy", "step", "--pid", str(zombie.pid))
+        assert result.returncode == 2 and f"PID {zombie.pid} is a zombie" in result.stderr
+    finally:
+        zombie.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="attaching with ptrace to a process needs root here")
+def test_a_pid_that_is_not_the_opponent_is_watched_with_a_note():
+    # `sh` writes one line that is not a move, then exits: the watch ends with it.
+    other = subprocess.Popen(["sh", "-c", "sleep 1; echo rock and roll"], stdout=subprocess.DEVNULL)
+    try:
+        result = tapbench("watch", "--method", "ptrace", "--strategy", "step", "--pid", str(other.pid))
+        assert result.returncode == 0, result.stderr
+        assert f"note: PID {other.pid} (sh) is not the opponent" in result.stderr
+        assert "0 moves" in result.stdout and "not a move" in result.stdout
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_sweep_is_bench_and_report_redraws_the_plots(tmp_path):
+    assert "--quick" in tapbench("sweep", "--help").stdout
+    readme = tmp_path / "README.md"
+    result = tapbench("report", "--json", str(ROOT / "results" / "latest.json"), "--out", str(readme))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "overhead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Overhead per move, log scale](overhead.png)" in readme.read_text()

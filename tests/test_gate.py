@@ -66,3 +66,20 @@ def test_gate_command_exits_1_on_a_regression(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bench", "gate", str(old), "--baseline", str(old)],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "gate passed" in result.stdout
+
+
+def test_an_injected_2x_slowdown_fails():
+    (change,), _ = compare_documents(document(BASE), document([o * 2 for o in BASE]))
+    assert change.speed_regressed and round(change.change, 2) == 1.0
+
+
+def test_a_slowdown_on_another_machine_is_reported_not_failed(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document(BASE)))
+    new.write_text(json.dumps(document([o * 2 for o in BASE], cpu="cpu B")))
+    result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "SLOWER" in result.stdout and "another machine" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old),
+                             "--across-machines"], capture_output=True, text=True)
+    assert result.returncode == 1

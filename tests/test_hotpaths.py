@@ -1,0 +1,73 @@
+"""The Python hot paths, benchmarked (pytest-benchmark) and checked at the same time: each
+benchmark also asserts that the path produced the right result.
+
+In `make test` they run once each (benchmarking disabled, see pyproject.toml); `make gate`
+times them and compares with results/benchmarks/ (see the Makefile for the margin)."""
+import mmap
+import os
+
+import numpy as np
+import pytest
+
+from bench.truth import line, move_codes, writer_counts
+from bench.verify import verify
+from methods.none import NoObserver
+
+EVENTS = 100_000
+
+
+@pytest.fixture(scope="module")
+def move_lines():
+    codes = move_codes(1, 0, EVENTS)
+    return [line(int(code), 0, n) for n, code in enumerate(codes)]
+
+
+def test_verifier_on_100k_events(benchmark, move_lines):
+    events = [(4242, raw) for raw in move_lines]
+    verdict = benchmark(verify, events, 1, writer_counts(EVENTS, 1), 4242)
+    assert verdict.exact and verdict.captured == EVENTS
+
+
+def test_batch_decode_into_move_events(benchmark, move_lines):
+    from methods.ebpf import RECORD
+
+    batch = np.zeros(EVENTS, dtype=RECORD)
+    batch["ts_ns"] = np.arange(EVENTS)
+    batch["tid"] = 7
+    heads = np.frombuffer(b"".join(raw.ljust(32, b"\0") for raw in move_lines), dtype="V32")
+    batch["head"] = heads
+    batch["copied"] = [len(raw) for raw in move_lines]
+    batch["count"] = batch["copied"]
+    observer = NoObserver()
+    observer.pid = 4242
+
+    events = benchmark(lambda: list(observer._events_from_batch(batch)))
+    assert [e.raw for e in events] == move_lines and events[-1].ts_ns == EVENTS - 1
+
+
+def test_bpf_ring_drain_of_100k_records(benchmark):
+    """RingReader on a memfd laid out like a BPF ring buffer map (consumer page, producer
+    page, data), holding 100k committed records."""
+    from methods.ebpf import PAGE_SIZE, RECORD, SAMPLE_SIZE, RingReader
+
+    data_size = 1 << 23  # 8 MiB, a power of two like the kernel's
+    fd = os.memfd_create("tapbench-ring-test")
+    try:
+        os.ftruncate(fd, 2 * PAGE_SIZE + 2 * data_size)
+        with mmap.mmap(fd, 2 * PAGE_SIZE + data_size) as raw:
+            records = np.zeros(EVENTS, dtype=RECORD)
+            records["header_len"] = SAMPLE_SIZE
+            records["ts_ns"] = np.arange(EVENTS)
+            raw[2 * PAGE_SIZE:2 * PAGE_SIZE + records.nbytes] = records.tobytes()
+            raw[PAGE_SIZE:PAGE_SIZE + 8] = np.uint64(records.nbytes).tobytes()  # producer_pos
+        reader = RingReader(fd, data_size)
+
+        def drain():
+            reader._consumer_pos[0] = 0  # unread again, for the next round
+            return reader.read()
+
+        batch = benchmark(drain)
+        assert batch.size == EVENTS and int(batch["ts_ns"][-1]) == EVENTS - 1
+        reader.close()
+    finally:
+        os.close(fd)

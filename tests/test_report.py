@@ -1,0 +1,52 @@
+"""results/README.md and its plots come from the JSON alone, every section included."""
+from bench import plots
+from bench.report import markdown
+
+RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1, "moves": 100,
+       "repeats": 2, "rate": 0.0, "paced": False, "expected": 200, "captured": 200, "lost": 0,
+       "lost_reported": 0, "phantom": 0, "in_order": True, "exact": True, "not_applicable": None,
+       "ns_per_move_bare": 500.0, "ns_per_move_observed": 900.0, "overhead_ns": 400.0,
+       "overhead_iqr_ns": [390.0, 410.0], "overhead_ratio": 0.8, "target_slowdown_pct": 80.0,
+       "observer_cpu_ns_per_move": 1500.0, "ready_ms": 2000.0, "lag_end_ns_max": 0,
+       "latency_p50_ns": 1000, "latency_p90_ns": 2000, "latency_p99_ns": 3000, "latency_p999_ns": 4000,
+       "latency_max_ns": 5000, "latency_cdf_ns": [[0, 10], [50, 1000], [100, 5000]],
+       "self_check": {"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}}
+DOCUMENT = {
+    "format": 2,
+    "metadata": {"date": "d", "kernel": "k", "machine": "x86_64", "cpu_count": 2, "cpu_model": "c",
+                 "lockdown": "none", "bcc": "b", "go": "g", "python": "p", "commit": "abc", "note": "n"},
+    "runs": [RUN, RUN | {"method": "preload", "options": {}, "target": "go", "not_applicable":
+                         "static binary: LD_PRELOAD not applied"}],
+    "skipped": [{"method": "bpftrace", "reason": "bpftrace is not installed"}],
+    "ceilings": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "unobserved_max": 1e6,
+                  "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
+                  "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
+                             {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
+    "attach": [{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0], "first_move_ms": [2001.0]}],
+    "privileges": [{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
+    "sigkill": [{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
+                 "tracer_pid_after": 0, "bpf_programs_left": 0, "segments_left": 0}],
+    "bystanders": [{"method": "ebpf", "options": {"hook": "raw"}, "bystander_ns_per_write_alone": 500.0,
+                    "bystander_ns_per_write_watching": 700.0, "bystander_ratio": 1.4, "repeats": 2}],
+}
+
+
+def test_every_section_is_rendered_from_the_document():
+    text = markdown(DOCUMENT)
+    for heading in ("## Observation latency", "## Throughput ceiling", "## Start-up",
+                    "## Intrusiveness matrix", "## Plots", "## Not applicable", "## Skipped"):
+        assert heading in text
+    assert "0.80× (+80%)" in text  # ratio and target slowdown
+    assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
+    assert "ebpf (raw): CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
+    assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw): 1.40×" in text
+    assert "preload on `go`: static binary: LD_PRELOAD not applied" in text
+    assert "bpftrace is not installed" in text
+
+
+def test_the_plots_are_pngs(tmp_path):
+    written = plots.draw(DOCUMENT, tmp_path)
+    assert sorted(p.name for p in written) == sorted([plots.OVERHEAD_PNG, plots.LATENCY_PNG, plots.CEILING_PNG])
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+    assert "![Overhead per move, log scale](overhead.png)" in markdown(DOCUMENT, [p.name for p in written])
+    assert "## Plots" not in markdown(DOCUMENT, [])
