@@ -3,7 +3,7 @@ VENV := .venv
 BIN := gotargets/bin
 GO_SRC := gotargets/go.mod $(wildcard gotargets/rock-paper-scissors/*.go)
 
-.PHONY: setup venv build bench test clean check-root
+.PHONY: setup venv build bench test gate clean check-root
 
 check-root:
 	@if [ "$$(id -u)" != 0 ]; then \
@@ -42,6 +42,16 @@ bench: setup
 
 test: setup
 	$(VENV)/bin/pytest -ra
+
+# The regression gate CI runs after the tests: the Python hot paths timed against
+# results/benchmarks/ (failing only beyond HOTPATH_MARGIN, wider than the run-to-run noise
+# measured on these shared machines), then a quick sweep judged against results/baseline.json.
+HOTPATH_MARGIN := 100%
+gate: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_hotpaths.py --benchmark-enable \
+	    --benchmark-storage=results/benchmarks --benchmark-compare --benchmark-compare-fail=median:$(HOTPATH_MARGIN) \
+	    --benchmark-columns=min,median,iqr,rounds
+	$(VENV)/bin/tapbench gate
 
 clean:
 	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info

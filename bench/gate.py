@@ -44,6 +44,13 @@ class Change:
     note: str = ""
 
     @property
+    def cv(self) -> float:
+        """Coefficient of variation of the two medians (sample standard deviation over mean):
+        the spread between two sweeps of the same code."""
+        mean = (self.old_ratio + self.new_ratio) / 2
+        return abs(self.new_ratio - self.old_ratio) / np.sqrt(2) / abs(mean) if mean else float("inf")
+
+    @property
     def change(self) -> float:
         return (self.new_ratio - self.old_ratio) / abs(self.old_ratio) if self.old_ratio else float("inf")
 
@@ -90,6 +97,7 @@ def changes_table(changes: list[Change]) -> str:
         verdict = "CAPTURE REGRESSED" if c.correctness_regressed else (
             "SLOWER" if c.speed_regressed else (c.note or "ok"))
         rows.append([c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.change:+.0%}",
-                     "-" if c.p_value is None else f"{c.p_value:.3f}", verdict])
-    return tabulate(rows, headers=["row", "overhead/bare old", "new", "change", "p (new > old)", "verdict"],
+                     f"{c.cv:.1%}", "-" if c.p_value is None else f"{c.p_value:.3f}", verdict])
+    return tabulate(rows, headers=["row", "overhead/bare old", "new", "change", "CV of the two",
+                                   "p (new > old)", "verdict"],
                     tablefmt="simple", disable_numparse=True)

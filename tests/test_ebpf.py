@@ -119,3 +119,20 @@ def test_watch_stops_cleanly_on_sigint_and_leaves_the_target_running(running_opp
     assert watcher.returncode == 0, err
     assert "(stopped)" in out.splitlines()[-1]
     assert process.poll() is None  # an attached target is left as it was found
+
+
+def test_a_full_ring_behind_a_slowed_consumer_counts_every_loss(tmp_path):
+    """A 1 MiB ring holds about 16k events; the consumer sleeps until the opponent has written
+    100k. The kernel's drop count must account for every move missing, and nothing is exact."""
+    moves = 100_000
+    report = tmp_path / "truth.json"
+    with EbpfObserver(ring_mb=1) as observer:
+        process = observer.launch(Workload("go", moves).argv(str(report)))
+        observer.release()
+        process.wait()  # the consumer, slowed on purpose: nothing read until the end
+        events = [(e.pid, e.raw) for e in observer.events()]
+        lost = observer.counters.lost
+    truth = Truth.load(str(report))
+    verdict = verify(events, truth.seed, truth.counts, truth.report["pid"])
+    assert lost > 0 and verdict.lost == lost and verdict.captured == moves - lost
+    assert verdict.phantom == 0 and not verdict.exact
