@@ -24,7 +24,7 @@ import psutil
 
 from bench.targets import ROOT, Workload
 from bench.truth import decode_move_name
-from methods.base import REGISTRY
+from methods.base import REGISTRY, proc_status_field
 
 # Capability sets tried in order, smallest first; "all" is root as it is.
 CAPABILITY_SETS = [
@@ -114,29 +114,19 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
             "attach_ms": attach_ms, "first_move_ms": first_move_ms}
 
 
-def _bpf_program_ids() -> set[int]:
+def loaded_bpf_program_ids() -> set[int]:
+    """IDs of every BPF program loaded on the machine (bpftool; empty without it)."""
     if shutil.which("bpftool") is None:
         return set()
     out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
     return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines() if line[:1].isdigit()}
 
 
-def _tracer_pid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def sigkill_fate(method: str, options: dict) -> dict:
     """SIGKILL a `tapbench watch` mid-observation and look at the opponent a second later.
     Attach mode where the method can attach (the opponent is not tapbench's child), else launch."""
     mode = "attach" if REGISTRY[method].can_attach else "launch"
-    programs_before = _bpf_program_ids()
+    programs_before = loaded_bpf_program_ids()
     segments_before = set(glob.glob("/dev/shm/tapbench-*"))
     opponent = None
     workload = Workload(target_for(method), 100_000_000, rate=2000)
@@ -171,9 +161,9 @@ def sigkill_fate(method: str, options: dict) -> dict:
             fate = f"left {status}"
         else:
             fate = "kept running"
-        tracer = _tracer_pid(target) if target and fate == "kept running" else None
+        tracer = proc_status_field(target, "TracerPid") if target and fate == "kept running" else None
         deadline = time.monotonic() + 5  # the kernel frees programs after an RCU grace period
-        while (left := _bpf_program_ids() - programs_before) and time.monotonic() < deadline:
+        while (left := loaded_bpf_program_ids() - programs_before) and time.monotonic() < deadline:
             time.sleep(0.05)
         # After a SIGKILL, Python's resource tracker (a process of its own) unlinks the segment.
         while (segments_left := set(glob.glob("/dev/shm/tapbench-*")) - segments_before) \

@@ -58,9 +58,11 @@ def latency_plot(runs: list[dict], path: Path) -> bool:
         return False
     figure, (paced_axes, flat_axes) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for axes, paced, title in ((paced_axes, True, "paced"), (flat_axes, False, "flat out")):
+        axes.set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 distinct lines per panel
         for row in (r for r in rows if bool(r.get("paced")) == paced):
             points = row["latency_cdf_ns"]
-            axes.plot([max(v, 1) / 1000 for _, v in points], [p for p, _ in points], label=row_label(row))
+            axes.plot([max(v, 1) / 1000 for _, v in points], [p for p, _ in points],
+                      label=f"{row_label(row)} · {row['moves']} moves")
         rates = sorted({r["rate"] for r in rows if bool(r.get("paced")) == paced and r["rate"]})
         axes.set_title(f"{title}" + (f" ({', '.join(f'{x:g}' for x in rates)} moves/s)" if rates else ""))
         axes.set_xscale("log")
@@ -94,7 +96,7 @@ def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
     axes.set_yscale("log")
     axes.set_xlabel("offered rate, moves/s (paced opponent)")
     axes.set_ylabel("captured moves/s (verified)")
-    axes.set_title("Throughput ceiling (× = probe failed: loss or target throttled)")
+    axes.set_title("Throughput ceiling (× = probe failed: loss, target throttled or backlog)")
     axes.grid(which="both", alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()

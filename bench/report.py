@@ -139,11 +139,11 @@ def latency_section(runs: list[dict]) -> list[str]:
     return ["", "## Observation latency", "",
             "From the mechanism's own CLOCK_MONOTONIC timestamp of the write() to the moment "
             "Python received the event, over every move of every repeat.", "",
-            _table([[method_label(r), r["target"], r["goroutines"],
+            _table([[method_label(r), r["target"], r["goroutines"], f"{r['moves']}×{r['repeats']}",
                      f"{r['rate']:g}/s" if r.get("paced") else "flat out",
                      *(_us(r.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
                                                "latency_p999_ns", "latency_max_ns"))] for r in rows],
-                   ["method", "target", "G", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"])]
+                   ["method", "target", "G", "moves×runs", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"])]
 
 
 def ceiling_section(ceilings: list[dict]) -> list[str]:
@@ -161,7 +161,8 @@ def ceiling_section(ceilings: list[dict]) -> list[str]:
             "and the target still wrote at ≥ 95 % of the offered rate. Found by a ×4 ramp from "
             "1,000/s up to 90 % of the target's unobserved flat-out rate, then 4 bisection steps "
             "(±9 %). *loss*: the method missed moves; *throttled*: the target could not keep the "
-            "schedule while watched.", "",
+            "schedule while watched; *backlog*: the consumer was still receiving events more than "
+            "0.1 s after the target's last write (it buffered what it could not keep up with).", "",
             _table(rows, ["method", "target", "ceiling moves/s", "first failure at", "limited by",
                           "target alone, flat out", "probes", "claimed"])]
 

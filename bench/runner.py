@@ -46,6 +46,7 @@ class Execution:
     mechanism: dict = field(default_factory=dict)
     not_applicable: str | None = None  # the mechanism could not see this target at all
     observer_cpu_ns: int = 0  # CPU the observer's process tree used from release to the end
+    last_seen_ns: int = 0  # CLOCK_MONOTONIC when Python received the last event
 
 
 def execute(method: str, options: dict, workload: Workload) -> Execution:
@@ -64,18 +65,19 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             observer.release()
             pids, heads = array("q"), []
             latencies = array("q")
+            last_seen_ns = 0
             for event in observer.events():
                 pids.append(event.pid)
                 heads.append(event.raw)
                 latencies.append(event.seen_ns - event.ts_ns)
+                last_seen_ns = event.seen_ns
             returncode = process.wait()
             target_pid = observer.pid  # not process.pid when the observer wraps the target
             counters = observer.counters
             mechanism = mechanism_facts(observer)
             not_applicable_because = observer.not_applicable
-        # Helpers (strace, bpftrace) are reaped by now, so their CPU is in RUSAGE_CHILDREN.
         own_cpu_ns = _own_cpu_ns() - self_before
-        children_cpu_ns = _reaped_children_cpu_ns() - children_before - helpers_before
+        children_cpu_ns = _reaped_children_cpu_ns() - children_before + _helpers_delta_ns(helpers_before)
 
         if returncode != 0 or not os.path.exists(report_path):
             # No ground truth from a dead opponent, but what was captured can still be checked
@@ -93,7 +95,7 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
     execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
                           ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
                           latencies_ns=np.frombuffer(latencies, dtype=np.int64),
-                          mechanism=mechanism,
+                          mechanism=mechanism, last_seen_ns=last_seen_ns,
                           # The target is a reaped child too: what is left is the observer's.
                           observer_cpu_ns=own_cpu_ns + children_cpu_ns - truth.report["cpu_ns"])
     if method != "none":
@@ -113,19 +115,35 @@ def _reaped_children_cpu_ns() -> int:
     return int((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
-def _helpers_cpu_ns(exclude: int | None) -> int:
-    """CPU already used by our live child processes other than the target (strace, bpftrace
-    after their start-up), so that only what they use during the run is counted."""
-    total = 0
+def _helpers_cpu_ns(exclude: int | None) -> dict[int, int]:
+    """CPU already used by each of our live child processes other than the target (strace,
+    bpftrace after their start-up, multiprocessing's resource tracker), by PID."""
+    used = {}
     for child in psutil.Process().children(recursive=True):
-        if child.pid == exclude:
-            continue
+        if child.pid != exclude:
+            try:
+                used[child.pid] = _process_cpu_ns(child)
+            except psutil.NoSuchProcess:
+                pass
+    return used
+
+
+def _process_cpu_ns(process: psutil.Process) -> int:
+    times = process.cpu_times()
+    return int((times.user + times.system + times.children_user + times.children_system) * 1e9)
+
+
+def _helpers_delta_ns(before: dict[int, int]) -> int:
+    """Correction to RUSAGE_CHILDREN for the helpers: one reaped since contributed its whole
+    CPU there, of which only what came after `before` is the run's; one still alive (the
+    resource tracker) contributed nothing there, so its CPU since is added from psutil."""
+    delta = 0
+    for pid, used in before.items():
         try:
-            times = child.cpu_times()
-            total += int((times.user + times.system + times.children_user + times.children_system) * 1e9)
+            delta += _process_cpu_ns(psutil.Process(pid)) - used
         except psutil.NoSuchProcess:
-            pass
-    return total
+            delta -= used
+    return delta
 
 
 def mechanism_facts(observer: Observer) -> dict:

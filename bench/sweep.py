@@ -108,7 +108,7 @@ def available(lineup, skipped: list[dict]):
 def same_run_ratios(rows: list[dict]) -> list[dict]:
     """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
     noisy machine cannot fake, since both sides ran next to the same bare run."""
-    if len(rows) < 2:
+    if len(rows) < 2 or rows[-1]["method"] == "none":  # no overhead to divide by
         return []
     baseline = rows[-1]
     base = np.array(baseline["samples_observed_ns_per_move"]) - np.array(baseline["samples_bare_ns_per_move"])
@@ -144,7 +144,8 @@ def sweep(quick: bool, repeats: int) -> dict:
             rows = [summarize(method, options, workload, bare, executions)
                     for (method, options), executions in zip(methods, observed)]
             sections["runs"] += rows
-            sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
+            if not workload.rate:  # paced, the overhead is ~0 and a ratio of two says nothing
+                sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
         if not quick:
             sections |= intrusiveness_and_limits(repeats, skipped, progress)
     finally:
@@ -164,18 +165,14 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
             maxima[target] = unobserved_maximum(target)
         progress.phase(f"searching the throughput ceiling of {method} on {target}")
         found["ceilings"].append(find_ceiling(method, options, target, maxima[target], progress.step))
-    for method, options in available(ATTACHES, skipped):
-        progress.phase(f"attaching {method} to a running opponent")
-        found["attach"].append(attach_startup(method, options))
-        progress.step(f"attach {method}")
-    for method, options in available(PRIVILEGES, skipped):
-        progress.phase(f"least privilege of {method} {options}")
-        found["privileges"].append(least_privilege(method, options))
-        progress.step(f"privileges {method}")
-    for method, options in available(SIGKILLS, skipped):
-        progress.phase(f"SIGKILL of tapbench while {method} {options} watches")
-        found["sigkill"].append(sigkill_fate(method, options))
-        progress.step(f"sigkill {method}")
+    probes = [(ATTACHES, "attach", attach_startup, "attaching {} {} to a running opponent"),
+              (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {}"),
+              (SIGKILLS, "sigkill", sigkill_fate, "SIGKILL of tapbench while {} {} watches")]
+    for lineup, section, measure, text in probes:
+        for method, options in available(lineup, skipped):
+            progress.phase(text.format(method, options))
+            found[section].append(measure(method, options))
+            progress.step(f"{section} {method}")
     for method, options in available(BYSTANDERS, skipped):
         progress.phase(f"measuring the bystander cost of {method} {options}")
         found["bystanders"].append(bystander_cost(method, options, repeats=repeats,

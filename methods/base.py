@@ -254,6 +254,18 @@ def effective_capabilities() -> set[int]:
     return set()
 
 
+def proc_status_field(pid: int, field: str) -> int | None:
+    """A numeric field of /proc/PID/status (Tgid, TracerPid ...), None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def die_with_parent() -> None:
     """In a launched child: be killed when tapbench dies, even by SIGKILL, so a target it
     launched never outlives it (PR_SET_PDEATHSIG survives exec)."""

@@ -25,7 +25,8 @@ from typing import Iterator, Sequence
 
 from bench.truth import CAPTURE_BYTES
 from methods.base import (CAP_SYS_ADMIN, WATCHED_FD, MoveEvent, Observer, ObserverError,
-                          ObserverUnavailable, die_with_parent, effective_capabilities)
+                          ObserverUnavailable, die_with_parent, effective_capabilities,
+                          proc_status_field)
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
@@ -323,14 +324,7 @@ def _write_trace_filter():
 
 
 def _tgid_of(tid: int) -> int | None:
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("Tgid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return proc_status_field(tid, "Tgid")
 
 
 def _read_int(path: str) -> int | None:

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from bench.intrusion import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
 from bench.targets import BIN_DIR, OPPONENT_NAME
 from methods.ebpf import EbpfObserver
 
@@ -48,10 +49,3 @@ def wait_until_unloaded(program_ids: set[int], timeout_s: float = 5.0) -> set[in
     while (still := program_ids & loaded_bpf_program_ids()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return still
-
-
-def loaded_bpf_program_ids() -> set[int]:
-    """IDs of every BPF program loaded on the machine, from bpftool when it is there."""
-    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
-    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines()
-            if line[:1].isdigit()}
