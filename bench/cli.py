@@ -24,7 +24,6 @@ from pathlib import Path
 from bench import cleanup
 from bench import gate as gate_module
 from bench import report as report_module
-from bench import plots
 from bench.results import ResultsError, load_json, summarize, write_json
 from bench.runner import TargetFailed, compare
 from bench.sweep import same_run_ratios, sweep
@@ -276,6 +275,8 @@ def command_bench(args) -> int:
 
 def write_report(json_path: Path, readme: Path) -> list[Path]:
     """README and plots, side by side, from a results JSON alone."""
+    from bench import plots  # matplotlib takes a second to import: only when drawing
+
     document = load_json(json_path)
     readme.parent.mkdir(parents=True, exist_ok=True)
     drawn = plots.draw(document, readme.parent)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 # Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
 MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
@@ -58,6 +57,8 @@ class Change:
 def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: float = 0.01,
                       min_samples: int = 5) -> tuple[list[Change], list[str]]:
     """Changes for every row present in both, and warnings (machine differs, rows missing)."""
+    from scipy.stats import mannwhitneyu  # a second to import: only when comparing
+
     from bench.report import method_label
 
     warnings = []

@@ -24,7 +24,6 @@ CAPTURE_BYTES = 32  # what every mechanism copies from the write() buffer
 _GAMMA_SEQ = np.uint64(0x9E3779B97F4A7C15)
 _GAMMA_WRITER = np.uint64(0xD1B54A32D192ED03)
 _LINE = re.compile(rb"(rock|paper|scissors) (\d{1,4}) (\d{1,10})\n")
-_MOVE_WORD = re.compile(rb"(rock|paper|scissors)[ \n]")
 
 
 def writer_counts(moves: int, goroutines: int) -> list[int]:
@@ -68,9 +67,10 @@ def decode_line(raw: bytes) -> tuple[int, int, int] | None:
 
 
 def decode_move_name(raw: bytes) -> str | None:
-    """Just the move word, as the article's consumer prints it."""
-    match = _MOVE_WORD.match(raw)
-    return match.group(1).decode() if match else None
+    """Just the move word, as the article's consumer prints it, of a write that is exactly
+    one move line ("rock and roll\n" is not a move)."""
+    decoded = decode_line(raw)
+    return MOVES[decoded[0]] if decoded else None
 
 
 class TruthMismatch(Exception):

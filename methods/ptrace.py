@@ -32,6 +32,7 @@ STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
 
 # From <linux/ptrace.h>; python-ptrace predates the SEIZE family and syscall info.
+PTRACE_DETACH = 17
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_GET_SYSCALL_INFO = 0x4206, 0x4207, 0x420E
 PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC = 0x1, 0x8, 0x10
 PTRACE_O_TRACESECCOMP, PTRACE_O_EXITKILL = 0x80, 0x100000
@@ -62,9 +63,29 @@ class LaunchedProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
+        """Reap the target. A thread of it that exited while traced is a zombie only its tracer
+        (us) can reap, and until it is, the leader cannot be: a plain waitpid(pid) on a killed
+        multi-threaded target could block forever. So reap its threads first, then it."""
+        while self.returncode is None:
+            try:
+                threads = {int(tid) for tid in os.listdir(f"/proc/{self.pid}/task")} - {self.pid}
+            except FileNotFoundError:
+                threads = set()
+            for tid in threads:
+                try:
+                    os.waitpid(tid, os.WNOHANG | WAIT_ALL_THREADS)
+                except ChildProcessError:
+                    pass  # not traced by us (any more)
+            pid, status = os.waitpid(self.pid, os.WNOHANG | WAIT_ALL_THREADS)
+            if pid and not os.WIFSTOPPED(status):
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif pid:  # still traced and stopped: let it go so that the kill can take effect
+                try:
+                    _ptrace_function()(PTRACE_DETACH, self.pid, 0, 0)
+                except OSError:
+                    pass
+            else:
+                time.sleep(0.005)
         return self.returncode
 
     def kill(self) -> None:
@@ -278,7 +299,7 @@ class PtraceObserver(Observer):
 
     def _detach(self, tid: int, signum: int) -> None:
         try:
-            self._ptrace(17, tid, 0, signum)  # PTRACE_DETACH
+            self._ptrace(PTRACE_DETACH, tid, 0, signum)
         except OSError:
             pass  # gone meanwhile
         self.threads.discard(tid)

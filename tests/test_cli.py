@@ -86,7 +86,7 @@ def test_a_zombie_pid_is_refused():
 @pytest.mark.skipif(os.geteuid() != 0, reason="attaching with ptrace to a process needs root here")
 def test_a_pid_that_is_not_the_opponent_is_watched_with_a_note():
     # `sh` writes one line that is not a move, then exits: the watch ends with it.
-    other = subprocess.Popen(["sh", "-c", "sleep 1; echo rock and roll"], stdout=subprocess.DEVNULL)
+    other = subprocess.Popen(["sh", "-c", "sleep 3; echo rock and roll"], stdout=subprocess.DEVNULL)
     try:
         result = tapbench("watch", "--method", "ptrace", "--strategy", "step", "--pid", str(other.pid))
         assert result.returncode == 0, result.stderr

@@ -59,3 +59,4 @@ def test_decode_rejects_what_is_not_a_move_line(raw):
 def test_decode_move_name_reads_the_word_only():
     assert decode_move_name(b"paper 3 17\n") == "paper"
     assert decode_move_name(b"papers\n") is None
+    assert decode_move_name(b"rock and roll\n") is None and decode_move_name(b"rock 0 1") is None
