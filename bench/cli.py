@@ -253,6 +253,9 @@ def command_bench(args) -> int:
     found = sweep(args.quick, repeats)
     runs, meta = found.pop("runs"), found.pop("meta")
     path = out / ("quick.json" if args.quick else "latest.json")
+    if not args.quick and path.exists():
+        # The sweep before this one stays, so the report can show the run-to-run spread.
+        os.replace(path, out / "previous.json")
     write_json(path, runs, found.pop("skipped"), meta, **found)
     print(report_module.runs_table(runs, fmt="simple"))
     if args.quick:
@@ -280,7 +283,17 @@ def write_report(json_path: Path, readme: Path) -> list[Path]:
     document = load_json(json_path)
     readme.parent.mkdir(parents=True, exist_ok=True)
     drawn = plots.draw(document, readme.parent)
-    readme.write_text(report_module.markdown(document, [p.name for p in drawn]))
+    text = report_module.markdown(document, [p.name for p in drawn])
+    # Other sweeps beside it: the one before (run-to-run spread) and the quick baseline (its
+    # wall time). A file that is missing or unreadable is simply not reported.
+    others = {}
+    for name in ("previous.json", "baseline.json"):
+        try:
+            others[name] = load_json(json_path.parent / name)
+        except ResultsError:
+            pass
+    text += report_module.sweeps_section(document, others.get("previous.json"), others.get("baseline.json"))
+    readme.write_text(text)
     return [readme, *drawn]
 
 

@@ -250,3 +250,31 @@ def intrusiveness_section(document: dict) -> list[str]:
             "while the method watches someone else, over the same with no observer.", "",
             _table(rows, ["method", "noticed by the opponent", "attach to a running process",
                           "least privilege (launch)", "SIGKILL of tapbench", "bystander cost", "claimed"])]
+
+
+def sweeps_section(document: dict, previous: dict | None, quick: dict | None) -> str:
+    """Wall times of the sweeps, and the spread of each overhead ratio between this sweep and
+    the one before it (same rows, same machine)."""
+    from bench.gate import compare_documents, machines_differ, row_key
+
+    meta = document["metadata"]
+    lines = ["", "## Sweeps", ""]
+    if meta.get("wall_s") is not None:
+        lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats): {meta['wall_s']:.0f} s")
+    if quick and quick["metadata"].get("wall_s") is not None:
+        lines.append(f"- quick sweep (`tapbench sweep --quick`, `results/baseline.json`, "
+                     f"{quick['metadata']['date']}): {quick['metadata']['wall_s']:.0f} s")
+    if previous and not machines_differ(previous, document):
+        changes, _ = compare_documents(previous, document)
+        # Paced rows have no overhead ratio; a not-applicable row's is noise around zero.
+        not_applicable = {row_key(r) for r in document["runs"] if r.get("not_applicable")}
+        changes = [c for c in changes if not c.note and c.key not in not_applicable]
+        if changes:
+            cvs = sorted(c.cv for c in changes)
+            lines += ["", f"Run-to-run spread: each flat-out row's overhead ratio in this sweep and in the "
+                      f"one before ({previous['metadata']['date']}), and their coefficient of variation "
+                      f"(median {cvs[len(cvs) // 2]:.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} "
+                      f"rows at most 5 %).", "",
+                      _table([[c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.cv:.1%}"]
+                              for c in changes], ["row", "previous sweep", "this sweep", "CV"])]
+    return "\n".join(lines) + "\n"

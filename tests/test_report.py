@@ -50,3 +50,21 @@ def test_the_plots_are_pngs(tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
     assert "![Overhead per move, log scale](overhead.png)" in markdown(DOCUMENT, [p.name for p in written])
     assert "## Plots" not in markdown(DOCUMENT, [])
+
+
+def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
+    from bench.report import sweeps_section
+
+    def with_ratio(ratio):
+        run = RUN | {"samples_bare_ns_per_move": [500.0] * 5,
+                     "samples_observed_ns_per_move": [500.0 * (1 + ratio)] * 5}
+        return DOCUMENT | {"runs": [run], "metadata": DOCUMENT["metadata"] | {"wall_s": 600, "repeats": 5}}
+
+    quick = {"metadata": {"wall_s": 40.0, "date": "yesterday"}, "runs": []}
+    text = sweeps_section(with_ratio(0.8), with_ratio(0.9), quick)
+    assert "`make bench`, 5 repeats): 600 s" in text and "quick sweep" in text and ": 40 s" in text
+    # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
+    assert "| 0.90×" in text and "| 0.80×" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
+    other_machine = with_ratio(0.9)
+    other_machine["metadata"] = other_machine["metadata"] | {"cpu_model": "another"}
+    assert "Run-to-run spread" not in sweeps_section(with_ratio(0.8), other_machine, None)
