@@ -44,9 +44,10 @@ test: setup
 	$(VENV)/bin/pytest -ra
 
 # The regression gate CI runs after the tests: the Python hot paths timed against
-# results/benchmarks/ (failing only beyond HOTPATH_MARGIN, wider than the run-to-run noise
-# measured on these shared machines), then a quick sweep judged against results/baseline.json.
-HOTPATH_MARGIN := 100%
+# results/benchmarks/, then a quick sweep judged against results/baseline.json.
+# HOTPATH_MARGIN: five runs on a quiet machine spread by +-8 %, but the same benchmarks ran
+# 1.9x slower while a sweep shared the two cores; only a slowdown beyond 2.5x fails.
+HOTPATH_MARGIN := 150%
 gate: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_hotpaths.py --benchmark-enable \
 	    --benchmark-storage=results/benchmarks --benchmark-compare --benchmark-compare-fail=median:$(HOTPATH_MARGIN) \
