@@ -70,7 +70,7 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
     for old_row in old["runs"]:
         key = row_key(old_row)
         new_row = new_rows.get(key)
-        label = f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']}"
+        label = f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']} {old_row['moves']} moves"
         if new_row is None:
             warnings.append(f"{label}: not in the new results")
             continue
