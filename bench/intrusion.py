@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import glob
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -29,6 +31,8 @@ from methods.base import REGISTRY, proc_status_field
 # Capability sets tried in order, smallest first; "all" is root as it is.
 CAPABILITY_SETS = [
     ("none", "-all"),
+    # ptrace of a process holding capabilities the tracer lacks (one root started) needs it
+    ("CAP_SYS_PTRACE", "-all,+sys_ptrace"),
     ("CAP_BPF+CAP_PERFMON", "-all,+bpf,+perfmon"),
     # a perf buffer larger than perf_event_mlock_kb needs CAP_IPC_LOCK
     ("CAP_BPF+CAP_PERFMON+CAP_IPC_LOCK", "-all,+bpf,+perfmon,+ipc_lock"),
@@ -37,6 +41,7 @@ CAPABILITY_SETS = [
 ]
 PROBE_MOVES = 500
 ATTACH_RATE = 10_000  # moves/s of the running opponent an observer attaches to
+ATTACH_TIMEOUT_S = 60  # for a move to be seen by an attaching watch (a BPF compile takes seconds)
 
 
 def option_flags(options: dict) -> list[str]:
@@ -57,25 +62,58 @@ def target_for(method: str) -> str:
     return "libc" if method == "preload" else "go"
 
 
-def least_privilege(method: str, options: dict) -> dict:
-    """Run `tapbench run` (launch mode: the opponent is the observer's own child) with each
-    bounding set in turn; the first that captures exactly is the minimum found."""
+def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
+    """Observe with each bounding set in turn (root uid kept); the first under which it works
+    is the minimum found. launch: `tapbench run`, the opponent is the observer's own child, and
+    it works if the capture is exact. attach: `tapbench watch --pid` of an opponent that root
+    started, not the observer's child, and it works if a move is seen."""
     if shutil.which("setpriv") is None:
-        return {"method": method, "options": options, "minimum": None,
+        return {"method": method, "options": options, "mode": mode, "minimum": None,
                 "attempts": [], "note": "setpriv is not installed"}
     attempts = []
     for name, bounding in CAPABILITY_SETS:
-        result = subprocess.run(
-            ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--",
-             *tapbench("run", "--method", method, *option_flags(options), "--target", target_for(method),
-                       "--moves", str(PROBE_MOVES), "--repeats", "1")],
-            capture_output=True, text=True, cwd=ROOT, timeout=300)
-        worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
-        error = (result.stderr.strip().splitlines() or [""])[-1]
+        limited = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--"]
+        worked, error = (_launch_works if mode == "launch" else _attach_works)(limited, method, options)
         attempts.append({"capabilities": name, "worked": worked, "error": None if worked else error})
         if worked:
-            return {"method": method, "options": options, "minimum": name, "attempts": attempts}
-    return {"method": method, "options": options, "minimum": None, "attempts": attempts}
+            return {"method": method, "options": options, "mode": mode, "minimum": name, "attempts": attempts}
+    return {"method": method, "options": options, "mode": mode, "minimum": None, "attempts": attempts}
+
+
+def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
+    result = subprocess.run(
+        [*limited, *tapbench("run", "--method", method, *option_flags(options), "--target",
+                             target_for(method), "--moves", str(PROBE_MOVES), "--repeats", "1")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
+    return worked, (result.stderr.strip().splitlines() or [""])[-1]
+
+
+def _attach_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
+    opponent = _running_opponent(1000)
+    watch = subprocess.Popen([*limited, *tapbench("watch", "--method", method, *option_flags(options),
+                                                  "--pid", str(opponent.pid))],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        readable, _, _ = select.select([watch.stdout], [], [], ATTACH_TIMEOUT_S)
+        line = watch.stdout.readline() if readable else b""
+        if b"opponent played" in line:
+            return True, ""
+        watch.kill()
+        error = watch.stderr.read().decode(errors="replace").strip().splitlines()
+        return False, error[-1] if error else f"no move seen within {ATTACH_TIMEOUT_S} s"
+    finally:
+        if watch.poll() is None:
+            watch.send_signal(signal.SIGINT)  # the watch detaches and exits
+            try:
+                watch.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+                watch.wait()
+        watch.stdout.close()
+        watch.stderr.close()
+        opponent.kill()
+        opponent.wait()
 
 
 def _running_opponent(rate: float) -> subprocess.Popen:

@@ -211,7 +211,7 @@ def intrusiveness_section(document: dict) -> list[str]:
     for p in document.get("privileges", []):
         label = method_label(p)
         privileges[p["method"]] = privileges.get(p["method"], []) + [
-            f"{label}: {p['minimum'] or 'none of the sets tried'}"]
+            f"{label}, {p.get('mode', 'launch')}: {p['minimum'] or 'none of the sets tried'}"]
     attach = {a["method"]: a for a in document.get("attach", [])}
     sigkill = {}
     for k in document.get("sigkill", []):
@@ -244,12 +244,13 @@ def intrusiveness_section(document: dict) -> list[str]:
             "Measured, not asserted. *Noticed by the opponent*: its own self-check at start "
             "(/proc/self/status TracerPid, the LD_PRELOAD variable, libraries mapped that a plain "
             "run does not map). *Least privilege*: the smallest capability bounding set, tried in "
-            "order with `setpriv`, under which a launched run still captured exactly (root uid "
-            "kept). *SIGKILL*: tapbench killed while watching; the opponent's state a second later "
+            "order with `setpriv` (root uid kept), under which a launched run still captured "
+            "exactly (*launch*) or a watch attached to an opponent root had started saw its moves "
+            "(*attach*). *SIGKILL*: tapbench killed while watching; the opponent's state a second later "
             "and what was left on the machine. *Bystander*: an unwatched process's time per write "
             "while the method watches someone else, over the same with no observer.", "",
             _table(rows, ["method", "noticed by the opponent", "attach to a running process",
-                          "least privilege (launch)", "SIGKILL of tapbench", "bystander cost", "claimed"])]
+                          "least privilege", "SIGKILL of tapbench", "bystander cost", "claimed"])]
 
 
 def sweeps_section(document: dict, previous: dict | None, quick: dict | None) -> str:

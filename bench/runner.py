@@ -169,7 +169,8 @@ def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
     for repeat in range(repeats):
         shift = repeat % len(lineup)
         for name, options in lineup[shift:] + lineup[:shift]:
-            progress(f"repeat {repeat + 1}/{repeats}: {name} {options or ''}")
+            progress(f"repeat {repeat + 1}/{repeats}: {name} "
+                     + " ".join(str(v) for v in options.values() if isinstance(v, str)))
             time.sleep(SETTLE_S)
             execution = execute(name, options, workload)
             if name == "none":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -56,6 +57,7 @@ QUICK_GROUPS = [
 CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
 ATTACHES = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
 PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
+ATTACH_PRIVILEGES = ATTACHES
 SIGKILLS = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}),
             ("ptrace", {"strategy": "step", "exitkill": True}), PRELOAD, STRACE, BPFTRACE]
 BYSTANDERS = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PRELOAD, BPFTRACE]
@@ -129,7 +131,7 @@ def sweep(quick: bool, repeats: int) -> dict:
     groups = QUICK_GROUPS if quick else FULL_GROUPS
     total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
     if not quick:
-        total += len(CEILINGS) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
+        total += len(CEILINGS) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) + len(ATTACH_PRIVILEGES) \
             + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
@@ -166,7 +168,9 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
         progress.phase(f"searching the throughput ceiling of {method} on {target}")
         found["ceilings"].append(find_ceiling(method, options, target, maxima[target], progress.step))
     probes = [(ATTACHES, "attach", attach_startup, "attaching {} {} to a running opponent"),
-              (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {}"),
+              (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {} (launch)"),
+              (ATTACH_PRIVILEGES, "privileges", partial(least_privilege, mode="attach"),
+               "least privilege of {} {} (attach)"),
               (SIGKILLS, "sigkill", sigkill_fate, "SIGKILL of tapbench while {} {} watches")]
     for lineup, section, measure, text in probes:
         for method, options in available(lineup, skipped):

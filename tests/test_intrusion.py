@@ -43,6 +43,14 @@ def test_least_privilege_of_ptrace_on_its_own_child_is_no_capability():
         {"capabilities": "none", "worked": True, "error": None}]
 
 
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_attaching_ptrace_to_a_process_root_started_needs_cap_sys_ptrace():
+    found = least_privilege("ptrace", {"strategy": "step"}, mode="attach")
+    assert found["minimum"] == "CAP_SYS_PTRACE"
+    assert "permission denied" in found["attempts"][0]["error"]
+
+
 @needs_ebpf
 @needs_root
 def test_least_privilege_of_ebpf_is_cap_bpf_and_cap_perfmon():

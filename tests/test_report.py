@@ -38,7 +38,7 @@ def test_every_section_is_rendered_from_the_document():
         assert heading in text
     assert "0.80× (+80%)" in text  # ratio and target slowdown
     assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
-    assert "ebpf (raw): CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
+    assert "ebpf (raw), launch: CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
     assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw): 1.40×" in text
     assert "preload on `go`: static binary: LD_PRELOAD not applied" in text
     assert "bpftrace is not installed" in text
