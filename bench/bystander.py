@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from bench.targets import Workload
+from bench.targets import Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
 
@@ -24,7 +24,7 @@ from methods.base import REGISTRY
 def watched_workload(method: str) -> Workload:
     """A paced opponent that stays alive for the whole measurement, on the path the method
     can see (the preload hook only sees libc writes)."""
-    return Workload("libc" if method == "preload" else "go", 10_000_000, rate=1000)
+    return Workload(target_seen_by(method), 10_000_000, rate=1000)
 
 
 def run_bystander(workload: Workload, scratch: str) -> float:

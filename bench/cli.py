@@ -36,8 +36,10 @@ RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
 MAX_RATE = 10_000_000
 
+
 class UsageError(Exception):
     pass
+
 
 def positive_int(text: str, name: str, limit: int) -> int:
     try:
@@ -47,6 +49,7 @@ def positive_int(text: str, name: str, limit: int) -> int:
     if not 1 <= value <= limit:
         raise UsageError(f"{name} must be between 1 and {limit:,}, got {value:,}")
     return value
+
 
 def observer_options(args, method: str, methods: list[str]) -> dict:
     """The flags of `method`; a flag that belongs to none of `methods` is refused."""
@@ -62,6 +65,7 @@ def observer_options(args, method: str, methods: list[str]) -> dict:
             if name in chosen:
                 options[name] = value
     return {name: spec.get("default") for name, spec in chosen.items()} | options
+
 
 def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
                          several: bool = False) -> None:
@@ -87,6 +91,7 @@ def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
                                help=help_text, **spec)
     # Like bcc tools: print the generated BPF C and exit.
     parser.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tapbench", description=__doc__.split("\n")[0],
@@ -144,9 +149,11 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=str(RESULTS_DIR / "README.md"))
     return parser
 
+
 def progress(text: str) -> None:
     if sys.stderr.isatty():
         print(f"  {text}", file=sys.stderr, flush=True)
+
 
 def print_bpf_text(method: str, pid: int, options: dict) -> int:
     if method != "ebpf":
@@ -155,6 +162,7 @@ def print_bpf_text(method: str, pid: int, options: dict) -> int:
 
     print(text_for(pid, **options))
     return 0
+
 
 def parse_methods(text: str, allowed: list[str]) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
@@ -165,6 +173,7 @@ def parse_methods(text: str, allowed: list[str]) -> list[str]:
     if len(set(methods)) != len(methods):
         raise UsageError(f"--method names a method twice: {text}")
     return methods
+
 
 def command_run(args) -> int:
     workload = Workload(
@@ -200,6 +209,7 @@ def command_run(args) -> int:
         print("ERROR: a capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
         return 1
     return 0
+
 
 def command_watch(args) -> int:
     options = observer_options(args, args.method, [args.method])
@@ -247,6 +257,7 @@ def command_watch(args) -> int:
               f"({kinds}), {other} other writes, {counters.lost} lost in the kernel")
     return 0
 
+
 def command_bench(args) -> int:
     repeats = positive_int(args.repeats, "--repeats", 1000)
     out = Path(args.out)
@@ -276,6 +287,7 @@ def command_bench(args) -> int:
         return 1
     return 0
 
+
 def write_report(json_path: Path, readme: Path) -> list[Path]:
     """README and plots, side by side, from a results JSON alone."""
     from bench import plots  # matplotlib takes a second to import: only when drawing
@@ -302,6 +314,7 @@ def command_report(args) -> int:
     print(f"{', '.join(str(p) for p in written)} regenerated from {args.json}")
     return 0
 
+
 def command_compare(args) -> int:
     changes, warnings = gate_module.compare_documents(load_json(args.old), load_json(args.new),
                                                       args.threshold, args.alpha)
@@ -309,6 +322,7 @@ def command_compare(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(gate_module.changes_table(changes))
     return 0
+
 
 def command_gate(args) -> int:
     baseline = load_json(args.baseline)
@@ -352,9 +366,11 @@ def command_cleanup(args) -> int:
         print("cleanup: nothing left behind")
     return 0
 
+
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench, "sweep": command_bench,
             "report": command_report, "cleanup": command_cleanup, "compare": command_compare,
             "gate": command_gate}
+
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
@@ -374,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 2
+
 
 if __name__ == "__main__":
     sys.exit(main())

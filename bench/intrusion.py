@@ -13,7 +13,6 @@ in every run's ground-truth report; the bystander cost from bench/bystander.py.
 from __future__ import annotations
 
 import glob
-import os
 import select
 import shutil
 import signal
@@ -24,7 +23,7 @@ import time
 
 import psutil
 
-from bench.targets import ROOT, Workload
+from bench.targets import ROOT, Workload, target_seen_by
 from bench.truth import decode_move_name
 from methods.base import REGISTRY, proc_status_field
 
@@ -58,10 +57,6 @@ def tapbench(*argv: str) -> list[str]:
     return [sys.executable, "-m", "bench", *argv]
 
 
-def target_for(method: str) -> str:
-    return "libc" if method == "preload" else "go"
-
-
 def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
     """Observe with each bounding set in turn (root uid kept); the first under which it works
     is the minimum found. launch: `tapbench run`, the opponent is the observer's own child, and
@@ -83,7 +78,7 @@ def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
 def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     result = subprocess.run(
         [*limited, *tapbench("run", "--method", method, *option_flags(options), "--target",
-                             target_for(method), "--moves", str(PROBE_MOVES), "--repeats", "1")],
+                             target_seen_by(method), "--moves", str(PROBE_MOVES), "--repeats", "1")],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
     return worked, (result.stderr.strip().splitlines() or [""])[-1]
@@ -167,7 +162,7 @@ def sigkill_fate(method: str, options: dict) -> dict:
     programs_before = loaded_bpf_program_ids()
     segments_before = set(glob.glob("/dev/shm/tapbench-*"))
     opponent = None
-    workload = Workload(target_for(method), 100_000_000, rate=2000)
+    workload = Workload(target_seen_by(method), 100_000_000, rate=2000)
     if mode == "attach":
         opponent = _running_opponent(2000)
         command = tapbench("watch", "--method", method, *option_flags(options), "--pid", str(opponent.pid))

@@ -65,12 +65,12 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             observer.release()
             pids, heads = array("q"), []
             latencies = array("q")
-            last_seen_ns = 0
+            event = None
             for event in observer.events():
                 pids.append(event.pid)
                 heads.append(event.raw)
                 latencies.append(event.seen_ns - event.ts_ns)
-                last_seen_ns = event.seen_ns
+            last_seen_ns = event.seen_ns if event else 0  # the loop's last event
             returncode = process.wait()
             target_pid = observer.pid  # not process.pid when the observer wraps the target
             counters = observer.counters

@@ -18,6 +18,11 @@ TARGETS = {
 }
 
 
+def target_seen_by(method: str) -> str:
+    """A target whose writes the method can see: the preload hook sees only libc writes."""
+    return "libc" if method == "preload" else "go"
+
+
 class TargetMissing(Exception):
     pass
 

@@ -240,6 +240,24 @@ class Observer(ABC):
             self.process.wait()
 
 
+class PrintedEvents:
+    """For observers that are a program printing one line per write (strace, bpftrace): turns
+    chunks of its output into events, a partial last line waiting for the next chunk."""
+
+    _unfinished_line = b""
+
+    def _events_from_output(self, chunk: bytes, seen_ns: int) -> Iterator[MoveEvent]:
+        lines = (self._unfinished_line + chunk).split(b"\n")
+        self._unfinished_line = lines.pop()
+        for line in lines:
+            event = self._parse(line, seen_ns)
+            if event is not None:
+                yield event
+
+    def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
+        raise NotImplementedError
+
+
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 CAPABILITY_NAMES = {CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}
 

@@ -18,11 +18,11 @@ import time
 from typing import Iterator
 
 from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, die_with_parent
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents, die_with_parent
 
 READY = b"tapbench-ready"
 # BEGIN runs once every probe is attached, so its line means the tracepoint is live.
-PROGRAM = """BEGIN { printf("%s\\n"); }
+PROGRAM = """BEGIN { printf("READY\\n"); }
 tracepoint:syscalls:sys_enter_write /pid == PID && args->fd == FD/ {
   printf("%llu %d %llu %r\\n", nsecs, tid, args->count,
          buf(args->buf, args->count < BYTES ? args->count : BYTES));
@@ -39,11 +39,11 @@ QUIET_S = 0.3
 
 
 def program_for(pid: int) -> str:
-    return (PROGRAM.replace("%s", READY.decode(), 1).replace("PID", str(pid))
+    return (PROGRAM.replace("READY", READY.decode()).replace("PID", str(pid))
             .replace("FD", str(WATCHED_FD)).replace("BYTES", str(CAPTURE_BYTES)))
 
 
-class BpftraceObserver(Observer):
+class BpftraceObserver(PrintedEvents, Observer):
     method = "bpftrace"
     reference_peer = True
     can_attach = True
@@ -52,7 +52,6 @@ class BpftraceObserver(Observer):
     def __init__(self) -> None:
         super().__init__()
         self._tracer: subprocess.Popen | None = None
-        self._pending = b""
         self.unparsed_lines = 0
 
     @classmethod
@@ -84,7 +83,7 @@ class BpftraceObserver(Observer):
             select.select([self._tracer.stdout], [], [], 0.1)
             text += self._read_available()
         # Whatever followed the ready line is already events.
-        self._pending = text.split(READY + b"\n", 1)[1] if READY + b"\n" in text else b""
+        self._unfinished_line = text.split(READY + b"\n", 1)[1] if READY + b"\n" in text else b""
 
     def _read_available(self) -> bytes:
         try:
@@ -113,13 +112,7 @@ class BpftraceObserver(Observer):
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = time.monotonic()
-            seen_ns = time.monotonic_ns()
-            lines = (self._pending + chunk).split(b"\n")
-            self._pending = lines.pop()
-            for line in lines:
-                event = self._parse(line, seen_ns)
-                if event is not None:
-                    yield event
+            yield from self._events_from_output(chunk, time.monotonic_ns())
         self._tracer.wait()
 
     def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:

@@ -17,14 +17,14 @@ from typing import Iterator
 import psutil
 
 from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
 WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, (\d+)')
 
 
-class StraceObserver(Observer):
+class StraceObserver(PrintedEvents, Observer):
     method = "strace"
     reference_peer = True
     can_attach = False
@@ -91,7 +91,6 @@ class StraceObserver(Observer):
         pass  # strace is already tracing it, from before exec
 
     def events(self) -> Iterator[MoveEvent]:
-        pending = b""
         while True:
             if self._stopping:
                 self.process.terminate()  # strace detaches from the target and exits
@@ -101,13 +100,7 @@ class StraceObserver(Observer):
             chunk = os.read(self._output, 1 << 16)
             if not chunk:
                 break
-            seen_ns = time.monotonic_ns()
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()
-            for line in lines:
-                event = self._parse(line, seen_ns)
-                if event is not None:
-                    yield event
+            yield from self._events_from_output(chunk, time.monotonic_ns())
 
     def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
         match = WRITE_LINE.match(line)
