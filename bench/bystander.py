@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
+from bench.runner import SETTLE_S
 from bench.targets import Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
-
 
 
 def watched_workload(method: str) -> Workload:
@@ -62,7 +62,7 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
         for repeat in range(repeats):
             steps = [("alone", alone), ("watching", watching)]
             for name, samples in steps if repeat % 2 == 0 else reversed(steps):
-                time.sleep(0.5)  # let the previous observer's teardown finish
+                time.sleep(SETTLE_S)  # let the previous observer's teardown finish
                 progress(f"bystander {method}: {name} {repeat + 1}/{repeats}")
                 if name == "alone":
                     samples.append(run_bystander(workload, scratch))

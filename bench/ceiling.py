@@ -16,6 +16,7 @@ import time
 
 from bench.runner import SETTLE_S, execute
 from bench.targets import Workload
+from methods.base import baseline_method
 
 START_RATE = 1000
 RAMP_FACTOR = 4
@@ -35,7 +36,7 @@ TOP_SHARE = 0.9
 
 def unobserved_maximum(target: str) -> float:
     """Moves per second the target writes flat out with nobody watching."""
-    execution = execute("none", {}, Workload(target, BARE_MOVES))
+    execution = execute(baseline_method(), {}, Workload(target, BARE_MOVES))
     return 1e9 / execution.ns_per_move
 
 

@@ -2,43 +2,25 @@
 
 By design little can be left: BPF programs live only as long as the process holding their
 file descriptors, a dead tracer's tracees are detached by the kernel, and launched targets
-get PR_SET_PDEATHSIG. What can stay is a shared-memory segment of the preload backend when
-the process that created it was SIGKILLed before Python's resource tracker removed it.
+get PR_SET_PDEATHSIG. What each backend can still leave, and how to find it, it says itself
+(Observer.clean_leftovers); what is left of the opponent is the harness's to find.
 """
 from __future__ import annotations
 
-import glob
 import os
+import signal
 
 import psutil
 
-SEGMENT_GLOB = "/dev/shm/tapbench-*"
-
-
-def mapped_paths() -> set[str]:
-    paths = set()
-    for process in psutil.process_iter():
-        try:
-            paths.update(m.path for m in process.memory_maps(grouped=True))
-        except (psutil.Error, OSError):
-            continue
-    return paths
-
-
-def stale_segments() -> list[str]:
-    segments = sorted(glob.glob(SEGMENT_GLOB))
-    if not segments:
-        return []
-    in_use = mapped_paths()
-    return [s for s in segments if s not in in_use]
+from bench.targets import is_opponent
+from methods import REGISTRY
 
 
 def stopped_opponents() -> list[int]:
     """Opponents left in a stop state with no tracer (none should ever be)."""
     found = []
     for process in psutil.process_iter(["pid", "name", "status"]):
-        if process.info["name"] and process.info["name"].startswith("rock-paper-scis") \
-                and process.info["status"] == psutil.STATUS_STOPPED:
+        if is_opponent(process.info["name"] or "") and process.info["status"] == psutil.STATUS_STOPPED:
             found.append(process.info["pid"])
     return found
 
@@ -46,16 +28,13 @@ def stopped_opponents() -> list[int]:
 def clean(report=print) -> int:
     """Remove leftovers, say what was removed, return how many things were."""
     removed = 0
-    for segment in stale_segments():
-        try:
-            os.unlink(segment)
-        except FileNotFoundError:
-            continue
-        report(f"cleanup: removed {segment} (no process had it mapped)")
-        removed += 1
+    for cls in REGISTRY.values():
+        for sentence in cls.clean_leftovers():
+            report(f"cleanup: {sentence}")
+            removed += 1
     for pid in stopped_opponents():
         try:
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
         report(f"cleanup: killed stopped opponent PID {pid}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from argparse import Namespace
 import signal
 import sys
 import time
@@ -24,13 +23,14 @@ from pathlib import Path
 from bench import cleanup
 from bench import gate as gate_module
 from bench import report as report_module
-from bench.results import ResultsError, load_json, summarize, write_json
+from bench import sweep as sweep_module
+from bench.results import ResultsError, load_json, method_label, methods_section, summarize, write_json
 from bench.runner import TargetFailed, compare
-from bench.sweep import same_run_ratios, sweep
-from bench.targets import OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
+from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload, is_opponent,
+                           target_seen_by_all)
 from bench.truth import TruthMismatch, decode_move_name
 from methods import REGISTRY, ObserverError, ObserverUnavailable
-from methods.base import check_pid, find_pid_by_name
+from methods.base import MOVES, check_pid, find_pid_by_name
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -51,20 +51,27 @@ def positive_int(text: str, name: str, limit: int) -> int:
     return value
 
 
+def declared_options(methods: list[str]) -> dict[str, tuple[dict, list[str]]]:
+    """Option name -> (its settings, the methods declaring it). Backends that share an option
+    declare the same settings (Observer checks it when they register)."""
+    found: dict[str, tuple[dict, list[str]]] = {}
+    for method in methods:
+        for name, spec in REGISTRY[method].cli_options.items():
+            found.setdefault(name, (spec, []))[1].append(method)
+    return found
+
+
 def observer_options(args, method: str, methods: list[str]) -> dict:
-    """The flags of `method`; a flag that belongs to none of `methods` is refused."""
+    """The options of `method`, defaults filled in; a flag that belongs to none of `methods`
+    is refused, naming the methods it belongs to."""
     chosen = REGISTRY[method].cli_options
-    options = {}
-    for owner, cls in REGISTRY.items():
-        for name in cls.cli_options:
-            value = getattr(args, name, None)
-            if value is None:
-                continue
-            if not any(name in REGISTRY[m].cli_options for m in methods):
-                raise UsageError(f"--{name.replace('_', '-')} applies to --method {owner} only")
-            if name in chosen:
-                options[name] = value
-    return {name: spec.get("default") for name, spec in chosen.items()} | options
+    for name, (_, owners) in declared_options(sorted(REGISTRY)).items():
+        if getattr(args, name, None) is not None and not set(owners) & set(methods):
+            raise UsageError(f"--{name.replace('_', '-')} applies to --method {', '.join(owners)} only")
+    given = {name: getattr(args, name) for name in chosen if getattr(args, name, None) is not None}
+    options = {name: spec.get("default") for name, spec in chosen.items()} | given
+    REGISTRY[method].check_options(**options)
+    return options
 
 
 def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
@@ -75,35 +82,42 @@ def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
     else:
         parser.add_argument("--method", required=True, choices=methods,
                             help="observation technique")
-    # Each backend declares its own flags (Observer.cli_options); None means "not given".
-    for method in methods:
-        cls = REGISTRY[method]
-        if not cls.cli_options:
-            continue
-        group = parser.add_argument_group(f"{method} options")
-        for name, spec in cls.cli_options.items():
-            spec = dict(spec)
-            default = spec.pop("default", None)
-            help_text = spec.pop("help", "") + (f" (default {default})" if default not in (None, False) else "")
-            if spec.pop("flag", False):
-                spec.update(action="store_const", const=True)
-            group.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
-                               help=help_text, **spec)
-    # Like bcc tools: print the generated BPF C and exit.
+    # Each backend declares its own flags (Observer.cli_options), an option shared by several
+    # is added once; None means "not given".
+    groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
+    for name, (spec, owners) in declared_options(methods).items():
+        if tuple(owners) not in groups:
+            groups[tuple(owners)] = parser.add_argument_group(f"options of {', '.join(owners)}")
+        spec = dict(spec)
+        default = spec.pop("default", None)
+        help_text = spec.pop("help", "") + (f" (default {default})" if default not in (None, False) else "")
+        if spec.pop("flag", False):
+            spec.update(action="store_const", const=True)
+        groups[tuple(owners)].add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                                           help=help_text, **spec)
+    # Like bcc tools: print the program the method would load (BPF C, a bpftrace script), exit.
     parser.add_argument("--ebpf", action="store_true", help=argparse.SUPPRESS)
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments get one ERROR: line, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"ERROR: {message} (see {self.prog} --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tapbench", description=__doc__.split("\n")[0],
+    parser = Parser(prog="tapbench", description=__doc__.split("\n")[0],
                                      epilog="\n".join(__doc__.split("\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the opponent bare and observed, verify, print a table")
     add_method_arguments(run, sorted(REGISTRY), several=True)
-    run.add_argument("--target", default="go", choices=sorted(TARGETS),
-                     help="go: static pure-Go build, raw syscalls; libc: cgo build via glibc "
-                          "write(); cgo: cgo build, raw syscalls")
+    run.add_argument("--target", choices=list(TARGETS),
+                     help="go: static pure-Go build, raw syscalls; cgo: cgo build, raw syscalls; "
+                          "libc: cgo build via glibc write() (default: the first every method "
+                          "can see)")
     run.add_argument("--moves", default="100000", help="moves per run (default 100000)")
     run.add_argument("--rate", default="0", help="moves per second, 0 = flat out (default)")
     run.add_argument("--goroutines", default="1", help="concurrent writers (default 1)")
@@ -114,7 +128,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", metavar="FILE", help="write the results (metadata + runs) here")
 
     watch = commands.add_parser("watch", help="print the opponent's moves live")
-    add_method_arguments(watch, sorted(name for name, cls in REGISTRY.items() if name != "none"))
+    add_method_arguments(watch, sorted(name for name, cls in REGISTRY.items() if not cls.baseline))
     which = watch.add_mutually_exclusive_group()
     which.add_argument("--pid", help="attach to this process")
     which.add_argument("--name", help=f"attach to the one process with this name (e.g. {OPPONENT_NAME})")
@@ -155,12 +169,12 @@ def progress(text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def print_bpf_text(method: str, pid: int, options: dict) -> int:
-    if method != "ebpf":
-        raise UsageError("--ebpf prints the BPF program of --method ebpf only")
-    from methods.ebpf import text_for
-
-    print(text_for(pid, **options))
+def print_program(method: str, pid: int, options: dict) -> int:
+    text = REGISTRY[method].program_text(pid, **options)
+    if text is None:
+        with_programs = sorted(name for name, cls in REGISTRY.items() if cls.describe()["has_program"])
+        raise UsageError(f"--ebpf: {method} loads no program; these do: {', '.join(with_programs)}")
+    print(text)
     return 0
 
 
@@ -176,8 +190,9 @@ def parse_methods(text: str, allowed: list[str]) -> list[str]:
 
 
 def command_run(args) -> int:
+    methods = parse_methods(args.method, sorted(REGISTRY))
     workload = Workload(
-        target=args.target,
+        target=args.target or target_seen_by_all(methods) or "go",
         moves=positive_int(args.moves, "--moves", MAX_MOVES),
         rate=0 if args.rate == "0" else positive_int(args.rate, "--rate", MAX_RATE),
         goroutines=positive_int(args.goroutines, "--goroutines", 4096),
@@ -185,10 +200,9 @@ def command_run(args) -> int:
         noise=0 if args.noise == "0" else positive_int(args.noise, "--noise", MAX_MOVES),
     )
     repeats = positive_int(args.repeats, "--repeats", 1000)
-    methods = parse_methods(args.method, sorted(REGISTRY))
     lineup = [(method, observer_options(args, method, methods)) for method in methods]
     if args.ebpf:
-        return print_bpf_text(methods[0], 0, lineup[0][1])
+        return print_program(methods[0], 0, lineup[0][1])
     workload.binary()
     for method in methods:
         reason = REGISTRY[method].unavailable_reason()
@@ -197,8 +211,8 @@ def command_run(args) -> int:
     bare, observed = compare(lineup, workload, repeats, progress)
     rows = [summarize(method, options, workload, bare, executions)
             for (method, options), executions in zip(lineup, observed)]
-    comparisons = same_run_ratios(rows)
-    print(report_module.runs_table(rows, fmt="simple"))
+    comparisons = sweep_module.same_run_ratios(rows)
+    print(report_module.runs_table(rows, methods_section(methods), fmt="simple"))
     for comparison in comparisons:
         print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
               f"{comparison['ratio']:.2f} (median of {len(comparison['samples'])} same-repeat ratios)")
@@ -218,15 +232,17 @@ def command_watch(args) -> int:
     pid = None
     if args.pid:
         pid = positive_int(args.pid, "--pid", 2**22)
+        if args.ebpf:  # the program as it would be loaded for that PID; nothing is attached
+            return print_program(args.method, pid, options)
         name = check_pid(pid).name()
-        if not name.startswith(OPPONENT_NAME[:15]):  # /proc comm keeps 15 characters
+        if not is_opponent(name):
             print(f"note: PID {pid} ({name}) is not the opponent: its writes to stdout are shown, "
                   f"and those that are not move lines are counted as other writes", file=sys.stderr)
     elif args.name:
         pid = find_pid_by_name(args.name)
         print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
-        return print_bpf_text(args.method, pid or 0, options)
+        return print_program(args.method, pid or 0, options)
     observer_class = REGISTRY[args.method]
     with observer_class(**options) as observer:
         if pid:
@@ -251,35 +267,44 @@ def command_watch(args) -> int:
                 print(f"[{stamp:.3f}ms] opponent wrote {len(event.raw)}+ bytes that are not a move")
         seconds = (time.monotonic_ns() - started) / 1e9
         counters = observer.counters
-        kinds = ", ".join(f"{m} {moves[m]}" for m in ("rock", "paper", "scissors"))
-        how = "target exited" if observer.target_exited() else "stopped"
-        print(f"watched PID {observer.pid} for {seconds:.1f} s ({how}): {sum(moves.values())} moves "
-              f"({kinds}), {other} other writes, {counters.lost} lost in the kernel")
+        kinds = ", ".join(f"{m} {moves[m]}" for m in MOVES)
+        ending, killed_by = how_it_ended(observer)
+        source = observer_class.loss_source
+        lost = f"{counters.lost} lost ({source})" if source else f"no loss count ({args.method} keeps none)"
+        print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
+              f"({kinds}), {other} other writes, {lost}")
+    if killed_by:
+        print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
+        return 1
     return 0
+
+
+def how_it_ended(observer) -> tuple[str, str | None]:
+    """How the watched target ended, in words, and the signal that killed it if we launched
+    it. An attached process is not our child: its exit status is not ours to read."""
+    if not observer.target_exited():
+        return "stopped", None
+    if observer.process is None:
+        return "target exited", None
+    code = observer.process.wait()
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"target killed by {name}", name
+    return f"target exited with status {code}", None
 
 
 def command_bench(args) -> int:
     repeats = positive_int(args.repeats, "--repeats", 1000)
     out = Path(args.out)
-    found = sweep(args.quick, repeats)
-    runs, meta = found.pop("runs"), found.pop("meta")
-    path = out / ("quick.json" if args.quick else "latest.json")
-    if not args.quick and path.exists():
-        # The sweep before this one stays, so the report can show the run-to-run spread.
-        os.replace(path, out / "previous.json")
-    write_json(path, runs, found.pop("skipped"), meta, **found)
-    print(report_module.runs_table(runs, fmt="simple"))
-    if args.quick:
-        print(f"results written to {path} ({meta['wall_s']} s)")
-    else:
-        written = write_report(path, out / "README.md")
-        print(f"results written to {path}, {', '.join(str(p) for p in written)} ({meta['wall_s']} s)")
-    # Our own backends must capture exactly; a reference peer's loss or disorder is a finding
-    # about that peer, shown in the table, not a failure of the sweep.
-    inexact = [r for r in runs if r["exact"] is False and not REGISTRY[r["method"]].reference_peer]
-    peers = [r for r in runs if r["exact"] is False and REGISTRY[r["method"]].reference_peer]
+    path = sweep_module.store(sweep_module.sweep(args.quick, repeats), out, args.quick)
+    document = load_json(path)
+    runs, meta = document["runs"], document["metadata"]
+    print(report_module.runs_table(runs, document["methods"], fmt="simple"))
+    written = [path] if args.quick else [path, *report_module.write_report(path, out / "README.md")]
+    print(f"results written to {', '.join(str(p) for p in written)} ({meta['wall_s']} s)")
+    inexact, peers = sweep_module.inexact_rows(runs)
     for row in peers:
-        print(f"note: reference peer {report_module.method_label(row)} on {row['target']} was not exact: "
+        print(f"note: reference peer {method_label(row)} on {row['target']} was not exact: "
               f"{row['lost']} lost ({row['lost_reported']} counted by it), in order: {row['in_order']}",
               file=sys.stderr)
     if inexact:
@@ -288,29 +313,8 @@ def command_bench(args) -> int:
     return 0
 
 
-def write_report(json_path: Path, readme: Path) -> list[Path]:
-    """README and plots, side by side, from a results JSON alone."""
-    from bench import plots  # matplotlib takes a second to import: only when drawing
-
-    document = load_json(json_path)
-    readme.parent.mkdir(parents=True, exist_ok=True)
-    drawn = plots.draw(document, readme.parent)
-    text = report_module.markdown(document, [p.name for p in drawn])
-    # Other sweeps beside it: the one before (run-to-run spread) and the quick baseline (its
-    # wall time). A file that is missing or unreadable is simply not reported.
-    others = {}
-    for name in ("previous.json", "baseline.json"):
-        try:
-            others[name] = load_json(json_path.parent / name)
-        except ResultsError:
-            pass
-    text += report_module.sweeps_section(document, others.get("previous.json"), others.get("baseline.json"))
-    readme.write_text(text)
-    return [readme, *drawn]
-
-
 def command_report(args) -> int:
-    written = write_report(Path(args.json), Path(args.out))
+    written = report_module.write_report(Path(args.json), Path(args.out))
     print(f"{', '.join(str(p) for p in written)} regenerated from {args.json}")
     return 0
 
@@ -326,39 +330,14 @@ def command_compare(args) -> int:
 
 def command_gate(args) -> int:
     baseline = load_json(args.baseline)
-    new = load_json(args.new) if args.new else quick_sweep()
-    failed = judge(baseline, new, args)
-    if failed and not args.new and not any(c.correctness_regressed for c in failed):
-        # A speed regression from a sweep the gate ran itself must show again in a second,
-        # independent sweep: a real regression does, a burst of load on a shared machine
-        # rarely hits the same rows twice.
-        print("speed regression: confirming with a second quick sweep", file=sys.stderr)
-        again = {c.label for c in judge(baseline, quick_sweep(), args)}
-        failed = [c for c in failed if c.label in again]
+    sweep_again = None if args.new else (lambda: sweep_module.quick_sweep(RESULTS_DIR))
+    new = load_json(args.new) if args.new else sweep_again()
+    failed = gate_module.gate(baseline, new, args.threshold, args.alpha, args.across_machines, sweep_again)
     if failed:
         print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
         return 1
     print(f"gate passed against {args.baseline}")
     return 0
-
-
-def quick_sweep() -> dict:
-    command_bench(Namespace(repeats="5", out=str(RESULTS_DIR), quick=True))
-    return load_json(RESULTS_DIR / "quick.json")
-
-
-def judge(baseline: dict, new: dict, args) -> list:
-    """Print the comparison; return the rows that regressed. On a different machine a speed
-    change is reported but not failed (unless --across-machines): it says nothing about the code."""
-    changes, warnings = gate_module.compare_documents(baseline, new, args.threshold, args.alpha)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(gate_module.changes_table(changes))
-    other_machine = gate_module.machines_differ(baseline, new) and not args.across_machines
-    if other_machine and any(c.speed_regressed for c in changes):
-        print("warning: speed regressions above are not failed: the baseline was measured on "
-              "another machine (--across-machines to fail them)", file=sys.stderr)
-    return [c for c in changes if c.correctness_regressed or (c.speed_regressed and not other_machine)]
 
 
 def command_cleanup(args) -> int:

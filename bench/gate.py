@@ -7,9 +7,13 @@ says the new ratios are larger (p < alpha) *and* the median grew by more than th
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+
+from bench.results import method_label, row_key
 
 # Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
 MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
@@ -17,11 +21,6 @@ MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
 
 def machines_differ(old: dict, new: dict) -> list[str]:
     return [k for k in MACHINE_KEYS if old["metadata"].get(k) != new["metadata"].get(k)]
-
-
-def row_key(row: dict) -> tuple:
-    options = tuple(sorted((row.get("options") or {}).items()))
-    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"])
 
 
 def overhead_ratios(row: dict) -> np.ndarray:
@@ -58,8 +57,6 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
                       min_samples: int = 5) -> tuple[list[Change], list[str]]:
     """Changes for every row present in both, and warnings (machine differs, rows missing)."""
     from scipy.stats import mannwhitneyu  # a second to import: only when comparing
-
-    from bench.report import method_label
 
     warnings = []
     differing = machines_differ(old, new)
@@ -102,3 +99,31 @@ def changes_table(changes: list[Change]) -> str:
     return tabulate(rows, headers=["row", "overhead/bare old", "new", "change", "CV of the two",
                                    "p (new > old)", "verdict"],
                     tablefmt="simple", disable_numparse=True)
+
+
+def judge(baseline: dict, new: dict, threshold: float, alpha: float, across_machines: bool) -> list[Change]:
+    """Print the comparison; return the rows that regressed. On a different machine a speed
+    change is reported but not failed (unless across_machines): it says nothing about the code."""
+    changes, warnings = compare_documents(baseline, new, threshold, alpha)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(changes_table(changes))
+    other_machine = bool(machines_differ(baseline, new)) and not across_machines
+    if other_machine and any(c.speed_regressed for c in changes):
+        print("warning: speed regressions above are not failed: the baseline was measured on "
+              "another machine (--across-machines to fail them)", file=sys.stderr)
+    return [c for c in changes if c.correctness_regressed or (c.speed_regressed and not other_machine)]
+
+
+def gate(baseline: dict, new: dict, threshold: float, alpha: float, across_machines: bool,
+         sweep_again: Callable[[], dict] | None = None) -> list[Change]:
+    """The regressions of new against baseline. sweep_again: when the new results come from a
+    sweep the gate ran itself, how to run another; a speed regression must then show again in
+    that second, independent sweep: a real regression does, a burst of load on a shared
+    machine rarely hits the same rows twice."""
+    failed = judge(baseline, new, threshold, alpha, across_machines)
+    if failed and sweep_again is not None and not any(c.correctness_regressed for c in failed):
+        print("speed regression: confirming with a second quick sweep", file=sys.stderr)
+        again = {c.label for c in judge(baseline, sweep_again(), threshold, alpha, across_machines)}
+        failed = [c for c in failed if c.label in again]
+    return failed

@@ -12,7 +12,6 @@ in every run's ground-truth report; the bystander cost from bench/bystander.py.
 """
 from __future__ import annotations
 
-import glob
 import select
 import shutil
 import signal
@@ -23,7 +22,7 @@ import time
 
 import psutil
 
-from bench.targets import ROOT, Workload, target_seen_by
+from bench.targets import ROOT, Workload, is_opponent, target_seen_by
 from bench.truth import decode_move_name
 from methods.base import REGISTRY, proc_status_field
 
@@ -147,20 +146,12 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
             "attach_ms": attach_ms, "first_move_ms": first_move_ms}
 
 
-def loaded_bpf_program_ids() -> set[int]:
-    """IDs of every BPF program loaded on the machine (bpftool; empty without it)."""
-    if shutil.which("bpftool") is None:
-        return set()
-    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
-    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines() if line[:1].isdigit()}
-
-
 def sigkill_fate(method: str, options: dict) -> dict:
     """SIGKILL a `tapbench watch` mid-observation and look at the opponent a second later.
     Attach mode where the method can attach (the opponent is not tapbench's child), else launch."""
-    mode = "attach" if REGISTRY[method].can_attach else "launch"
-    programs_before = loaded_bpf_program_ids()
-    segments_before = set(glob.glob("/dev/shm/tapbench-*"))
+    observer_class = REGISTRY[method]
+    mode = "attach" if observer_class.can_attach else "launch"
+    leftovers_before = observer_class.leftovers()
     opponent = None
     workload = Workload(target_seen_by(method), 100_000_000, rate=2000)
     if mode == "attach":
@@ -177,7 +168,7 @@ def sigkill_fate(method: str, options: dict) -> dict:
                     "error": f"the watch did not start: {error}"}
         if mode == "launch":
             children = psutil.Process(harness.pid).children(recursive=True)
-            watched = [c for c in children if c.name().startswith("rock-paper-sci")]
+            watched = [c for c in children if is_opponent(c.name())]
             target = watched[0].pid if watched else None
         else:
             target = opponent.pid
@@ -195,16 +186,13 @@ def sigkill_fate(method: str, options: dict) -> dict:
         else:
             fate = "kept running"
         tracer = proc_status_field(target, "TracerPid") if target and fate == "kept running" else None
-        deadline = time.monotonic() + 5  # the kernel frees programs after an RCU grace period
-        while (left := loaded_bpf_program_ids() - programs_before) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        # After a SIGKILL, Python's resource tracker (a process of its own) unlinks the segment.
-        while (segments_left := set(glob.glob("/dev/shm/tapbench-*")) - segments_before) \
-                and time.monotonic() < deadline:
+        # What the backend says it could leave: give the kernel (programs are freed after an
+        # RCU grace period) and Python's resource tracker (it unlinks segments) a moment.
+        deadline = time.monotonic() + 5
+        while (left := observer_class.leftovers() - leftovers_before) and time.monotonic() < deadline:
             time.sleep(0.05)
         return {"method": method, "options": options, "mode": mode, "fate": fate,
-                "tracer_pid_after": tracer, "bpf_programs_left": len(left),
-                "segments_left": len(segments_left)}
+                "tracer_pid_after": tracer, "left_behind": sorted(left)}
     finally:
         if harness.poll() is None:
             harness.kill()

@@ -2,6 +2,7 @@
 so `tapbench report` can redraw them without measuring anything."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib
@@ -9,23 +10,30 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on a benchmark machine
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.report import method_label  # noqa: E402
+from bench.report import CEILING_PNG, LATENCY_PNG, OVERHEAD_PNG, is_baseline  # noqa: E402
+from bench.results import method_label  # noqa: E402
 
-OVERHEAD_PNG = "overhead.png"
-LATENCY_PNG = "latency_cdf.png"
-CEILING_PNG = "ceiling.png"
-# The article's per-event figures (../shared/DESIGN.md), drawn beside the measured bars.
-CLAIMS_NS = [(80, "claimed: eBPF ~80 ns", ":"), (100, "claimed: LD_PRELOAD ~100 ns", "--"),
-             (5000, "claimed: ptrace ~5 µs", "-.")]
+CLAIM_LINE_STYLES = [":", "--", "-.", (0, (5, 1, 1, 1))]
 
 
 def row_label(row: dict) -> str:
     return f"{method_label(row)} · {row['target']} · G={row['goroutines']}"
 
 
-def overhead_plot(runs: list[dict], path: Path) -> bool:
+def overhead_claims(methods: dict) -> list[tuple[float, str]]:
+    """The article's per-event figures, from the methods section, drawn beside the bars."""
+    found = []
+    for name, info in sorted(methods.items()):
+        for claim in info.get("claims", []):
+            if claim["aspect"] == "overhead_ns" and claim["value"] is not None:
+                variant = "".join(f", {value}" for value in claim["when"].values())
+                found.append((claim["value"], f"claimed: {name}{variant} {claim['text']}"))
+    return found
+
+
+def overhead_plot(runs: list[dict], methods: dict, path: Path) -> bool:
     """Overhead per move, log scale: the methods span three orders of magnitude."""
-    rows = [r for r in runs if not r.get("paced") and r["method"] != "none"
+    rows = [r for r in runs if not r.get("paced") and not is_baseline(methods, r)
             and not r.get("not_applicable")]
     if not rows:
         return False
@@ -38,7 +46,7 @@ def overhead_plot(runs: list[dict], path: Path) -> bool:
     axes.barh(range(len(rows)), values, xerr=[low, high], color="tab:blue", capsize=3)
     axes.set_yticks(range(len(rows)), [row_label(r) + ("  (≤ 0)" if r["overhead_ns"] <= 1 else "")
                                        for r in rows], fontsize=8)
-    for claim_ns, text, style in CLAIMS_NS:
+    for (claim_ns, text), style in zip(overhead_claims(methods), itertools.cycle(CLAIM_LINE_STYLES)):
         axes.axvline(claim_ns, color="tab:red", linestyle=style, linewidth=1, label=text)
     axes.legend(fontsize=7, loc="lower right")
     axes.set_xscale("log")
@@ -108,9 +116,10 @@ def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
 def draw(document: dict, out: Path) -> list[Path]:
     """Every plot the document has data for; returns the files written."""
     written = []
-    for name, draw_one, data in ((OVERHEAD_PNG, overhead_plot, document["runs"]),
-                                 (LATENCY_PNG, latency_plot, document["runs"]),
-                                 (CEILING_PNG, ceiling_plot, document.get("ceilings", []))):
-        if draw_one(data, out / name):
+    methods = document.get("methods", {})
+    for name, draw_one in ((OVERHEAD_PNG, lambda path: overhead_plot(document["runs"], methods, path)),
+                           (LATENCY_PNG, lambda path: latency_plot(document["runs"], path)),
+                           (CEILING_PNG, lambda path: ceiling_plot(document.get("ceilings", []), path))):
+        if draw_one(out / name):
             written.append(out / name)
     return written

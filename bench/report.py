@@ -1,28 +1,43 @@
-"""Tables from results JSON only, so they can be regenerated without re-running anything."""
+"""Tables from results JSON only, so they can be regenerated without re-running anything:
+what a method is (its claims, whether it is the baseline ...) comes from the document's
+`methods` section, never from the code that measured it."""
 from __future__ import annotations
 
+import numpy as np
 from tabulate import tabulate
 
-# The article's figures (../shared/DESIGN.md, "The claims we test"), shown beside ours.
-CLAIMED_OVERHEAD = {"ebpf": "~80 ns", "ptrace": "~5 µs", "preload": "~100 ns", "none": "-"}
-CLAIMED_INTRUSIVENESS = {"ebpf": "zero (target unmodified)", "ptrace": "high (stops all threads)",
-                         "preload": "medium (must be preloaded)"}
-CLAIMED_PRIVILEGES = {"ebpf": "CAP_BPF + CAP_PERFMON suffice"}
-CLAIMED_CEILING = {"ebpf": "20,000 moves/s on one core"}
-PLOTS = [("overhead.png", "Overhead per move, log scale"), ("latency_cdf.png", "Latency CDFs"),
-         ("ceiling.png", "Captured vs offered rate: the throughput ceiling")]
+from pathlib import Path
+
+from bench.results import ResultsError, load_json, method_label
+
+# The plots drawn beside the README (bench/plots.py draws them under these names).
+OVERHEAD_PNG, LATENCY_PNG, CEILING_PNG = "overhead.png", "latency_cdf.png", "ceiling.png"
+PLOTS = [(OVERHEAD_PNG, "Overhead per move, log scale"), (LATENCY_PNG, "Latency CDFs"),
+         (CEILING_PNG, "Captured vs offered rate: the throughput ceiling")]
 
 
 def _us(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1000:.2f}"
 
 
-def method_label(row: dict) -> str:
-    """'ebpf (raw, poll)', 'strace (seccomp-bpf)': the choices that tell variants apart."""
+def method_info(methods: dict, method: str) -> dict:
+    """The methods-section entry of a method; empty for a document that has none."""
+    return (methods or {}).get(method, {})
+
+
+def is_baseline(methods: dict, row: dict) -> bool:
+    return bool(method_info(methods, row["method"]).get("baseline"))
+
+
+def claims_of(methods: dict, row: dict, aspect: str) -> list[dict]:
+    """The article's claims about this row's variant of its method, on one aspect."""
     options = row.get("options") or {}
-    detail = [value for value in options.values() if isinstance(value, str)]
-    detail += [name.replace("_", "-") for name, value in options.items() if value is True]
-    return f"{row['method']} ({', '.join(detail)})" if detail else row["method"]
+    return [c for c in method_info(methods, row["method"]).get("claims", [])
+            if c["aspect"] == aspect and all(options.get(k) == v for k, v in c["when"].items())]
+
+
+def claim_text(methods: dict, row: dict, aspect: str) -> str:
+    return "; ".join(c["text"] for c in claims_of(methods, row, aspect)) or "-"
 
 
 def capture_cell(row: dict) -> str:
@@ -43,8 +58,17 @@ def overhead_cells(run: dict) -> list[str]:
             f"{run['overhead_ratio']:.2f}× ({run['overhead_ratio']:+.0%})"]
 
 
-def runs_table(runs: list[dict], fmt: str = "github") -> str:
-    headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (kernel)",
+def lost_cell(methods: dict, run: dict) -> str:
+    """Expected minus captured, then the mechanism's own count of its losses in brackets,
+    n/a where it keeps none (a tracer cannot drop: the target waits for it)."""
+    if run["lost"] is None or run.get("not_applicable"):
+        return "-"
+    counted = run["lost_reported"] if method_info(methods, run["method"]).get("loss_source") else "n/a"
+    return f"{run['lost']} ({counted})"
+
+
+def runs_table(runs: list[dict], methods: dict, fmt: str = "github") -> str:
+    headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
                "ratio (target slowdown)", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
                "ready ms"]
@@ -53,11 +77,11 @@ def runs_table(runs: list[dict], fmt: str = "github") -> str:
         rows.append([
             method_label(run), run["target"], run["goroutines"],
             f"{run['moves']}×{run['repeats']}", capture_cell(run),
-            "-" if run["lost"] is None or run.get("not_applicable") else f"{run['lost']} ({run['lost_reported']})",
+            lost_cell(methods, run),
             "-" if run["phantom"] is None else run["phantom"],
             "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
             _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
-            *overhead_cells(run), CLAIMED_OVERHEAD.get(run["method"], "-"),
+            *overhead_cells(run), claim_text(methods, run, "overhead_ns"),
             _us(run.get("observer_cpu_ns_per_move")),
             f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}",
             f"{run['ready_ms']:.0f}",
@@ -73,6 +97,7 @@ def skipped_table(skipped: list[dict], fmt: str = "github") -> str:
 def markdown(document: dict, plots: list[str] | None = None) -> str:
     """The results README; plots: the image files drawn beside it (None: all of PLOTS)."""
     meta = document["metadata"]
+    methods = document.get("methods", {})
     lines = [
         "# tapbench results",
         "",
@@ -84,14 +109,13 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
         "",
         "Every observed run is verified against the opponent's ground truth: *captured* counts "
         "distinct moves of the generator seen with the right kind; *lost* is expected minus "
-        "captured, with the mechanism's own drop counter in brackets; *phantom* counts events "
+        "captured, with the mechanism's own count of its losses in brackets (n/a: it keeps none); "
+        "*phantom* counts events "
         "that are not a first sighting of a generator move. *Overhead* is the median of paired "
         "(observed − bare) per-move times from runs interleaved in the same invocation; *ratio* "
         "is overhead / bare. Absolute times belong to this machine on this day; ratios travel.",
         "",
-        runs_table(document["runs"]),
-        "",
-        f"Note: {meta['note']}.",
+        runs_table(document["runs"], methods),
     ]
     if document.get("comparisons"):
         lines += ["", "## Same-run ratios", "",
@@ -113,8 +137,9 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
                            headers=["method watching someone else", "bystander µs/write alone",
                                     "while watching", "ratio", "repeats"],
                            tablefmt="github", disable_numparse=True)]
-    lines += latency_section(document["runs"]) + ceiling_section(document.get("ceilings", []))
-    lines += startup_section(document["runs"], document.get("attach", []))
+    lines += latency_section(document["runs"], methods)
+    lines += ceiling_section(document.get("ceilings", []), methods)
+    lines += startup_section(document["runs"], document.get("attach", []), methods)
     lines += intrusiveness_section(document)
     drawn = [(name, title) for name, title in PLOTS if plots is None or name in plots]
     if drawn:
@@ -132,8 +157,8 @@ def _table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def latency_section(runs: list[dict]) -> list[str]:
-    rows = [r for r in runs if r["method"] != "none" and r.get("latency_p50_ns") is not None]
+def latency_section(runs: list[dict], methods: dict) -> list[str]:
+    rows = [r for r in runs if not is_baseline(methods, r) and r.get("latency_p50_ns") is not None]
     if not rows:
         return []
     return ["", "## Observation latency", "",
@@ -146,7 +171,7 @@ def latency_section(runs: list[dict]) -> list[str]:
                    ["method", "target", "G", "moves×runs", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"])]
 
 
-def ceiling_section(ceilings: list[dict]) -> list[str]:
+def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
     if not ceilings:
         return []
     rows = []
@@ -155,7 +180,7 @@ def ceiling_section(ceilings: list[dict]) -> list[str]:
         rows.append([method_label(c), c["target"],
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
                      limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
-                     CLAIMED_CEILING.get(c["method"], "-")])
+                     claim_text(methods, c, "ceiling_per_s")])
     return ["", "## Throughput ceiling", "",
             "The highest paced rate (moves/s) at which every move was captured, with no phantom, "
             "and the target still wrote at ≥ 95 % of the offered rate. Found by a ×4 ramp from "
@@ -167,10 +192,10 @@ def ceiling_section(ceilings: list[dict]) -> list[str]:
                           "target alone, flat out", "probes", "claimed"])]
 
 
-def startup_section(runs: list[dict], attaches: list[dict]) -> list[str]:
+def startup_section(runs: list[dict], attaches: list[dict], methods: dict) -> list[str]:
     launch = {}
     for r in runs:
-        if r["method"] != "none" and not r.get("not_applicable"):
+        if not is_baseline(methods, r) and not r.get("not_applicable"):
             launch.setdefault(method_label(r), []).append(r["ready_ms"])
     lines = ["", "## Start-up", "",
              "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
@@ -181,30 +206,33 @@ def startup_section(runs: list[dict], attaches: list[dict]) -> list[str]:
     rows = []
     for label in sorted(set(launch) | set(attach_by_label)):
         attach = attach_by_label.get(label)
-        rows.append([label, f"{sorted(launch[label])[len(launch[label]) // 2]:.0f}" if label in launch else "-",
+        rows.append([label, f"{np.median(launch[label]):.0f}" if label in launch else "-",
                      _median_ms(attach["attach_ms"]) if attach else "-",
                      _median_ms(attach["first_move_ms"]) if attach else "-"])
     return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])]
 
 
 def _median_ms(values: list[float]) -> str:
-    return "-" if not values else f"{sorted(values)[len(values) // 2]:.1f}"
+    return "-" if not values else f"{np.median(values):.1f}"
 
 
 def intrusiveness_section(document: dict) -> list[str]:
     """One row per method: what the opponent noticed, attach, privileges, SIGKILL, bystander."""
-    runs = document["runs"]
+    runs, methods = document["runs"], document.get("methods", {})
     by_method: dict[str, dict] = {}
+    claimed: dict[str, str] = {}
     for r in runs:
-        if r["method"] == "none" or r.get("not_applicable") or not r.get("self_check"):
+        if is_baseline(methods, r) or r.get("not_applicable") or not r.get("self_check"):
             continue
-        seen = by_method.setdefault(r["method"], {"tracer": set(), "preload": set(), "libraries": set()})
+        seen = by_method.setdefault(r["method"], {"tracer": set(), "ld_preload": set(), "libraries": set()})
         check = r["self_check"]
         if check.get("tracer_pid"):
             seen["tracer"].add("TracerPid ≠ 0")
         if check.get("ld_preload"):
-            seen["preload"].add("LD_PRELOAD set")
+            seen["ld_preload"].add("LD_PRELOAD set")
         seen["libraries"].update(check.get("unexpected_libraries") or [])
+        claimed[r["method"]] = "; ".join(c["text"] for aspect in ("intrusiveness", "privileges")
+                                         for c in claims_of(methods, r, aspect)) or "-"
     if not by_method:
         return []
     privileges = {}
@@ -216,8 +244,7 @@ def intrusiveness_section(document: dict) -> list[str]:
     sigkill = {}
     for k in document.get("sigkill", []):
         outcome = k.get("fate") or k.get("error")
-        left = [f"{k[name]} {what}" for name, what in (("bpf_programs_left", "BPF programs left"),
-                                                       ("segments_left", "segments left")) if k.get(name)]
+        left = list(k.get("left_behind") or [])
         if k.get("tracer_pid_after"):
             left.append(f"TracerPid {k['tracer_pid_after']}")
         sigkill[k["method"]] = sigkill.get(k["method"], []) + [
@@ -225,21 +252,21 @@ def intrusiveness_section(document: dict) -> list[str]:
     bystander = {}
     for b in document.get("bystanders", []):
         bystander[b["method"]] = bystander.get(b["method"], []) + [f"{method_label(b)}: {b['bystander_ratio']:.2f}×"]
-    from methods import REGISTRY  # the class says whether attaching is supported at all
     rows = []
     for method, seen in by_method.items():
-        noticed = sorted(seen["tracer"] | seen["preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]
+        noticed = sorted(seen["tracer"] | seen["ld_preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]
+        info = method_info(methods, method)
         if method in attach and attach[method]["first_move_ms"]:
             can_attach = f"yes (measured: first move after {_median_ms(attach[method]['first_move_ms'])} ms)"
-        elif method in REGISTRY:
-            can_attach = "no: " + (REGISTRY[method].attach_unavailable_reason() or "not measured") \
-                if not REGISTRY[method].can_attach else "yes (not measured here)"
-        else:
+        elif not info:
             can_attach = "-"
+        elif info["can_attach"]:
+            can_attach = "yes (not measured here)"
+        else:
+            can_attach = f"no: {info['attach_unavailable']}"
         rows.append([method, ", ".join(noticed) or "nothing", can_attach,
                      "<br>".join(privileges.get(method, ["-"])), "<br>".join(sigkill.get(method, ["-"])),
-                     "<br>".join(bystander.get(method, ["-"])), CLAIMED_INTRUSIVENESS.get(method, "-")
-                     + (f"; {CLAIMED_PRIVILEGES[method]}" if method in CLAIMED_PRIVILEGES else "")])
+                     "<br>".join(bystander.get(method, ["-"])), claimed[method]])
     return ["", "## Intrusiveness matrix", "",
             "Measured, not asserted. *Noticed by the opponent*: its own self-check at start "
             "(/proc/self/status TracerPid, the LD_PRELOAD variable, libraries mapped that a plain "
@@ -256,9 +283,11 @@ def intrusiveness_section(document: dict) -> list[str]:
 def sweeps_section(document: dict, previous: dict | None, quick: dict | None) -> str:
     """Wall times of the sweeps, and the spread of each overhead ratio between this sweep and
     the one before it (same rows, same machine)."""
-    from bench.gate import compare_documents, machines_differ, row_key
+    from bench.gate import compare_documents, machines_differ
+    from bench.results import row_key
 
     meta = document["metadata"]
+    methods = document.get("methods", {})
     lines = ["", "## Sweeps", ""]
     if meta.get("wall_s") is not None:
         lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats): {meta['wall_s']:.0f} s")
@@ -271,11 +300,32 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
         not_applicable = {row_key(r) for r in document["runs"] if r.get("not_applicable")}
         changes = [c for c in changes if not c.note and c.key not in not_applicable]
         if changes:
-            cvs = sorted(c.cv for c in changes)
+            cvs = [c.cv for c in changes]
             lines += ["", f"Run-to-run spread: each flat-out row's overhead ratio in this sweep and in the "
                       f"one before ({previous['metadata']['date']}), and their coefficient of variation "
-                      f"(median {cvs[len(cvs) // 2]:.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} "
+                      f"(median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} "
                       f"rows at most 5 %).", "",
                       _table([[c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.cv:.1%}"]
                               for c in changes], ["row", "previous sweep", "this sweep", "CV"])]
     return "\n".join(lines) + "\n"
+
+
+def write_report(json_path: Path, readme: Path) -> list[Path]:
+    """README and plots, side by side, from a results JSON alone."""
+    from bench import plots  # matplotlib takes a second to import: only when drawing
+
+    document = load_json(json_path)
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    drawn = plots.draw(document, readme.parent)
+    text = markdown(document, [p.name for p in drawn])
+    # Other sweeps beside it: the one before (run-to-run spread) and the quick baseline (its
+    # wall time). A file that is missing or unreadable is simply not reported.
+    others = {}
+    for name in ("previous.json", "baseline.json"):
+        try:
+            others[name] = load_json(json_path.parent / name)
+        except ResultsError:
+            pass
+    text += sweeps_section(document, others.get("previous.json"), others.get("baseline.json"))
+    readme.write_text(text)
+    return [readme, *drawn]

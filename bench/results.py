@@ -14,13 +14,18 @@ import numpy as np
 
 from bench.runner import Execution
 from bench.targets import ROOT, Workload
+from methods import REGISTRY
 
 # Results format version. History:
 #   1  metadata + runs; each run flat keys (method, target, expected, captured, lost, phantom,
 #      in_order, ns_per_move_bare, ns_per_move_observed, overhead_ns, latency_*) + raw samples.
 #   2  adds per run target_slowdown_pct, observer_cpu_ns_per_move, latency_cdf_ns; sections
 #      ceilings, attach, privileges, sigkill. A reader treats a missing key as "not measured".
-RESULTS_FORMAT = 2
+#   3  adds the `methods` section (each method's description, claims, attach ability, loss
+#      source, targets, whether it is the baseline or a reference peer), so tables need no
+#      code; run `mechanism` facts sit under the method's name; sigkill's bpf_programs_left and
+#      segments_left become `left_behind` (a list); metadata loses the fixed `note`.
+RESULTS_FORMAT = 3
 
 
 class ResultsError(Exception):
@@ -74,8 +79,6 @@ def metadata() -> dict:
         "go": _first_line(["go", "version"]),
         "commit": _first_line(["git", "rev-parse", "HEAD"]) + ("-dirty" if dirty != "unknown" else ""),
         "argv": sys.argv[1:],
-        "note": "2 cores: the observer's consumer shares the second core with the target's "
-                "runtime threads",
     }
 
 
@@ -100,7 +103,7 @@ def _cdf(samples: np.ndarray) -> list[list[float]]:
 def summarize(method: str, options: dict, workload: Workload, bare: list[Execution],
               observed: list[Execution]) -> dict:
     """One flat row: verified capture summed over repeats, medians with IQR, raw samples."""
-    if method == "none":
+    if REGISTRY[method].baseline:
         observed = bare
     bare_ns = np.array([e.ns_per_move for e in bare])
     observed_ns = np.array([e.ns_per_move for e in observed])
@@ -154,15 +157,38 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
 SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill")
 
 
+def method_label(row: dict) -> str:
+    """'ebpf (raw, poll)', 'strace (seccomp-bpf)': the choices that tell variants apart."""
+    options = row.get("options") or {}
+    detail = [value for value in options.values() if isinstance(value, str)]
+    detail += [name.replace("_", "-") for name, value in options.items() if value is True]
+    return f"{row['method']} ({', '.join(detail)})" if detail else row["method"]
+
+
+def row_key(row: dict) -> tuple:
+    """What makes two rows the same measurement in two results files."""
+    options = tuple(sorted((row.get("options") or {}).items()))
+    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"])
+
+
+def methods_section(names) -> dict:
+    """What the tables need to know of each method named, from its class (see Observer.describe)."""
+    return {name: REGISTRY[name].describe() for name in sorted(set(names)) if name in REGISTRY}
+
+
 def write_json(path: str | Path, runs: list[dict], skipped: list[dict] | None = None,
                meta: dict | None = None, **sections: list[dict]) -> None:
     """Write atomically: a reader sees the old file or the new one, never half of one.
-    sections: any of SECTIONS (comparisons, bystanders, ceilings ...), each a list of dicts."""
+    sections: any of SECTIONS (comparisons, bystanders, ceilings ...), each a list of dicts.
+    The methods section describes every method any of them names."""
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown results sections {sorted(unknown)}")
     path = Path(path)
-    document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(), "runs": runs,
+    named = [entry["method"] for part in [runs, skipped or [], *sections.values()] for entry in part or []
+             if isinstance(entry, dict) and "method" in entry]
+    document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(),
+                "methods": methods_section(named), "runs": runs,
                 "skipped": skipped or []} | {name: sections.get(name) or [] for name in SECTIONS}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")

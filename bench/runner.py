@@ -15,7 +15,7 @@ import psutil
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify
-from methods.base import REGISTRY, Observer
+from methods.base import REGISTRY, Observer, baseline_method
 
 
 # Pause before each execution: the kernel finishes tearing down the previous observer (a BPF
@@ -98,7 +98,7 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
                           mechanism=mechanism, last_seen_ns=last_seen_ns,
                           # The target is a reaped child too: what is left is the observer's.
                           observer_cpu_ns=own_cpu_ns + children_cpu_ns - truth.report["cpu_ns"])
-    if method != "none":
+    if not observer_class.baseline:
         execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
                                    truth.report["noise_writes_stdout"])
         execution.not_applicable = not_applicable_because(truth.written)
@@ -147,15 +147,10 @@ def _helpers_delta_ns(before: dict[int, int]) -> int:
 
 
 def mechanism_facts(observer: Observer) -> dict:
-    """What the mechanism says about itself, for the JSON (hook, counters ...)."""
-    facts = {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
-             "bytes": observer.counters.bytes}
-    for name in ("hook", "wakeup", "poll_ms", "kernel_matched", "strategy", "exitkill",
-                 "detached_early", "seccomp_bpf", "unparsed_lines", "ring_slots", "hook_loaded",
-                 "hook_writes_seen"):
-        if hasattr(observer, name):
-            facts[name] = getattr(observer, name)
-    return facts
+    """What the mechanism says about itself, for the JSON: the counters every backend keeps,
+    and its own facts under its method's name."""
+    return {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
+            "bytes": observer.counters.bytes, observer.method: observer.facts()}
 
 
 def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
@@ -163,7 +158,8 @@ def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
     """Run bare and every observed method `repeats` times, interleaved and rotating the order
     each repeat (A B C, B C A, ...), so drifts in machine load hit every side alike.
     Returns (bare executions, executions per method), index i of each from repeat i."""
-    lineup = [("none", {})] + [(m, o) for m, o in methods if m != "none"]
+    bare_method = baseline_method()
+    lineup = [(bare_method, {})] + [(m, o) for m, o in methods if m != bare_method]
     bare: list[Execution] = []
     observed: list[list[Execution]] = [[] for _ in methods]
     for repeat in range(repeats):
@@ -173,9 +169,9 @@ def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,
                      + " ".join(str(v) for v in options.values() if isinstance(v, str)))
             time.sleep(SETTLE_S)
             execution = execute(name, options, workload)
-            if name == "none":
+            if name == bare_method:
                 bare.append(execution)
             for index, (method, method_options) in enumerate(methods):
-                if (method, method_options) == (name, options) or (method == name == "none"):
+                if (method, method_options) == (name, options) or (method == name == bare_method):
                     observed[index].append(execution)
     return bare, observed

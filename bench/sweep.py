@@ -3,17 +3,18 @@ in which groups, and in which order. Every number in results/ comes from here.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
-from bench import report as report_module
 from bench.bystander import bystander_cost
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.intrusion import attach_startup, least_privilege, sigkill_fate
-from bench.results import metadata, summarize
+from bench.results import load_json, metadata, method_label, summarize, write_json
 from bench.runner import compare
 from bench.targets import Workload
 from methods import REGISTRY
@@ -110,7 +111,7 @@ def available(lineup, skipped: list[dict]):
 def same_run_ratios(rows: list[dict]) -> list[dict]:
     """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
     noisy machine cannot fake, since both sides ran next to the same bare run."""
-    if len(rows) < 2 or rows[-1]["method"] == "none":  # no overhead to divide by
+    if len(rows) < 2 or REGISTRY[rows[-1]["method"]].baseline:  # no overhead to divide by
         return []
     baseline = rows[-1]
     base = np.array(baseline["samples_observed_ns_per_move"]) - np.array(baseline["samples_bare_ns_per_move"])
@@ -118,8 +119,8 @@ def same_run_ratios(rows: list[dict]) -> list[dict]:
     for row in rows[:-1]:
         mine = np.array(row["samples_observed_ns_per_move"]) - np.array(row["samples_bare_ns_per_move"])
         samples = (mine / base).tolist()
-        comparisons.append({"method": report_module.method_label(row),
-                            "baseline": report_module.method_label(baseline),
+        comparisons.append({"method": method_label(row),
+                            "baseline": method_label(baseline),
                             "ratio": float(np.median(samples)), "samples": samples})
     return comparisons
 
@@ -182,3 +183,28 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
         found["bystanders"].append(bystander_cost(method, options, repeats=repeats,
                                                   progress=progress.step))
     return found
+
+
+def store(found: dict, out: Path, quick: bool) -> Path:
+    """Write a sweep's sections: quick.json, or latest.json, keeping the sweep before it as
+    previous.json so the report can show the run-to-run spread."""
+    found = dict(found)
+    runs, meta, skipped = found.pop("runs"), found.pop("meta"), found.pop("skipped")
+    path = out / ("quick.json" if quick else "latest.json")
+    if not quick and path.exists():
+        os.replace(path, out / "previous.json")
+    write_json(path, runs, skipped, meta, **found)
+    return path
+
+
+def inexact_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(our own rows that did not capture exactly: failures; reference peers' rows that did
+    not: findings about those peers, reported but not failed)."""
+    inexact = [r for r in runs if r["exact"] is False]
+    peers = [r for r in inexact if REGISTRY[r["method"]].reference_peer]
+    return [r for r in inexact if r not in peers], peers
+
+
+def quick_sweep(out: Path, repeats: int = 5) -> dict:
+    """Run and store the quick sweep; returns its document as stored."""
+    return load_json(store(sweep(True, repeats), out, quick=True))

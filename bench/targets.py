@@ -4,23 +4,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from methods import REGISTRY
+from methods.base import TARGET_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = ROOT / "gotargets" / "bin"
 OPPONENT_NAME = "rock-paper-scissors"
+
+
+def is_opponent(process_name: str) -> bool:
+    """Whether a process name is one of the opponent's builds. The kernel keeps 15 characters
+    of a name (/proc/PID/comm); psutil completes it from the command line when it can."""
+    return process_name.startswith(OPPONENT_NAME[:15])
+
 
 # target name -> (binary, write path). 'go' is the realistic opponent: pure Go, static, raw
 # write system calls. 'libc' is the cgo build writing through glibc's write(). 'cgo' is the cgo
 # build writing through Go's os.Stdout: dynamically linked, yet no write() goes through libc.
 TARGETS = {
     "go": (OPPONENT_NAME, "go"),
-    "libc": (OPPONENT_NAME + "-cgo", "libc"),
     "cgo": (OPPONENT_NAME + "-cgo", "go"),
+    "libc": (OPPONENT_NAME + "-cgo", "libc"),
 }
+if tuple(TARGETS) != TARGET_NAMES:
+    raise RuntimeError("bench/targets.py and methods/base.py must name the same targets")
 
 
 def target_seen_by(method: str) -> str:
-    """A target whose writes the method can see: the preload hook sees only libc writes."""
-    return "libc" if method == "preload" else "go"
+    """The target a method watches by default: the first of those it declares it can see."""
+    return REGISTRY[method].targets[0]
+
+
+def target_seen_by_all(methods: list[str]) -> str | None:
+    """The first target (in TARGETS order) that every one of methods can see, if any."""
+    return next((t for t in TARGETS if all(t in REGISTRY[m].targets for m in methods)), None)
 
 
 class TargetMissing(Exception):

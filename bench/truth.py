@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MOVES = ("rock", "paper", "scissors")
+from methods.base import MOVES
+
 TRUTH_FORMAT = "tapbench-truth/1"
-CAPTURE_BYTES = 32  # what every mechanism copies from the write() buffer
 
 _GAMMA_SEQ = np.uint64(0x9E3779B97F4A7C15)
 _GAMMA_WRITER = np.uint64(0xD1B54A32D192ED03)
@@ -107,7 +107,7 @@ class Truth:
     def wall_ns(self) -> int:
         return self.report["wall_ns"]
 
-    def check(self, digests: bool = True) -> None:
+    def check(self) -> None:
         """Raise TruthMismatch unless the opponent wrote exactly the sequence we reproduce."""
         r = self.report
         expected = writer_counts(r["moves"], r["goroutines"])
@@ -115,7 +115,7 @@ class Truth:
             if writer["errors"] or writer["written"] != count:
                 raise TruthMismatch(f"goroutine {writer['goroutine']} wrote {writer['written']} of "
                                     f"{count} moves ({writer['errors']} write errors)")
-            if digests and writer["sha256"] != writer_digest(r["seed"], writer["goroutine"], count):
+            if writer["sha256"] != writer_digest(r["seed"], writer["goroutine"], count):
                 raise TruthMismatch(f"goroutine {writer['goroutine']}: digest differs from the "
                                     "reproduced sequence")
         per_kind = [0, 0, 0]

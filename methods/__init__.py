@@ -1,5 +1,12 @@
-"""Observation techniques. Importing this package registers every backend in REGISTRY."""
+"""Observation techniques. Importing this package imports every module in it, and each backend
+registers itself in REGISTRY by subclassing Observer: a new technique is one new file here."""
+import importlib
+import pkgutil
+
 from methods.base import REGISTRY, MoveEvent, Observer, ObserverError, ObserverUnavailable
-from methods import bpftrace, ebpf, none, preload, ptrace, strace  # noqa: F401  (registration by subclassing)
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["REGISTRY", "MoveEvent", "Observer", "ObserverError", "ObserverUnavailable"]

@@ -7,21 +7,39 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import select
+import shutil
 import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, NamedTuple, Sequence
+from typing import Callable, ClassVar, Iterator, NamedTuple, Sequence
 
 import psutil
 
-from bench.truth import decode_move_name
-
+# The observation protocol, shared by every backend and by bench/ (which imports it from here).
 # Every observer watches this descriptor: the opponent writes its moves to stdout, and its
 # ground-truth report goes to a file, so the report's own write() calls are never counted.
 WATCHED_FD = 1
+CAPTURE_BYTES = 32  # what every mechanism copies from the start of a write() buffer
+MOVES = ("rock", "paper", "scissors")
+# The opponent builds a backend may say it sees (bench/targets.py runs them):
+#   go    pure Go, static, raw write system calls
+#   cgo   the cgo build (dynamic), still raw system calls from Go's os.Stdout
+#   libc  the cgo build writing through glibc's write()
+TARGET_NAMES = ("go", "cgo", "libc")
+# Where a backend's own count of lost events comes from (None: it has no such count).
+LOSS_SOURCES = ("kernel counter", "ring counter", "tool's own report")
+_MOVE_WORD = re.compile(rb"(?i)\b(rock|paper|scissors)\b")
+
+
+def move_word(raw: bytes) -> str | None:
+    """The move a write holds for a live watch of any opponent: the first whole word rock,
+    paper or scissors, any case ("Rock!" is rock, "rocks" is nothing)."""
+    match = _MOVE_WORD.search(raw)
+    return match.group(1).decode().lower() if match else None
 
 
 class ObserverUnavailable(Exception):
@@ -44,7 +62,7 @@ class MoveEvent(NamedTuple):
 
     @property
     def move(self) -> str | None:
-        return decode_move_name(self.raw)
+        return move_word(self.raw)
 
 
 @dataclass
@@ -57,27 +75,55 @@ class Counters:
 REGISTRY: dict[str, type["Observer"]] = {}
 
 
+def claim(aspect: str, text: str, value: float | None = None, **when) -> dict:
+    """One of the article's claims about a technique. aspect: overhead_ns, ceiling_per_s,
+    intrusiveness, privileges or kernel_dependence; value: the number a measurement is held
+    against, if the claim has one; when: the options of the variant it is about (none: all)."""
+    return {"aspect": aspect, "text": text, "value": value, "when": when}
+
+
 class Observer(ABC):
     """One interception technique. Use as a context manager so close() always runs.
 
     Lifecycle: launch(argv) or attach(pid), then iterate events() until the target exits or
-    stop() is called, then close(). Subclasses register themselves by defining `method`.
+    stop() is called, then close(). Subclasses register themselves by defining `method`, and
+    the class is the whole description of the technique: bench/ reads what it needs from the
+    declarations below and never compares a method's name.
     """
 
     method: ClassVar[str]
-    can_attach: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    can_attach: ClassVar[bool] = False
+    # The unobserved reference ('none'): every overhead is measured against its runs.
+    baseline: ClassVar[bool] = False
     # A reference peer (strace, bpftrace) is measured beside ours, not built by us: a capture
     # it gets wrong is a finding about it, reported, not a failure of the sweep.
     reference_peer: ClassVar[bool] = False
+    # Of TARGET_NAMES, the ones whose moves the mechanism can see; the first is its default.
+    # On the others it must end with a finding (not_applicable), not a failed capture.
+    targets: ClassVar[tuple[str, ...]] = TARGET_NAMES
+    loss_source: ClassVar[str | None] = None  # one of LOSS_SOURCES, or None
+    claims: ClassVar[tuple[dict, ...]] = ()  # the article's, made with claim()
     # Constructor keyword -> argparse settings (plus "default", and "flag": True for booleans);
-    # the CLI turns each into --keyword and refuses it for other methods.
+    # the CLI turns each into --keyword. Several backends may declare one option, but only
+    # with the same settings: one option name means one thing.
     cli_options: ClassVar[dict[str, dict]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if getattr(cls, "method", None):
-            REGISTRY[cls.method] = cls
+        if not getattr(cls, "method", None):
+            return
+        unknown = set(cls.targets) - set(TARGET_NAMES)
+        if unknown or not cls.targets:
+            raise TypeError(f"{cls.__name__}.targets must name some of {TARGET_NAMES}, not {sorted(unknown)}")
+        if cls.loss_source not in (None, *LOSS_SOURCES):
+            raise TypeError(f"{cls.__name__}.loss_source must be one of {LOSS_SOURCES} or None")
+        for other in REGISTRY.values():
+            for name in set(cls.cli_options) & set(other.cli_options):
+                if cls.cli_options[name] != other.cli_options[name]:
+                    raise TypeError(f"--{name.replace('_', '-')} of {cls.method} differs from the "
+                                    f"one {other.method} declares: one option name, one meaning")
+        REGISTRY[cls.method] = cls
 
     def __init__(self) -> None:
         reason = self.unavailable_reason()
@@ -85,12 +131,12 @@ class Observer(ABC):
             raise ObserverUnavailable(reason)
         self.counters = Counters()
         self.pid: int | None = None
-        self.process: subprocess.Popen | None = None
+        self.process = None  # what launch() returned: a Popen, or the backend's own handle
         self._pidfd: int | None = None
         self._gate: int | None = None
         self._stopping = False
 
-    # --- availability -------------------------------------------------------------------
+    # --- what the technique is -------------------------------------------------------------
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """None when the mechanism can run here, else a one-line reason."""
@@ -102,33 +148,95 @@ class Observer(ABC):
             return f"{cls.method} cannot attach to a running process"
         return cls.unavailable_reason()
 
+    @classmethod
+    def check_options(cls, **options) -> None:
+        """Raise ObserverError, naming the flag, for option values this backend cannot use.
+        The CLI calls it before anything runs, so a bad value is one ERROR line, not a failed
+        run; constructors call it too."""
+
+    @classmethod
+    def program_text(cls, pid: int, **options) -> str | None:
+        """The program this backend would load into the kernel to watch pid (BPF C, a
+        bpftrace script ...), or None if it loads none. `--ebpf` prints it."""
+        return None
+
+    @classmethod
+    def leftovers(cls) -> set[str]:
+        """What of this mechanism exists on the machine now that could outlive a killed
+        tapbench (segments, BPF programs, stopped processes), one string each; the SIGKILL
+        probe compares it before and after."""
+        return set()
+
+    @classmethod
+    def clean_leftovers(cls) -> list[str]:
+        """Remove what a killed run left behind and no one uses; one sentence per removal."""
+        return []
+
+    @classmethod
+    def describe(cls) -> dict:
+        """The results JSON's `methods` entry: what tables need to know without this code."""
+        return {"description": cls.description, "baseline": cls.baseline,
+                "reference_peer": cls.reference_peer, "targets": list(cls.targets),
+                "can_attach": cls.can_attach,
+                "attach_unavailable": None if cls.can_attach else cls.attach_unavailable_reason(),
+                "loss_source": cls.loss_source, "claims": list(cls.claims),
+                "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
+
+    def facts(self) -> dict:
+        """What the mechanism says about itself after a run (hook, its own counters ...), for
+        the results JSON under the method's name."""
+        return {}
+
     # --- starting -----------------------------------------------------------------------
     def launch(self, argv: Sequence[str], *, stdout=subprocess.DEVNULL, stderr=None,
-               env: dict | None = None) -> subprocess.Popen:
+               env: dict | None = None):
         """Start argv held at a gate, and put it under observation before it can write anything.
 
-        The process runs `sh`, which waits for one line on its stdin (the gate pipe) and then
-        execs argv in place, so its PID, which the mechanism is pointed at, stays the same.
-        release() opens the gate. Any program can be launched this way, not only the opponent;
-        it gets /dev/null as stdin.
+        The child first runs the backend's preparation (_child_steps: a seccomp filter ...),
+        then `sh`, which waits for one line on its stdin (the gate pipe) and then execs argv in
+        place, so its PID, which the mechanism is pointed at, stays the same. release() opens
+        the gate. Any program can be launched this way, not only the opponent; it gets
+        /dev/null as stdin. Returns a Popen, or what _own_process makes of it.
         """
         gate_read, self._gate = os.pipe()
+        steps = [die_with_parent, *self._child_steps()]
+        target_env = self._target_env()
+        environment = dict(os.environ if env is None else env)
+        # The gate shell itself must not get these (an LD_PRELOAD hook would load into it):
+        # it carries them under other names and sets them for the exec only.
+        environment.update({f"TAPBENCH_EXEC_{name}": value for name, value in target_env.items()})
+        assignments = "".join(f'{name}="$TAPBENCH_EXEC_{name}" ' for name in target_env)
+        gate_script = f'read -r _; {assignments}exec "$0" "$@" </dev/null'
         try:
-            self.process = subprocess.Popen(
-                self._launcher(["/bin/sh", "-c", self._gate_script, *argv]),
-                stdin=gate_read, stdout=stdout, stderr=stderr, env=env, pass_fds=self._pass_fds,
-                preexec_fn=die_with_parent)
+            popen = subprocess.Popen(
+                self._launcher(["/bin/sh", "-c", gate_script, *argv]),
+                stdin=gate_read, stdout=stdout, stderr=stderr, env=environment,
+                pass_fds=self._pass_fds, preexec_fn=lambda: [step() for step in steps])
         finally:
             os.close(gate_read)
+        self.process = self._own_process(popen)
         try:
-            self._begin(self._target_pid(self.process))
+            self._begin(self._target_pid(popen))
         except BaseException:
             self._kill_launched()
             raise
         return self.process
 
+    def _child_steps(self) -> list[Callable[[], None]]:
+        """Work for the launched child between fork and exec (built here, in the parent; run
+        there). The base makes the child die with tapbench; backends add theirs."""
+        return []
+
+    def _target_env(self) -> dict[str, str]:
+        """Environment variables for the launched program only, not for its gate shell."""
+        return {}
+
+    def _own_process(self, popen: subprocess.Popen):
+        """What launch() returns and close() reaps. A backend that must reap the child itself
+        (a tracer: Popen's waitpid would swallow its ptrace stops) wraps it here."""
+        return popen
+
     # Hooks for observers that are themselves a program wrapping the target (strace ...).
-    _gate_script = 'read -r _; exec "$0" "$@" </dev/null'
     _pass_fds: tuple[int, ...] = ()
 
     def _launcher(self, command: list[str]) -> list[str]:
@@ -240,6 +348,11 @@ class Observer(ABC):
             self.process.wait()
 
 
+def baseline_method() -> str:
+    """The registered unobserved method ('none')."""
+    return next(name for name, cls in REGISTRY.items() if cls.baseline)
+
+
 class PrintedEvents:
     """For observers that are a program printing one line per write (strace, bpftrace): turns
     chunks of its output into events, a partial last line waiting for the next chunk."""
@@ -284,11 +397,14 @@ def proc_status_field(pid: int, field: str) -> int | None:
     return None
 
 
+PR_SET_PDEATHSIG = 1
+
+
 def die_with_parent() -> None:
     """In a launched child: be killed when tapbench dies, even by SIGKILL, so a target it
     launched never outlives it (PR_SET_PDEATHSIG survives exec)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -325,6 +441,20 @@ def find_pid_by_name(name: str) -> int:
         raise ObserverError(f"{len(matches)} processes are named {name!r} (PIDs {listed}); "
                             f"choose one with --pid")
     return matches[0]
+
+
+def loaded_bpf_program_ids() -> set[int]:
+    """IDs of every BPF program loaded on the machine (bpftool; empty without it)."""
+    if shutil.which("bpftool") is None:
+        return set()
+    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
+    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines() if line[:1].isdigit()}
+
+
+def bpf_program_leftovers() -> set[str]:
+    """What a BPF backend could leave: loaded programs (the kernel unloads ours when the last
+    file descriptor closes, however tapbench dies; the SIGKILL probe checks it)."""
+    return {f"BPF program {program_id}" for program_id in loaded_bpf_program_ids()}
 
 
 def wait_until_exited(observer: Observer, poll_s: float = 0.05) -> None:

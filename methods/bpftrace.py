@@ -17,8 +17,8 @@ import subprocess
 import time
 from typing import Iterator
 
-from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents, die_with_parent
+from methods.base import (CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError,
+                          PrintedEvents, bpf_program_leftovers, die_with_parent)
 
 READY = b"tapbench-ready"
 # BEGIN runs once every probe is attached, so its line means the tracepoint is live.
@@ -48,11 +48,23 @@ class BpftraceObserver(PrintedEvents, Observer):
     reference_peer = True
     can_attach = True
     description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
+    loss_source = "tool's own report"  # its "Lost N events" lines
 
     def __init__(self) -> None:
         super().__init__()
         self._tracer: subprocess.Popen | None = None
         self.unparsed_lines = 0
+
+    @classmethod
+    def program_text(cls, pid: int, **options) -> str:
+        return program_for(pid)
+
+    @classmethod
+    def leftovers(cls) -> set[str]:
+        return bpf_program_leftovers()
+
+    def facts(self) -> dict:
+        return {"unparsed_lines": self.unparsed_lines}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

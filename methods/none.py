@@ -8,6 +8,7 @@ from methods.base import MoveEvent, Observer, wait_until_exited
 
 class NoObserver(Observer):
     method = "none"
+    baseline = True
     can_attach = True
     description = "no observation: the bare cost of the target"
 

@@ -10,34 +10,41 @@ see is reported, not hidden:
 from __future__ import annotations
 
 import ctypes
+import glob
 import os
 import secrets
+import shutil
+import struct
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError
+import psutil
+
+from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, claim
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 1
+RING_MAGIC, RING_VERSION = 0x52425054, 2
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
+# The ring's shared-memory segment: /dev/shm/tapbench-<random>.
+SEGMENT_PREFIX = "tapbench-"
+SEGMENT_GLOB = f"/dev/shm/{SEGMENT_PREFIX}*"
 
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
     "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "claimed", "consumed",
-              "lost"],
-    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u8"],
-    "offsets": [0, 4, 8, 12, 16, 64, 128, 192],
+              "lost", "failed_writes"],
+    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u8", "<u8"],
+    "offsets": [0, 4, 8, 12, 16, 64, 128, 192, 200],
     "itemsize": 256,
 })
 SLOT = np.dtype([("published", "<u8"), ("ts_ns", "<u8"), ("count", "<u8"), ("tid", "<u4"),
                  ("copied", "<u4"), ("head", f"V{CAPTURE_BYTES}")])
 LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "watched_fd", "magic", "version",
                  "off_slot_count", "off_hook_pid", "off_claimed", "off_consumed", "off_lost",
-                 "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
+                 "off_failed_writes", "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
                  "off_head"]
 
 
@@ -47,7 +54,7 @@ def python_layout() -> dict[str, int]:
         "header_size": HEADER.itemsize, "slot_size": SLOT.itemsize, "capture_bytes": CAPTURE_BYTES,
         "watched_fd": WATCHED_FD, "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
-           ("slot_count", "hook_pid", "claimed", "consumed", "lost")},
+           ("slot_count", "hook_pid", "claimed", "consumed", "lost", "failed_writes")},
         **{f"off_{name}": slot[name][1] for name in
            ("published", "ts_ns", "count", "tid", "copied", "head")},
     }
@@ -65,15 +72,24 @@ class PreloadObserver(Observer):
     method = "preload"
     can_attach = False
     description = "LD_PRELOAD hook on libc write(), events through a shared-memory ring"
+    targets = ("libc",)  # only writes that go through a dynamically linked libc's write()
+    loss_source = "ring counter"
+    claims = (
+        claim("overhead_ns", "~100 ns", 100),
+        claim("intrusiveness", "medium (must be preloaded)"),
+        claim("kernel_dependence", "medium"),
+    )
     cli_options = {"ring_slots": {"type": int, "default": DEFAULT_SLOTS,
                                   "help": "ring size in 64-byte slots, a power of two"}}
-    # The gate shell must not load the hook itself: only the program it execs gets LD_PRELOAD.
-    _gate_script = 'read -r _; LD_PRELOAD="$TAPBENCH_PRELOAD" exec "$0" "$@" </dev/null'
 
-    def __init__(self, ring_slots: int = DEFAULT_SLOTS, poll_ms: int = 5) -> None:
+    @classmethod
+    def check_options(cls, ring_slots: int = DEFAULT_SLOTS) -> None:
         if ring_slots < 2 or ring_slots & (ring_slots - 1) or ring_slots > 1 << 26:
             raise ObserverError(f"--ring-slots must be a power of two from 2 to {1 << 26}, "
                                 f"got {ring_slots}")
+
+    def __init__(self, ring_slots: int = DEFAULT_SLOTS, poll_ms: int = 5) -> None:
+        self.check_options(ring_slots)
         super().__init__()
         if python_layout() != c_layout():
             raise ObserverError(f"{HOOK_LIBRARY.name} was built with another ring layout than "
@@ -83,6 +99,33 @@ class PreloadObserver(Observer):
         self.segment: shared_memory.SharedMemory | None = None
         self.hook_loaded = False
         self.hook_writes_seen = 0
+        self.failed_writes = 0  # writes to stdout that returned an error: nothing was written
+        self._static = False  # the launched program is a static ELF: the loader never runs
+
+    def facts(self) -> dict:
+        return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen,
+                "failed_writes": self.failed_writes}
+
+    @classmethod
+    def leftovers(cls) -> set[str]:
+        return set(glob.glob(SEGMENT_GLOB))
+
+    @classmethod
+    def clean_leftovers(cls) -> list[str]:
+        """Segments no process maps: left by a run SIGKILLed before Python's resource
+        tracker could remove them."""
+        segments = sorted(cls.leftovers())
+        in_use = _mapped_paths() if segments else set()
+        removed = []
+        for segment in segments:
+            if segment in in_use:
+                continue
+            try:
+                os.unlink(segment)
+            except FileNotFoundError:
+                continue
+            removed.append(f"removed {segment} (no process had it mapped)")
+        return removed
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -94,19 +137,22 @@ class PreloadObserver(Observer):
     def attach_unavailable_reason(cls) -> str | None:
         return "LD_PRELOAD works only at launch: a running process cannot be made to preload"
 
-    def launch(self, argv, *, env: dict | None = None, **kwargs):
+    def launch(self, argv, **kwargs):
         size = HEADER.itemsize + self.ring_slots * SLOT.itemsize
         # A random name and mode 0600 (SharedMemory's default): no other user can open it,
         # and no one can guess it.
-        self.segment = shared_memory.SharedMemory(name=f"tapbench-{secrets.token_hex(12)}",
+        self.segment = shared_memory.SharedMemory(name=SEGMENT_PREFIX + secrets.token_hex(12),
                                                   create=True, size=size)
         buffer = np.frombuffer(self.segment.buf, dtype=np.uint8)
         self._header = buffer[:HEADER.itemsize].view(HEADER)
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
-        self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0, 0, 0, 0)
-        environment = dict(os.environ if env is None else env)
-        environment.update(TAPBENCH_SHM="/" + self.segment.name, TAPBENCH_PRELOAD=str(HOOK_LIBRARY))
-        return super().launch(argv, env=environment, **kwargs)
+        self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0, 0, 0, 0, 0)
+        self._static = is_static_executable(argv[0])
+        return super().launch(argv, **kwargs)
+
+    def _target_env(self) -> dict[str, str]:
+        # Only the program gets them: a gate shell that loaded the hook would claim the ring.
+        return {"LD_PRELOAD": str(HOOK_LIBRARY), "TAPBENCH_SHM": "/" + self.segment.name}
 
     def _observe(self, pid: int) -> None:
         pass  # the hook maps the ring itself when the target starts
@@ -136,11 +182,14 @@ class PreloadObserver(Observer):
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])
         self.hook_writes_seen = int(header["claimed"]) + int(header["lost"])
+        self.failed_writes = int(header["failed_writes"])
         self.hook_loaded = int(header["hook_pid"]) == self.pid
 
     def not_applicable(self, expected: int) -> str | None:
+        """Decided from the program, not from what the hook did: a hook that failed to load
+        into a dynamically linked program is a failed capture, not a finding."""
         if not self.hook_loaded:
-            return "static binary: LD_PRELOAD not applied"
+            return "static binary: LD_PRELOAD not applied" if self._static else None
         if self.hook_writes_seen == 0 and expected:
             return f"0 of {expected} moves passed through libc write()"
         return None
@@ -153,3 +202,34 @@ class PreloadObserver(Observer):
             self._header = self._slots = None
             segment.close()
         super().close()
+
+
+PT_INTERP = 3  # the program header naming the dynamic loader
+
+
+def is_static_executable(program: str) -> bool:
+    """Whether program is an ELF executable without a dynamic loader (PT_INTERP), which
+    LD_PRELOAD can never reach. Anything else (a dynamic ELF, a #! script) loads the hook."""
+    path = program if os.sep in program else (shutil.which(program) or program)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(64)
+            if header[:5] != b"\x7fELF\x02":  # 64-bit ELF only: this backend is x86-64 only
+                return False
+            phoff, = struct.unpack_from("<Q", header, 0x20)
+            entry_size, count = struct.unpack_from("<HH", header, 0x36)
+            f.seek(phoff)
+            table = f.read(entry_size * count)
+    except OSError:
+        return False
+    return all(struct.unpack_from("<I", table, i * entry_size)[0] != PT_INTERP for i in range(count))
+
+
+def _mapped_paths() -> set[str]:
+    paths = set()
+    for process in psutil.process_iter():
+        try:
+            paths.update(m.path for m in process.memory_maps(grouped=True))
+        except (psutil.Error, OSError):
+            continue
+    return paths

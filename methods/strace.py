@@ -16,8 +16,7 @@ from typing import Iterator
 
 import psutil
 
-from bench.truth import CAPTURE_BYTES
-from methods.base import WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents
+from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
@@ -29,6 +28,7 @@ class StraceObserver(PrintedEvents, Observer):
     reference_peer = True
     can_attach = False
     description = "strace -f -e trace=write, parsed (reference peer)"
+    # No loss count: strace stops the target at each write, so nothing can be dropped.
     cli_options = {"seccomp_bpf": {"flag": True, "default": False,
                                    "help": "strace --seccomp-bpf: stop only at write()"}}
 
@@ -38,6 +38,9 @@ class StraceObserver(PrintedEvents, Observer):
         self._output: int | None = None
         self._clock_offset_ns = 0
         self.unparsed_lines = 0
+
+    def facts(self) -> dict:
+        return {"unparsed_lines": self.unparsed_lines}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -62,7 +65,9 @@ class StraceObserver(PrintedEvents, Observer):
             os.close(write_end)  # strace holds it now; EOF on ours means strace has ended
 
     def _launcher(self, command: list[str]) -> list[str]:
-        options = ["-f", "-qq", "-e", "trace=write", "-e", "signal=none", "-xx",
+        # -I 2: with -o FILE PROG, strace blocks fatal signals for good (-I 3), so stop()'s
+        # SIGTERM would never reach it; at 2 it detaches from the target and exits.
+        options = ["-f", "-qq", "-I", "2", "-e", "trace=write", "-e", "signal=none", "-xx",
                    "-s", str(CAPTURE_BYTES), "--timestamps=unix,ns", "-o", f"/dev/fd/{self._write_end}"]
         if self.seccomp_bpf:
             options.append("--seccomp-bpf")

@@ -1,15 +1,26 @@
 /* tapbench LD_PRELOAD hook: interposes libc write() and records each write to stdout into the
- * shared-memory ring named by $TAPBENCH_SHM (see ring.h). It never blocks, never allocates on
- * the write path, and leaves write()'s return value and errno exactly as libc sets them.
+ * shared-memory ring named by $TAPBENCH_SHM (see ring.h). It must be invisible to the target:
+ *   - the real write() runs first, untouched, and only what it wrote is read afterwards, at
+ *     most its return value's worth: the kernel has just read those bytes, so they are valid.
+ *     A bad pointer gets EFAULT from the kernel as it would without the hook, never a fault
+ *     in here; a failed write is counted (failed_writes), not recorded;
+ *   - write()'s return value and errno are left exactly as libc set them;
+ *   - it never blocks, never allocates and takes no lock on the write path (a lock-free
+ *     ring), so write() stays async-signal-safe: a signal handler that writes while the
+ *     thread it interrupted is inside the hook just claims the next slot;
+ *   - only the process it was loaded into for the ring, and programs that process execs in
+ *     place, record: a fork()ed child stops recording (it is another process).
  *
- * It sees only what goes through libc: Go writes with raw system calls unless it calls libc
- * explicitly (cgo), and a static binary never loads it at all. tapbench reports both.
+ * It sees only what goes through libc's write(): Go writes with raw system calls unless it
+ * calls libc explicitly (cgo), a static binary never loads it, and glibc's own stdio, writev()
+ * and pwrite() do not call write(). tapbench reports what it misses as findings.
  * Nothing here relies on a destructor: Go leaves through exit_group, which runs none.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -27,7 +38,7 @@ __attribute__((visibility("default"))) const struct tapbench_ring_layout tapbenc
     TAPBENCH_WATCHED_FD, TAPBENCH_RING_MAGIC, TAPBENCH_RING_VERSION,
     OFFSET(tapbench_ring_header, slot_count), OFFSET(tapbench_ring_header, hook_pid),
     OFFSET(tapbench_ring_header, claimed), OFFSET(tapbench_ring_header, consumed),
-    OFFSET(tapbench_ring_header, lost),
+    OFFSET(tapbench_ring_header, lost), OFFSET(tapbench_ring_header, failed_writes),
     OFFSET(tapbench_slot, published), OFFSET(tapbench_slot, ts_ns), OFFSET(tapbench_slot, count),
     OFFSET(tapbench_slot, tid), OFFSET(tapbench_slot, copied), OFFSET(tapbench_slot, head),
 };
@@ -39,6 +50,13 @@ static uint64_t slot_mask;
 /* gettid() is a system call: once per thread. initial-exec TLS: a plain %fs-relative load,
  * no __tls_get_addr call (fine for a library loaded at start-up, as LD_PRELOAD is). */
 static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
+
+/* A fork()ed child is another process: it must not write into the target's ring. */
+static void stop_recording_in_child(void)
+{
+    ring = NULL;
+    cached_tid = 0;
+}
 
 __attribute__((constructor)) static void tapbench_hook_init(void)
 {
@@ -58,20 +76,22 @@ __attribute__((constructor)) static void tapbench_hook_init(void)
     if (map == MAP_FAILED)
         return;
     struct tapbench_ring_header *header = map;
-    uint32_t nobody = 0;
-    /* Only the first process to load the hook records: children that inherit the
-     * environment must not write into the target's ring. */
+    uint32_t owner = 0, me = (uint32_t)getpid();
+    /* Only the first process to load the hook records, and what it execs in place (same PID):
+     * children that inherit the environment must not write into the target's ring. */
     if (header->magic != TAPBENCH_RING_MAGIC || header->version != TAPBENCH_RING_VERSION ||
-        !atomic_compare_exchange_strong(&header->hook_pid, &nobody, (uint32_t)getpid())) {
+        (!atomic_compare_exchange_strong(&header->hook_pid, &owner, me) && owner != me)) {
         munmap(map, st.st_size);
         return;
     }
     slots = (struct tapbench_slot *)(header + 1);
     slot_mask = header->slot_count - 1;
+    pthread_atfork(NULL, NULL, stop_recording_in_child);
     ring = header;
 }
 
-static void record(const void *buf, size_t count)
+/* written: what the real write() returned (>= 0); at most that many bytes are read from buf. */
+static void record(const void *buf, size_t count, size_t written, uint64_t ts_ns)
 {
     uint64_t sequence = atomic_load_explicit(&ring->claimed, memory_order_relaxed);
     do {
@@ -85,27 +105,38 @@ static void record(const void *buf, size_t count)
     } while (!atomic_compare_exchange_weak_explicit(&ring->claimed, &sequence, sequence + 1,
                                                     memory_order_relaxed, memory_order_relaxed));
     struct tapbench_slot *slot = &slots[sequence & slot_mask];
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
     if (cached_tid == 0)
         cached_tid = (uint32_t)syscall(SYS_gettid);
-    size_t copied = count < TAPBENCH_CAPTURE_BYTES ? count : TAPBENCH_CAPTURE_BYTES;
+    size_t copied = written < TAPBENCH_CAPTURE_BYTES ? written : TAPBENCH_CAPTURE_BYTES;
     memcpy(slot->head, buf, copied);
-    slot->ts_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    slot->ts_ns = ts_ns;
     slot->count = count;
     slot->tid = cached_tid;
     slot->copied = (uint32_t)copied;
     atomic_store_explicit(&slot->published, sequence + 1, memory_order_release);
 }
 
-__attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
+static inline ssize_t call_real_write(int fd, const void *buf, size_t count)
 {
-    if (ring != NULL && fd == TAPBENCH_WATCHED_FD && buf != NULL) {
-        int saved_errno = errno;
-        record(buf, count);
-        errno = saved_errno;
-    }
     if (real_write == NULL) /* dlsym failed: still behave exactly like write() */
         return syscall(SYS_write, fd, buf, count);
     return real_write(fd, buf, count);
+}
+
+__attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
+{
+    if (ring == NULL || fd != TAPBENCH_WATCHED_FD)
+        return call_real_write(fd, buf, count);
+    /* The stamp is taken before the write, when the target asked for it (clock_gettime is
+     * async-signal-safe and, through the vDSO, no system call). */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ssize_t written = call_real_write(fd, buf, count);
+    int saved_errno = errno;
+    if (written >= 0)
+        record(buf, count, (size_t)written, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    else
+        atomic_fetch_add_explicit(&ring->failed_writes, 1, memory_order_relaxed);
+    errno = saved_errno;
+    return written;
 }

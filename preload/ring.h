@@ -2,8 +2,9 @@
  * and tapbench (one consumer). Declared once here; methods/preload.py mirrors it and checks
  * the mirror against tapbench_ring_layout, which the hook library exports.
  *
- * Protocol: a producer claims sequence number s by compare-and-swap on `claimed` (only if
- * s - consumed < slot_count, else it counts one lost event), fills slot s % slot_count, then
+ * Protocol: after the real write() returned n >= 0, a producer claims sequence number s by
+ * compare-and-swap on `claimed` (only if s - consumed < slot_count, else it counts one lost
+ * event), fills slot s % slot_count with at most n bytes of the buffer, then
  * publishes it by storing s + 1 into the slot's `published` with release ordering. The
  * consumer takes slots in sequence order while `published` matches, then advances `consumed`.
  * Nothing blocks and nothing allocates.
@@ -16,7 +17,7 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 1u
+#define TAPBENCH_RING_VERSION 2u
 #define TAPBENCH_CAPTURE_BYTES 32
 #define TAPBENCH_WATCHED_FD 1
 
@@ -25,7 +26,8 @@ struct tapbench_slot { /* one cache line */
     uint64_t ts_ns;             /* CLOCK_MONOTONIC before the real write() */
     uint64_t count;             /* bytes the write() asked for */
     uint32_t tid;
-    uint32_t copied;            /* bytes of head that hold the buffer's start */
+    uint32_t copied;            /* bytes of head that hold the buffer's start: at most what
+                                   the real write() wrote (a partial write copies less) */
     char head[TAPBENCH_CAPTURE_BYTES];
 };
 
@@ -42,12 +44,14 @@ struct tapbench_ring_header {
     _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
     uint64_t pad2[7];
     _Atomic uint64_t lost;      /* writes to the watched fd that found the ring full */
-    uint64_t pad3[7];           /* writes seen = claimed + lost: no second counter to bump */
+    _Atomic uint64_t failed_writes; /* writes to the watched fd that returned an error: not
+                                       recorded, nothing was written (bad pointer, EAGAIN ...) */
+    uint64_t pad3[6];           /* writes seen = claimed + lost: no second counter to bump */
 };
 
 struct tapbench_ring_layout { /* what methods/preload.py checks its mirror against */
     uint32_t header_size, slot_size, capture_bytes, watched_fd, magic, version;
-    uint32_t off_slot_count, off_hook_pid, off_claimed, off_consumed, off_lost;
+    uint32_t off_slot_count, off_hook_pid, off_claimed, off_consumed, off_lost, off_failed_writes;
     uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
 };
 

@@ -3,6 +3,7 @@ import psutil
 import pytest
 
 from bench.bystander import bystander_cost
+from bench.targets import is_opponent
 from methods import REGISTRY
 
 
@@ -14,5 +15,5 @@ def test_bystander_measurement_completes_and_cleans_up(method):
     result = bystander_cost(method, {}, moves=20_000, repeats=2)
     assert len(result["samples_alone"]) == len(result["samples_watching"]) == 2
     assert all(sample > 0 for sample in result["samples_alone"] + result["samples_watching"])
-    leftovers = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("rock-paper-sci")]
+    leftovers = [p for p in psutil.process_iter(["name"]) if is_opponent(p.info["name"] or "")]
     assert leftovers == []

@@ -26,7 +26,7 @@ def assert_exact(execution, expected):
 def test_captures_200k_flat_out_moves_exactly():
     execution = execute("ebpf", {}, Workload("go", 200_000))
     assert_exact(execution, 200_000)
-    assert execution.mechanism["kernel_matched"] == 200_000
+    assert execution.mechanism["ebpf"]["kernel_matched"] == 200_000
 
 
 def test_captures_8_goroutines_exactly_with_per_writer_order():
@@ -103,7 +103,7 @@ def test_watch_prints_moves_and_a_summary():
     lines = result.stdout.splitlines()
     assert len([l for l in lines if "] opponent played: " in l]) == 30
     assert lines[0].startswith("[") and lines[0].split("] opponent played: ")[1] in ("rock", "paper", "scissors")
-    assert "30 moves" in lines[-1] and "0 lost in the kernel" in lines[-1]
+    assert "30 moves" in lines[-1] and "0 lost (kernel counter)" in lines[-1]
 
 
 def test_watch_stops_cleanly_on_sigint_and_leaves_the_target_running(running_opponent):

@@ -14,7 +14,9 @@ import pytest
 
 from bench.truth import writer_counts
 from bench.verify import verify
+from bench.targets import is_opponent
 from methods import REGISTRY
+from methods.preload import SEGMENT_GLOB
 from tests.conftest import OPPONENT, OPPONENT_CGO, loaded_bpf_program_ids, wait_until_unloaded
 
 # (method, options, opponent, its extra flags): every backend that launches the opponent.
@@ -34,11 +36,11 @@ def available(method):
 
 
 def segments():
-    return set(glob.glob("/dev/shm/tapbench-*"))
+    return set(glob.glob(SEGMENT_GLOB))
 
 
 def opponents():
-    return {p.pid for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("rock-paper-sci")}
+    return {p.pid for p in psutil.process_iter(["name"]) if is_opponent(p.info["name"] or "")}
 
 
 @pytest.mark.parametrize("method,options,binary,flags", BACKENDS, ids=IDS)

@@ -16,7 +16,7 @@ needs_root = pytest.mark.skipif(len(effective_capabilities()) < 30,
 def test_sigkill_while_ebpf_watches_leaves_the_opponent_running_and_no_program():
     fate = sigkill_fate("ebpf", {})
     assert fate["mode"] == "attach" and fate["fate"] == "kept running"
-    assert fate["tracer_pid_after"] == 0 and fate["bpf_programs_left"] == 0
+    assert fate["tracer_pid_after"] == 0 and fate["left_behind"] == []
 
 
 @needs_root

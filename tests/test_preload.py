@@ -9,14 +9,14 @@ import pytest
 from bench.runner import execute
 from bench.targets import Workload
 from methods.base import ObserverUnavailable
-from methods.preload import HOOK_LIBRARY, PreloadObserver, c_layout, python_layout
+from methods.preload import HOOK_LIBRARY, SEGMENT_GLOB, PreloadObserver, c_layout, python_layout
 from tests.conftest import OPPONENT_CGO
 
 pytestmark = pytest.mark.skipif(not HOOK_LIBRARY.exists(), reason="hook not built (make build)")
 
 
 def our_segments() -> set[str]:
-    return set(glob.glob("/dev/shm/tapbench-*"))
+    return set(glob.glob(SEGMENT_GLOB))
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ def test_libc_path_is_captured_exactly(goroutines):
 def test_static_binary_is_reported_not_applicable():
     execution = execute("preload", {}, Workload("go", 1000))
     assert execution.not_applicable == "static binary: LD_PRELOAD not applied"
-    assert execution.verdict.captured == 0 and execution.mechanism["hook_loaded"] is False
+    assert execution.verdict.captured == 0 and execution.mechanism["preload"]["hook_loaded"] is False
 
 
 def test_raw_syscall_path_is_reported_not_applicable(tmp_path):
@@ -130,4 +130,5 @@ def test_write_returns_and_errno_are_unchanged_by_the_hook():
         observer.process.wait()
     assert hooked == plain
     assert eval(plain) == [(9, 0), (-1, 9), (0, 0), (-1, 9)]  # EBADF = 9 for both bad fds
-    assert [e.raw for e in hooked_events] == [b"rock 0 0\n", b"", b"rock 0 2\n"]
+    # The write to the closed fd 1 failed: counted, not recorded (it wrote nothing).
+    assert [e.raw for e in hooked_events] == [b"rock 0 0\n", b""] and observer.failed_writes == 1

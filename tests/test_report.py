@@ -1,6 +1,7 @@
 """results/README.md and its plots come from the JSON alone, every section included."""
 from bench import plots
 from bench.report import markdown
+from methods import REGISTRY
 
 RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1, "moves": 100,
        "repeats": 2, "rate": 0.0, "paced": False, "expected": 200, "captured": 200, "lost": 0,
@@ -12,9 +13,10 @@ RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines
        "latency_max_ns": 5000, "latency_cdf_ns": [[0, 10], [50, 1000], [100, 5000]],
        "self_check": {"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}}
 DOCUMENT = {
-    "format": 2,
+    "format": 3,
     "metadata": {"date": "d", "kernel": "k", "machine": "x86_64", "cpu_count": 2, "cpu_model": "c",
-                 "lockdown": "none", "bcc": "b", "go": "g", "python": "p", "commit": "abc", "note": "n"},
+                 "lockdown": "none", "bcc": "b", "go": "g", "python": "p", "commit": "abc"},
+    "methods": {name: REGISTRY[name].describe() for name in ("ebpf", "preload", "bpftrace")},
     "runs": [RUN, RUN | {"method": "preload", "options": {}, "target": "go", "not_applicable":
                          "static binary: LD_PRELOAD not applied"}],
     "skipped": [{"method": "bpftrace", "reason": "bpftrace is not installed"}],
@@ -25,7 +27,7 @@ DOCUMENT = {
     "attach": [{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0], "first_move_ms": [2001.0]}],
     "privileges": [{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
     "sigkill": [{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
-                 "tracer_pid_after": 0, "bpf_programs_left": 0, "segments_left": 0}],
+                 "tracer_pid_after": 0, "left_behind": []}],
     "bystanders": [{"method": "ebpf", "options": {"hook": "raw"}, "bystander_ns_per_write_alone": 500.0,
                     "bystander_ns_per_write_watching": 700.0, "bystander_ratio": 1.4, "repeats": 2}],
 }
