@@ -1,9 +1,11 @@
 """Bystander cost: what watching the opponent costs a process nobody is watching.
 
 An unwatched copy of the opponent writes flat out while an observer watches another, paced
-opponent; its own report gives its time per write. The same bystander run with no observer
-anywhere, interleaved, is the reference. Enabling a syscall tracepoint puts every task on the
-slow system-call path, whatever the BPF filter says: this is where that shows.
+opponent; its own report gives its time per write. The reference, interleaved, is the same
+bystander beside the same paced opponent, unobserved: on two CPUs the paced opponent alone
+takes a share of the machine, and that share is not the observer's. Enabling a syscall
+tracepoint puts every task on the slow system-call path, whatever the BPF filter says: this is
+where that shows.
 """
 from __future__ import annotations
 
@@ -27,9 +29,16 @@ def watched_workload(method: str) -> Workload:
     return Workload(target_seen_by(method), 10_000_000, rate=1000)
 
 
-def run_bystander(workload: Workload, scratch: str) -> float:
-    report = os.path.join(scratch, "bystander.json")
-    subprocess.run(workload.argv(report), stdout=subprocess.DEVNULL, check=True)
+def bystander_alone(method: str, workload: Workload, scratch: str) -> float:
+    """The bystander beside the paced opponent the method would watch, nobody watching."""
+    paced = subprocess.Popen(watched_workload(method).argv(os.path.join(scratch, "paced.json")),
+                             stdout=subprocess.DEVNULL)
+    try:
+        report = os.path.join(scratch, "bystander.json")
+        subprocess.run(workload.argv(report), stdout=subprocess.DEVNULL, check=True)
+    finally:
+        paced.kill()
+        paced.wait()
     truth = Truth.load(report)
     return truth.wall_ns / truth.written
 
@@ -65,12 +74,13 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
                 time.sleep(SETTLE_S)  # let the previous observer's teardown finish
                 progress(f"bystander {method}: {name} {repeat + 1}/{repeats}")
                 if name == "alone":
-                    samples.append(run_bystander(workload, scratch))
+                    samples.append(bystander_alone(method, workload, scratch))
                 else:
                     samples.append(bystander_while_watching(method, options, workload, scratch))
     alone_ns, watching_ns = np.array(alone), np.array(watching)
     paired = watching_ns - alone_ns
     return {"method": method, "options": options, "moves": moves, "repeats": repeats,
+            "control": "paced opponent unobserved",
             "bystander_ns_per_write_alone": float(np.median(alone_ns)),
             "bystander_ns_per_write_watching": float(np.median(watching_ns)),
             "bystander_extra_ns": float(np.median(paired)),

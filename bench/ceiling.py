@@ -3,16 +3,22 @@ target still keeps its schedule. Found by search: a ramp (×4 per step) from STA
 probe fails or the target's own unobserved maximum is reached, then bisection (on a log scale)
 between the last rate that held and the first that did not.
 
-Each probe is one verified run. It fails for any of three reasons, all recorded:
+Each probe is one verified run. It fails for any of four reasons, all recorded:
   loss       the method did not capture every move (or saw a phantom);
+  disorder   a writer's moves arrived out of order;
   throttled  the target fell behind its schedule: it could not write at that rate while watched;
   backlog    the consumer was still receiving events long after the target had finished: it
              buffered what it could not keep up with.
+Near the boundary (the bisection) a rate holds only if CONFIRMATIONS probes in a row all hold.
+At the first failing rate the target also runs alone, paced, as a control: if it cannot keep
+that schedule unobserved either, the limit is the machine's, not the method's, and that is said.
 """
 from __future__ import annotations
 
 import math
 import time
+
+import numpy as np
 
 from bench.runner import SETTLE_S, execute
 from bench.targets import Workload
@@ -29,43 +35,51 @@ KEEP_FRACTION = 0.95  # the target kept its schedule if it wrote at >= 95 % of t
 # ceiling at that rate, however complete its capture is in the end.
 BACKLOG_LIMIT_S = 0.2 * PROBE_SECONDS
 BARE_MOVES = 500_000
+BARE_RUNS = 3  # the target's own flat-out maximum: the median of these
+CONFIRMATIONS = 3
 # The search stops at this share of the unobserved flat-out rate: the paced target alone
 # cannot hold its full flat-out rate as a schedule every time on a noisy machine.
 TOP_SHARE = 0.9
 
 
 def unobserved_maximum(target: str) -> float:
-    """Moves per second the target writes flat out with nobody watching."""
-    execution = execute(baseline_method(), {}, Workload(target, BARE_MOVES))
-    return 1e9 / execution.ns_per_move
+    """Moves per second the target writes flat out with nobody watching (median of runs)."""
+    return float(np.median([1e9 / execute(baseline_method(), {}, Workload(target, BARE_MOVES)).ns_per_move
+                            for _ in range(BARE_RUNS)]))
 
 
 def probe(method: str, options: dict, target: str, rate: float) -> dict:
     moves = max(MIN_PROBE_MOVES, int(rate * PROBE_SECONDS))
     time.sleep(SETTLE_S)
     execution = execute(method, options, Workload(target, moves, rate=rate))
-    verdict = execution.verdict
+    verdict = execution.verdict  # None for the unobserved control
     wall_s = execution.truth.wall_ns / 1e9
     achieved = execution.truth.written / wall_s
-    complete = verdict.captured == verdict.expected and verdict.phantom == 0
-    backlog_s = max(execution.last_seen_ns - execution.truth.report["end_mono_ns"], 0) / 1e9
-    reasons = ([] if complete else ["loss"]) + ([] if achieved >= KEEP_FRACTION * rate else ["throttled"]) \
+    complete = verdict is None or (verdict.captured == verdict.expected and verdict.phantom == 0)
+    in_order = verdict is None or verdict.in_order
+    backlog_s = max(execution.last_seen_ns - execution.truth.report["end_mono_ns"], 0) / 1e9 if verdict else 0.0
+    reasons = ([] if complete else ["loss"]) + ([] if in_order else ["disorder"]) \
+        + ([] if achieved >= KEEP_FRACTION * rate else ["throttled"]) \
         + ([] if backlog_s <= BACKLOG_LIMIT_S else ["backlog"])
-    return {"offered": rate, "achieved": achieved, "captured_rate": verdict.captured / wall_s,
-            "backlog_s": backlog_s,
-            "moves": moves, "captured": verdict.captured, "lost": verdict.lost,
-            "lost_reported": execution.lost_reported, "phantom": verdict.phantom,
-            "in_order": verdict.in_order, "held": not reasons, "reasons": reasons}
+    captured = verdict.captured if verdict else execution.truth.written
+    return {"offered": rate, "achieved": achieved, "captured_rate": captured / wall_s,
+            "backlog_s": backlog_s, "moves": moves, "captured": captured,
+            "lost": verdict.lost if verdict else 0, "lost_reported": execution.lost_reported,
+            "phantom": verdict.phantom if verdict else 0, "in_order": in_order,
+            "held": not reasons, "reasons": reasons}
 
 
 def find_ceiling(method: str, options: dict, target: str, maximum: float,
                  progress=lambda text: None) -> dict:
     probes = []
 
-    def held(rate: float) -> bool:
-        progress(f"ceiling of {method}: probing {rate:,.0f} moves/s")
-        probes.append(probe(method, options, target, rate))
-        return probes[-1]["held"]
+    def held(rate: float, times: int = 1) -> bool:
+        for _ in range(times):
+            progress(f"ceiling of {method}: probing {rate:,.0f} moves/s")
+            probes.append(probe(method, options, target, rate))
+            if not probes[-1]["held"]:
+                return False
+        return True
 
     top = TOP_SHARE * maximum
     good, bad = None, None
@@ -81,12 +95,20 @@ def find_ceiling(method: str, options: dict, target: str, maximum: float,
     if good is not None and bad is not None:
         for _ in range(BISECT_STEPS):
             middle = math.sqrt(good * bad)
-            if held(middle):
+            if held(middle, CONFIRMATIONS):
                 good = middle
             else:
                 bad = middle
     failed = [p for p in probes if not p["held"]]
-    limited_by = f"none up to {TOP_SHARE:.0%} of the target's own maximum" if bad is None else " and ".join(
-        sorted({reason for p in failed if p["offered"] == bad for reason in p["reasons"]}))
+    control = None
+    if bad is None:
+        limited_by = f"none up to {TOP_SHARE:.0%} of the target's own maximum"
+    else:
+        limited_by = " and ".join(sorted({reason for p in failed if p["offered"] == bad for reason in p["reasons"]}))
+        progress(f"ceiling of {method}: the target alone at {bad:,.0f} moves/s")
+        control = probe(baseline_method(), {}, target, bad)
+        if "throttled" in control["reasons"]:
+            limited_by += " (the target alone, unobserved, was throttled at that rate too)"
     return {"method": method, "options": options, "target": target, "unobserved_max": maximum,
-            "ceiling": good, "limited_by": limited_by, "first_failure": bad, "probes": probes}
+            "ceiling": good, "limited_by": limited_by, "first_failure": bad, "probes": probes,
+            "confirmations": CONFIRMATIONS, "control_at_first_failure": control}

@@ -24,7 +24,8 @@ from bench import cleanup
 from bench import gate as gate_module
 from bench import report as report_module
 from bench import sweep as sweep_module
-from bench.results import ResultsError, load_json, method_label, methods_section, summarize, write_json
+from bench.results import (ResultsError, load_json, method_label, methods_section, summarize,
+                           uncommitted_changes, write_json)
 from bench.runner import TargetFailed, compare
 from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload, is_opponent,
                            target_seen_by_all)
@@ -139,8 +140,11 @@ def make_parser() -> argparse.ArgumentParser:
                                     + (" (same as bench)" if name == "sweep" else ""))
         bench.add_argument("--quick", action="store_true",
                            help="a short sweep (about a minute) that fits in CI; writes quick.json only")
-        bench.add_argument("--repeats", default="5", help="bare/observed pairs per row (default 5)")
+        bench.add_argument("--repeats", help=f"bare/observed pairs per row (default {sweep_module.FULL_REPEATS}, "
+                           f"{sweep_module.QUICK_REPEATS} with --quick)")
         bench.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default results/)")
+        bench.add_argument("--allow-dirty", action="store_true",
+                           help="measure with uncommitted changes; the results say so")
 
     commands.add_parser("cleanup", help="remove what a killed run left behind, and say what")
 
@@ -211,7 +215,8 @@ def command_run(args) -> int:
     bare, observed = compare(lineup, workload, repeats, progress)
     rows = [summarize(method, options, workload, bare, executions)
             for (method, options), executions in zip(lineup, observed)]
-    comparisons = sweep_module.same_run_ratios(rows)
+    # Paced, the overhead is ~0 and a ratio of two says nothing.
+    comparisons = [] if workload.rate else sweep_module.same_run_ratios(rows)
     print(report_module.runs_table(rows, methods_section(methods), fmt="simple"))
     for comparison in comparisons:
         print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
@@ -294,8 +299,14 @@ def how_it_ended(observer) -> tuple[str, str | None]:
 
 
 def command_bench(args) -> int:
-    repeats = positive_int(args.repeats, "--repeats", 1000)
+    default_repeats = sweep_module.QUICK_REPEATS if args.quick else sweep_module.FULL_REPEATS
+    repeats = positive_int(args.repeats or str(default_repeats), "--repeats", 1000)
     out = Path(args.out)
+    changed = uncommitted_changes()
+    if changed and not args.quick and not args.allow_dirty:
+        raise UsageError(f"{len(changed)} file(s) differ from the commit ({', '.join(changed[:3])}"
+                         f"{' ...' if len(changed) > 3 else ''}): results must come from a commit. "
+                         "Commit first, or pass --allow-dirty (the results are then marked dirty)")
     path = sweep_module.store(sweep_module.sweep(args.quick, repeats), out, args.quick)
     document = load_json(path)
     runs, meta = document["runs"], document["metadata"]

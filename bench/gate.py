@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from bench.results import method_label, row_key
+from bench.stats import per_repeat_ratios
 
 # Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
 MACHINE_KEYS = ("kernel", "cpu_model", "cpu_count", "lockdown")
@@ -25,9 +26,7 @@ def machines_differ(old: dict, new: dict) -> list[str]:
 
 def overhead_ratios(row: dict) -> np.ndarray:
     """Per-repeat (observed - bare) / bare: paired within each repeat, so machine drift cancels."""
-    bare = np.array(row["samples_bare_ns_per_move"])
-    observed = np.array(row["samples_observed_ns_per_move"])
-    return (observed - bare) / bare
+    return per_repeat_ratios(row["samples_observed_ns_per_move"], row["samples_bare_ns_per_move"])
 
 
 @dataclass
@@ -40,6 +39,7 @@ class Change:
     correctness_regressed: bool
     speed_regressed: bool
     note: str = ""
+    missing: bool = False  # the row is in the baseline only
 
     @property
     def cv(self) -> float:
@@ -69,7 +69,14 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
         new_row = new_rows.get(key)
         label = f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']} {old_row['moves']} moves"
         if new_row is None:
-            warnings.append(f"{label}: not in the new results")
+            # A row that stopped being measured tests nothing: a failure, unless the new
+            # results say why its method cannot run here and the baseline came from elsewhere.
+            reason = next((s["reason"] for s in new.get("skipped", []) if s["method"] == old_row["method"]), None)
+            excused = reason is not None and bool(differing)
+            note = (f"missing: {old_row['method']} skipped here ({reason}); baseline from another machine"
+                    if excused else "MISSING from the new results" + (f" ({reason})" if reason else ""))
+            changes.append(Change(key, label, float(np.median(overhead_ratios(old_row))), float("nan"),
+                                  None, not excused, False, note, missing=True))
             continue
         correctness = old_row.get("exact") is True and new_row.get("exact") is not True
         old_samples, new_samples = overhead_ratios(old_row), overhead_ratios(new_row)
@@ -92,11 +99,16 @@ def changes_table(changes: list[Change]) -> str:
 
     rows = []
     for c in changes:
-        verdict = "CAPTURE REGRESSED" if c.correctness_regressed else (
-            "SLOWER" if c.speed_regressed else (c.note or "ok"))
-        rows.append([c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.change:+.0%}",
-                     f"{c.cv:.1%}", "-" if c.p_value is None else f"{c.p_value:.3f}", verdict])
-    return tabulate(rows, headers=["row", "overhead/bare old", "new", "change", "CV of the two",
+        if c.missing:
+            verdict = c.note
+        elif c.correctness_regressed:
+            verdict = "CAPTURE REGRESSED"
+        else:
+            verdict = "SLOWER" if c.speed_regressed else (c.note or "ok")
+        new = ["-", "-", "-"] if c.missing else [f"{c.new_ratio:+.0%}", f"{c.change:+.0%}", f"{c.cv:.1%}"]
+        rows.append([c.label, f"{c.old_ratio:+.0%}", *new,
+                     "-" if c.p_value is None else f"{c.p_value:.3f}", verdict])
+    return tabulate(rows, headers=["row", "target slowdown old", "new", "change of it", "CV of the two",
                                    "p (new > old)", "verdict"],
                     tablefmt="simple", disable_numparse=True)
 

@@ -12,6 +12,7 @@ in every run's ground-truth report; the bystander cost from bench/bystander.py.
 """
 from __future__ import annotations
 
+import os
 import select
 import shutil
 import signal
@@ -24,13 +25,16 @@ import psutil
 
 from bench.targets import ROOT, Workload, is_opponent, target_seen_by
 from bench.truth import decode_move_name
-from methods.base import REGISTRY, proc_status_field
+from methods.base import REGISTRY, SKIP_CAPABILITY_PRECHECK, proc_status_field
 
 # Capability sets tried in order, smallest first; "all" is root as it is.
 CAPABILITY_SETS = [
     ("none", "-all"),
     # ptrace of a process holding capabilities the tracer lacks (one root started) needs it
     ("CAP_SYS_PTRACE", "-all,+sys_ptrace"),
+    # each of the article's two alone, then together
+    ("CAP_BPF", "-all,+bpf"),
+    ("CAP_PERFMON", "-all,+perfmon"),
     ("CAP_BPF+CAP_PERFMON", "-all,+bpf,+perfmon"),
     # a perf buffer larger than perf_event_mlock_kb needs CAP_IPC_LOCK
     ("CAP_BPF+CAP_PERFMON+CAP_IPC_LOCK", "-all,+bpf,+perfmon,+ipc_lock"),
@@ -56,9 +60,13 @@ def tapbench(*argv: str) -> list[str]:
     return [sys.executable, "-m", "bench", *argv]
 
 
+def _without_precheck() -> dict:
+    return os.environ | {SKIP_CAPABILITY_PRECHECK: "1"}
+
+
 def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
     """Observe with each bounding set in turn (root uid kept); the first under which it works
-    is the minimum found. launch: `tapbench run`, the opponent is the observer's own child, and
+    is the minimum found. tapbench's own capability pre-checks are off: the kernel decides. launch: `tapbench run`, the opponent is the observer's own child, and
     it works if the capture is exact. attach: `tapbench watch --pid` of an opponent that root
     started, not the observer's child, and it works if a move is seen."""
     if shutil.which("setpriv") is None:
@@ -78,7 +86,7 @@ def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool,
     result = subprocess.run(
         [*limited, *tapbench("run", "--method", method, *option_flags(options), "--target",
                              target_seen_by(method), "--moves", str(PROBE_MOVES), "--repeats", "1")],
-        capture_output=True, text=True, cwd=ROOT, timeout=300)
+        capture_output=True, text=True, cwd=ROOT, timeout=300, env=_without_precheck())
     worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
     return worked, (result.stderr.strip().splitlines() or [""])[-1]
 
@@ -87,7 +95,7 @@ def _attach_works(limited: list[str], method: str, options: dict) -> tuple[bool,
     opponent = _running_opponent(1000)
     watch = subprocess.Popen([*limited, *tapbench("watch", "--method", method, *option_flags(options),
                                                   "--pid", str(opponent.pid))],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_without_precheck())
     try:
         readable, _, _ = select.select([watch.stdout], [], [], ATTACH_TIMEOUT_S)
         line = watch.stdout.readline() if readable else b""

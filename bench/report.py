@@ -54,8 +54,16 @@ def overhead_cells(run: dict) -> list[str]:
         # Paced wall time is set by the schedule: what an observer costs shows as lag instead.
         return [f"paced {run['rate']:g}/s: end lag {_us(run['lag_end_ns_max'])}", "-"]
     low, high = run["overhead_iqr_ns"]
-    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]",
-            f"{run['overhead_ratio']:.2f}× ({run['overhead_ratio']:+.0%})"]
+    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]", ratio_cell(run)]
+
+
+def ratio_cell(run: dict) -> str:
+    """The target's slowdown as (observed − bare)/bare with its interval: '+99 % [+80, +120]'
+    means the target took 1.99× as long. Flagged when the row is unstable."""
+    ratio = run["overhead_ratio"]
+    interval = run.get("overhead_ratio_ci")
+    text = f"{ratio:+.0%}" + (f" [{interval[0] * 100:+.0f}, {interval[1] * 100:+.0f}]" if interval else "")
+    return text + (" ⚠ unstable" if run.get("unstable") else "")
 
 
 def lost_cell(methods: dict, run: dict) -> str:
@@ -70,7 +78,7 @@ def lost_cell(methods: dict, run: dict) -> str:
 def runs_table(runs: list[dict], methods: dict, fmt: str = "github") -> str:
     headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
-               "ratio (target slowdown)", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
+               "target slowdown [95 % CI]", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
                "ready ms"]
     rows = []
     for run in runs:
@@ -105,33 +113,45 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
         "",
         f"Measured {meta['date']} on kernel {meta['kernel']} ({meta['machine']}, "
         f"{meta['cpu_count']} × {meta['cpu_model']}, lockdown {meta['lockdown']}), "
-        f"bcc {meta['bcc']}, {meta['go']}, Python {meta['python']}, commit {meta['commit']}.",
+        f"bcc {meta['bcc']}, {meta['go']}, Python {meta['python']}, commit {meta['commit']}"
+        + (" — **DIRTY: measured with uncommitted changes, not reproducible from history**"
+           if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "") + ".",
         "",
         "Every observed run is verified against the opponent's ground truth: *captured* counts "
         "distinct moves of the generator seen with the right kind; *lost* is expected minus "
         "captured, with the mechanism's own count of its losses in brackets (n/a: it keeps none); "
         "*phantom* counts events "
         "that are not a first sighting of a generator move. *Overhead* is the median of paired "
-        "(observed − bare) per-move times from runs interleaved in the same invocation; *ratio* "
-        "is overhead / bare. Absolute times belong to this machine on this day; ratios travel.",
+        "(observed − bare) per-move times from runs interleaved in the same invocation. *Target "
+        "slowdown* is the median over the repeats of (observed − bare) / bare, each repeat's "
+        "two runs paired, with a bootstrap 95 % interval: +99 % means the target took 1.99× as "
+        "long. Every ratio in this file is built from these per-repeat ratios. ⚠ marks a row "
+        "whose bare runs spread or split into two clusters, or whose interval is wide: read its "
+        "median as a rough figure. Absolute times belong to this machine on this day; ratios travel.",
         "",
         runs_table(document["runs"], methods),
     ]
     if document.get("comparisons"):
         lines += ["", "## Same-run ratios", "",
                   "Per-move overhead of one method over another, median of the ratios taken "
-                  "repeat by repeat (both sides ran next to the same bare run).", "",
+                  "repeat by repeat (both sides ran next to the same bare run), with its "
+                  "bootstrap 95 % interval.", "",
                   tabulate([[c["method"], c["baseline"], c.get("workload", ""), f"{c['ratio']:.2f}",
+                             "-" if "ci" not in c else f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]",
                              len(c["samples"])] for c in document["comparisons"]],
-                           headers=["method", "over", "workload", "ratio", "repeats"],
+                           headers=["method", "over", "workload", "ratio", "95 % CI", "repeats"],
                            tablefmt="github", disable_numparse=True)]
     if document.get("bystanders"):
         lines += ["", "## Bystander cost", "",
                   "Time per write of an unwatched process (a second opponent, flat out) while the "
                   "method watches another opponent paced at 1000 moves/s, against the same process "
-                  "with no observer anywhere; interleaved, median of the per-repeat ratios. The "
-                  "article's 'zero intrusion' for eBPF is about the watched process only.", "",
-                  tabulate([[method_label(b), f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
+                  "beside the same paced opponent with no observer anywhere (so the paced "
+                  "opponent's own share of the CPUs is not counted as the method's); interleaved, "
+                  "median of the per-repeat ratios. The article's 'zero intrusion' for eBPF is "
+                  "about the watched process only.", "",
+                  tabulate([[method_label(b) + ("" if b.get("control") == "paced opponent unobserved"
+                                                else " (control without the paced opponent)"),
+                             f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
                              f"{b['bystander_ns_per_write_watching'] / 1000:.2f}",
                              f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in document["bystanders"]],
                            headers=["method watching someone else", "bystander µs/write alone",
@@ -161,14 +181,23 @@ def latency_section(runs: list[dict], methods: dict) -> list[str]:
     rows = [r for r in runs if not is_baseline(methods, r) and r.get("latency_p50_ns") is not None]
     if not rows:
         return []
+    batch_us = [r.get("batch_ns_max") or 0 for r in rows]
     return ["", "## Observation latency", "",
-            "From the mechanism's own CLOCK_MONOTONIC timestamp of the write() to the moment "
-            "Python received the event, over every move of every repeat.", "",
+            "From the opponent's own CLOCK_MONOTONIC stamp, taken through the vDSO immediately "
+            "before its write(), to the moment Python received the move: one definition for every "
+            "method (*latency from: target*), over the stamped moves (every 64th of each writer) "
+            "of every repeat. The last two columns are a breakdown: from the mechanism's own stamp "
+            "of the write (BPF, the hook, the tracer's stop, strace's print) to Python. The ring "
+            "readers stamp a batch's arrival once, so a move's latency is exact to within the "
+            f"time its batch took to hand over (at most {max(batch_us) / 1000:.0f} µs in these rows).", "",
             _table([[method_label(r), r["target"], r["goroutines"], f"{r['moves']}×{r['repeats']}",
-                     f"{r['rate']:g}/s" if r.get("paced") else "flat out",
+                     f"{r['rate']:g}/s" if r.get("paced") else "flat out", r.get("latency_from", "mechanism"),
                      *(_us(r.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
-                                               "latency_p999_ns", "latency_max_ns"))] for r in rows],
-                   ["method", "target", "G", "moves×runs", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"])]
+                                               "latency_p999_ns", "latency_max_ns",
+                                               "mechanism_latency_p50_ns", "mechanism_latency_p99_ns"))]
+                    for r in rows],
+                   ["method", "target", "G", "moves×runs", "rate", "latency from", "p50 µs", "p90 µs",
+                    "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"])]
 
 
 def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
@@ -181,13 +210,18 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
                      limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
                      claim_text(methods, c, "ceiling_per_s")])
+    confirmations = max((c.get("confirmations", 1) for c in ceilings), default=1)
     return ["", "## Throughput ceiling", "",
-            "The highest paced rate (moves/s) at which every move was captured, with no phantom, "
-            "and the target still wrote at ≥ 95 % of the offered rate. Found by a ×4 ramp from "
-            "1,000/s up to 90 % of the target's unobserved flat-out rate, then 4 bisection steps "
-            "(±9 %). *loss*: the method missed moves; *throttled*: the target could not keep the "
-            "schedule while watched; *backlog*: the consumer was still receiving events more than "
-            "0.1 s after the target's last write (it buffered what it could not keep up with).", "",
+            "The highest paced rate (moves/s) at which every move was captured, in order, with no "
+            "phantom, and the target still wrote at ≥ 95 % of the offered rate. Found by a ×4 ramp "
+            "from 1,000/s up to 90 % of the target's unobserved flat-out rate (the median of its "
+            "flat-out runs), then 4 bisection steps (±9 %) in which a rate holds only if "
+            f"{confirmations} probes in a row hold. The ceiling lies between it and the first "
+            "failure. *loss*: the method missed moves; *disorder*: moves arrived out of order; "
+            "*throttled*: the target could not keep the schedule while watched (at the first "
+            "failing rate the target also runs alone as a control, and the cell says when it was "
+            "throttled too); *backlog*: the consumer was still receiving events more than 0.1 s "
+            "after the target's last write (it buffered what it could not keep up with).", "",
             _table(rows, ["method", "target", "ceiling moves/s", "first failure at", "limited by",
                           "target alone, flat out", "probes", "claimed"])]
 
@@ -222,15 +256,16 @@ def intrusiveness_section(document: dict) -> list[str]:
     by_method: dict[str, dict] = {}
     claimed: dict[str, str] = {}
     for r in runs:
-        if is_baseline(methods, r) or r.get("not_applicable") or not r.get("self_check"):
+        checks = r.get("self_checks") or ([r["self_check"]] if r.get("self_check") else [])
+        if is_baseline(methods, r) or r.get("not_applicable") or not checks:
             continue
         seen = by_method.setdefault(r["method"], {"tracer": set(), "ld_preload": set(), "libraries": set()})
-        check = r["self_check"]
-        if check.get("tracer_pid"):
-            seen["tracer"].add("TracerPid ≠ 0")
-        if check.get("ld_preload"):
-            seen["ld_preload"].add("LD_PRELOAD set")
-        seen["libraries"].update(check.get("unexpected_libraries") or [])
+        for check in checks:  # what any repeat noticed
+            if check.get("tracer_pid"):
+                seen["tracer"].add("TracerPid ≠ 0")
+            if check.get("ld_preload"):
+                seen["ld_preload"].add("LD_PRELOAD set")
+            seen["libraries"].update(check.get("unexpected_libraries") or [])
         claimed[r["method"]] = "; ".join(c["text"] for aspect in ("intrusiveness", "privileges")
                                          for c in claims_of(methods, r, aspect)) or "-"
     if not by_method:
@@ -301,11 +336,15 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
         changes = [c for c in changes if not c.note and c.key not in not_applicable]
         if changes:
             cvs = [c.cv for c in changes]
-            lines += ["", f"Run-to-run spread: each flat-out row's overhead ratio in this sweep and in the "
-                      f"one before ({previous['metadata']['date']}), and their coefficient of variation "
-                      f"(median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} "
-                      f"rows at most 5 %).", "",
-                      _table([[c.label, f"{c.old_ratio:.2f}×", f"{c.new_ratio:.2f}×", f"{c.cv:.1%}"]
+            old_commit, new_commit = previous["metadata"].get("commit"), meta.get("commit")
+            code = ("same commit" if old_commit == new_commit else
+                    f"**different commits** ({str(old_commit)[:12]} then {str(new_commit)[:12]}): "
+                    "the spread includes what the code changed")
+            lines += ["", f"Run-to-run spread: each flat-out row's target slowdown in this sweep and in "
+                      f"the one before ({previous['metadata']['date']}; {code}), and their coefficient of "
+                      f"variation (median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of "
+                      f"{len(cvs)} rows at most 5 %).", "",
+                      _table([[c.label, f"{c.old_ratio:+.0%}", f"{c.new_ratio:+.0%}", f"{c.cv:.1%}"]
                               for c in changes], ["row", "previous sweep", "this sweep", "CV"])]
     return "\n".join(lines) + "\n"
 

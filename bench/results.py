@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.runner import Execution
+from bench.stats import instability, median_interval, per_repeat_ratios
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
 
@@ -25,6 +26,11 @@ from methods import REGISTRY
 #      source, targets, whether it is the baseline or a reference peer), so tables need no
 #      code; run `mechanism` facts sit under the method's name; sigkill's bpf_programs_left and
 #      segments_left become `left_behind` (a list); metadata loses the fixed `note`.
+#      Runs: overhead_ratio is the median of per-repeat ratios (bench/stats.py) with
+#      overhead_ratio_ci and `unstable` reasons; target_slowdown_pct is gone (it was the same
+#      figure); latency_* is from the opponent's own stamp ("latency_from": "target"), the
+#      mechanism's stamp becomes mechanism_latency_*; observer CPU has the target's exact usage
+#      and the harness's cost taken off; self_check becomes self_checks (every repeat).
 RESULTS_FORMAT = 3
 
 
@@ -63,9 +69,20 @@ def package_version(name: str) -> str:
     return _first_line(["dpkg-query", "-W", "-f=${Version}", name])
 
 
+def uncommitted_changes() -> list[str]:
+    """Files that differ from the commit checked out, untracked ones included (a new module in
+    methods/ is a new backend): a result measured with any is not reproducible from history."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                             timeout=10, cwd=ROOT)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line[3:] for line in out.stdout.splitlines()] if out.returncode == 0 else []
+
+
 def metadata() -> dict:
     """What was measured on: shared by all runs of one invocation."""
-    dirty = _first_line(["git", "status", "--porcelain", "--untracked-files=no"])
+    dirty = bool(uncommitted_changes())
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "kernel": platform.release(),
@@ -77,17 +94,18 @@ def metadata() -> dict:
         "python": platform.python_version(),
         "bcc": package_version("python3-bpfcc"),
         "go": _first_line(["go", "version"]),
-        "commit": _first_line(["git", "rev-parse", "HEAD"]) + ("-dirty" if dirty != "unknown" else ""),
+        "commit": _first_line(["git", "rev-parse", "HEAD"]) + ("-dirty" if dirty else ""),
+        "dirty": dirty,
         "argv": sys.argv[1:],
     }
 
 
-def _percentiles(samples: np.ndarray, points=(50, 90, 99, 99.9)) -> dict:
+def _percentiles(samples: np.ndarray, prefix: str = "latency", points=(50, 90, 99, 99.9)) -> dict:
     if samples.size == 0:
-        return {f"latency_p{str(p).replace('.', '')}_ns": None for p in points} | {"latency_max_ns": None}
+        return {f"{prefix}_p{str(p).replace('.', '')}_ns": None for p in points} | {f"{prefix}_max_ns": None}
     values = np.percentile(samples, points)
-    return {f"latency_p{str(p).replace('.', '')}_ns": int(v) for p, v in zip(points, values)} | {
-        "latency_max_ns": int(samples.max())}
+    return {f"{prefix}_p{str(p).replace('.', '')}_ns": int(v) for p, v in zip(points, values)} | {
+        f"{prefix}_max_ns": int(samples.max())}
 
 
 # Percentiles kept per row to draw its latency CDF without keeping millions of samples.
@@ -102,16 +120,22 @@ def _cdf(samples: np.ndarray) -> list[list[float]]:
 
 def summarize(method: str, options: dict, workload: Workload, bare: list[Execution],
               observed: list[Execution]) -> dict:
-    """One flat row: verified capture summed over repeats, medians with IQR, raw samples."""
+    """One flat row: verified capture summed over repeats, medians with intervals, raw samples."""
     if REGISTRY[method].baseline:
         observed = bare
     bare_ns = np.array([e.ns_per_move for e in bare])
     observed_ns = np.array([e.ns_per_move for e in observed])
     # Bare and observed runs alternate, so pair them up: each pair saw the same machine state.
     paired = observed_ns[:len(bare_ns)] - bare_ns[:len(observed_ns)]
+    ratio, ratio_low, ratio_high = median_interval(per_repeat_ratios(observed_ns, bare_ns))
     verdicts = [e.verdict for e in observed if e.verdict is not None]
     not_applicable = next((e.not_applicable for e in observed if e.not_applicable), None)
     latencies = np.concatenate([e.latencies_ns for e in observed]) if observed else np.zeros(0)
+    by_mechanism = np.concatenate([e.mechanism_latencies_ns for e in observed]) if observed else np.zeros(0)
+    # What the harness's own loop costs with nothing to observe (the bare runs): not the
+    # observer's, so taken off its CPU.
+    harness_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in bare]))
+    observer_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in observed]))
     row = {
         "method": method,
         "options": options,
@@ -133,23 +157,34 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "ns_per_move_observed": float(np.median(observed_ns)),
         "overhead_ns": float(np.median(paired)),
         "overhead_iqr_ns": [float(x) for x in np.percentile(paired, [25, 75])],
-        "overhead_ratio": float(np.median(paired) / np.median(bare_ns)),
+        # The target's slowdown, (observed − bare) / bare, median of the repeats (bench/stats.py).
+        "overhead_ratio": ratio,
+        "overhead_ratio_ci": [ratio_low, ratio_high],
+        "unstable": instability(bare_ns, ratio, ratio_low, ratio_high) if not workload.rate else [],
         "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
-        # What the target lost: its own time per move, observed over bare, in percent.
-        "target_slowdown_pct": float(100 * np.median(paired) / np.median(bare_ns)),
-        # The observer's own CPU (its process tree, the target excluded) per move written.
-        "observer_cpu_ns_per_move": float(np.median([e.observer_cpu_ns / max(e.truth.written, 1)
-                                                     for e in observed])),
+        # The observer's own CPU (its process tree; the target's exact usage and the harness's
+        # cost in the bare runs taken off) per move written.
+        "observer_cpu_ns_per_move": observer_cpu - harness_cpu if observed is not bare else observer_cpu,
+        "harness_cpu_ns_per_move": harness_cpu,
+        "target_cpu_ns_per_move": float(np.median([e.target_cpu_ns / max(e.truth.written, 1) for e in observed])),
         # On a paced run the wall time is the schedule's, so overhead shows as lag instead.
         "paced": workload.rate > 0,
         "lag_end_ns_max": max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
+        # Latency: from the opponent's stamp just before the write() to Python receiving the
+        # move, for the stamped moves; the mechanism's own stamp to Python as a breakdown.
+        "latency_from": "target",
+        "latency_samples": int(latencies.size),
         **_percentiles(latencies),
         "latency_cdf_ns": _cdf(latencies),
+        **_percentiles(by_mechanism, "mechanism_latency"),
+        # Python stamps a batch's arrival once; an event is handled at most this long after.
+        "batch_ns_max": max((e.mechanism.get("batch_ns_max", 0) for e in observed), default=0),
         "samples_bare_ns_per_move": bare_ns.tolist(),
         "samples_observed_ns_per_move": observed_ns.tolist(),
         "verdicts": [v.as_dict() for v in verdicts],
         "mechanism": [e.mechanism for e in observed],
-        "self_check": observed[-1].truth.report["self_check_start"] if observed else None,
+        # What the opponent noticed, at start, in every repeat.
+        "self_checks": [e.truth.report["self_check_start"] for e in observed],
     }
     return row
 

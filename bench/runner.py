@@ -42,10 +42,15 @@ class Execution:
     truth: Truth
     verdict: Verdict | None = None  # None for the unobserved method
     lost_reported: int = 0  # what the mechanism itself says it dropped
+    # From the opponent's own stamp, taken just before the write, to Python receiving the
+    # move: the same definition for every method (only the stamped moves, see Workload).
     latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Breakdown, where the mechanism stamps its events: from that stamp to Python.
+    mechanism_latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mechanism: dict = field(default_factory=dict)
     not_applicable: str | None = None  # the mechanism could not see this target at all
     observer_cpu_ns: int = 0  # CPU the observer's process tree used from release to the end
+    target_cpu_ns: int = 0  # the target's, exact (wait4) when it is our child, else its own report
     last_seen_ns: int = 0  # CLOCK_MONOTONIC when Python received the last event
 
 
@@ -63,15 +68,15 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
             self_before = _own_cpu_ns()
             helpers_before = _helpers_cpu_ns(exclude=observer.pid)
             observer.release()
-            pids, heads = array("q"), []
-            latencies = array("q")
-            event = None
+            pids, heads, seen, stamped_by_mechanism = array("q"), [], array("q"), array("q")
             for event in observer.events():
                 pids.append(event.pid)
                 heads.append(event.raw)
-                latencies.append(event.seen_ns - event.ts_ns)
-            last_seen_ns = event.seen_ns if event else 0  # the loop's last event
-            returncode = process.wait()
+                seen.append(event.seen_ns)
+                stamped_by_mechanism.append(event.ts_ns)
+            returncode, target_usage = reap(process)
+            if observer.pid != process.pid:  # a helper's child (strace's): that was the helper's
+                target_usage = None
             target_pid = observer.pid  # not process.pid when the observer wraps the target
             counters = observer.counters
             mechanism = mechanism_facts(observer)
@@ -92,27 +97,59 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
     truth.check()
     if truth.report["pid"] != target_pid:
         raise RuntimeError(f"{method} watched PID {target_pid}, but the opponent was {truth.report['pid']}")
+    # The target is a reaped child too (of ours, or of a helper of ours): what is left is the
+    # observer's. wait4 gives its whole usage, exit included; a target that is a helper's
+    # child (strace's) is known only by its own report, taken just before it exits.
+    target_cpu_ns = _cpu_ns(target_usage) if target_usage is not None else truth.report["cpu_ns"]
+    seen_ns = np.frombuffer(seen, dtype=np.int64)
     execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
                           ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
-                          latencies_ns=np.frombuffer(latencies, dtype=np.int64),
-                          mechanism=mechanism, last_seen_ns=last_seen_ns,
-                          # The target is a reaped child too: what is left is the observer's.
-                          observer_cpu_ns=own_cpu_ns + children_cpu_ns - truth.report["cpu_ns"])
+                          mechanism_latencies_ns=seen_ns - np.frombuffer(stamped_by_mechanism, dtype=np.int64),
+                          mechanism=mechanism, last_seen_ns=int(seen_ns[-1]) if seen_ns.size else 0,
+                          observer_cpu_ns=own_cpu_ns + children_cpu_ns - target_cpu_ns,
+                          target_cpu_ns=target_cpu_ns)
     if not observer_class.baseline:
         execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
-                                   truth.report["noise_writes_stdout"])
+                                   truth.report["noise_writes_stdout"], truth.report["stamp_every"])
+        execution.latencies_ns = latencies_from_target(execution.verdict, seen_ns, truth)
         execution.not_applicable = not_applicable_because(truth.written)
     return execution
 
 
-def _own_cpu_ns() -> int:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def latencies_from_target(verdict: Verdict, seen_ns: np.ndarray, truth: Truth) -> np.ndarray:
+    """For every stamped move that was captured: when Python received it minus the opponent's
+    own stamp taken just before its write()."""
+    if not verdict.stamped:
+        return np.zeros(0, dtype=np.int64)
+    every = truth.report["stamp_every"]
+    stamps = [w["stamps_ns"] for w in truth.report["writers"]]
+    index, writer, n = (np.array(column) for column in zip(*verdict.stamped))
+    origin = np.array([stamps[g][k // every] for g, k in zip(writer.tolist(), n.tolist())], dtype=np.int64)
+    return seen_ns[index] - origin
+
+
+def reap(process) -> tuple[int, object | None]:
+    """Wait for the launched process; its exit code, and its resource usage when we can have it
+    (wait4 on a Popen child; a backend that reaps its child itself may keep it as .rusage)."""
+    if isinstance(process, subprocess.Popen):
+        if process.returncode is None:
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return process.returncode, usage
+        return process.returncode, None
+    return process.wait(), getattr(process, "rusage", None)
+
+
+def _cpu_ns(usage) -> int:
     return int((usage.ru_utime + usage.ru_stime) * 1e9)
+
+
+def _own_cpu_ns() -> int:
+    return _cpu_ns(resource.getrusage(resource.RUSAGE_SELF))
 
 
 def _reaped_children_cpu_ns() -> int:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return int((usage.ru_utime + usage.ru_stime) * 1e9)
+    return _cpu_ns(resource.getrusage(resource.RUSAGE_CHILDREN))
 
 
 def _helpers_cpu_ns(exclude: int | None) -> dict[int, int]:
@@ -149,8 +186,10 @@ def _helpers_delta_ns(before: dict[int, int]) -> int:
 def mechanism_facts(observer: Observer) -> dict:
     """What the mechanism says about itself, for the JSON: the counters every backend keeps,
     and its own facts under its method's name."""
-    return {"captured_reported": observer.counters.captured, "lost_reported": observer.counters.lost,
-            "bytes": observer.counters.bytes, observer.method: observer.facts()}
+    counters = observer.counters
+    return {"captured_reported": counters.captured, "lost_reported": counters.lost,
+            "bytes": counters.bytes, "batch_ns_max": counters.batch_ns_max,
+            observer.method: observer.facts()}
 
 
 def compare(methods: list[tuple[str, dict]], workload: Workload, repeats: int,

@@ -16,6 +16,7 @@ from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.intrusion import attach_startup, least_privilege, sigkill_fate
 from bench.results import load_json, metadata, method_label, summarize, write_json
 from bench.runner import compare
+from bench.stats import median_interval
 from bench.targets import Workload
 from methods import REGISTRY
 
@@ -50,11 +51,15 @@ FULL_GROUPS = [
     (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, PTRACE_SECCOMP, STRACE, BPFTRACE]),
     (Workload("libc", PACED, rate=PACED), [PRELOAD]),
 ]
+# The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
+# Mann-Whitney test (9 against 9 can reach p < 0.01 with room to spare; 5 against 5 barely).
+# Not much shorter: a bare run of 10,000 moves lasts 3 ms, and its spread swamps the ratio.
 QUICK_GROUPS = [
-    (Workload("go", 20_000), [EBPF_RAW]),
-    (Workload("libc", 20_000), [PRELOAD]),
-    (Workload("go", 5_000), [PTRACE_SECCOMP, STRACE]),
+    (Workload("go", 50_000), [EBPF_RAW]),
+    (Workload("libc", 50_000), [PRELOAD]),
+    (Workload("go", 3_000), [PTRACE_SECCOMP, STRACE]),
 ]
+FULL_REPEATS, QUICK_REPEATS = 5, 9
 CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
 ATTACHES = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
 PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
@@ -119,9 +124,9 @@ def same_run_ratios(rows: list[dict]) -> list[dict]:
     for row in rows[:-1]:
         mine = np.array(row["samples_observed_ns_per_move"]) - np.array(row["samples_bare_ns_per_move"])
         samples = (mine / base).tolist()
-        comparisons.append({"method": method_label(row),
-                            "baseline": method_label(baseline),
-                            "ratio": float(np.median(samples)), "samples": samples})
+        ratio, low, high = median_interval(samples)
+        comparisons.append({"method": method_label(row), "baseline": method_label(baseline),
+                            "ratio": ratio, "ci": [low, high], "samples": samples})
     return comparisons
 
 
@@ -205,6 +210,6 @@ def inexact_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
     return [r for r in inexact if r not in peers], peers
 
 
-def quick_sweep(out: Path, repeats: int = 5) -> dict:
+def quick_sweep(out: Path, repeats: int = QUICK_REPEATS) -> dict:
     """Run and store the quick sweep; returns its document as stored."""
     return load_json(store(sweep(True, repeats), out, quick=True))

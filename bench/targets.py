@@ -52,6 +52,9 @@ class Workload:
     goroutines: int = 1
     seed: int = 1
     noise: int = 0  # every N moves, the opponent also writes adversarial non-moves
+    # Every Nth move of each writer is stamped by the opponent just before its write(): the
+    # origin of every latency figure (1 = every move, as the duel needs).
+    stamp_every: int = 64
 
     def label(self) -> str:
         paced = f" at {self.rate:g}/s" if self.rate else ""
@@ -66,4 +69,5 @@ class Workload:
     def argv(self, report_path: str) -> list[str]:
         return [str(self.binary()), "-moves", str(self.moves), "-seed", str(self.seed),
                 "-rate", repr(float(self.rate)), "-goroutines", str(self.goroutines),
-                "-io", TARGETS[self.target][1], "-noise", str(self.noise), "-report", report_path]
+                "-io", TARGETS[self.target][1], "-noise", str(self.noise),
+                "-stamp-every", str(self.stamp_every), "-report", report_path]

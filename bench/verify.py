@@ -24,6 +24,9 @@ class Verdict:
     in_order: bool = True  # every writer's moves arrived in the order it wrote them
     out_of_order: int = 0
     per_writer_captured: list[int] = field(default_factory=list)
+    # (event index, writer, n) of the first sighting of every move n with n % stamp_every == 0:
+    # the moves the opponent stamped, for latency. Not part of the verdict's JSON.
+    stamped: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
 
     @property
     def exact(self) -> bool:
@@ -31,19 +34,22 @@ class Verdict:
                 and self.not_a_move == self.expected_not_a_move)
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"exact": self.exact}
+        verdict = asdict(self) | {"exact": self.exact}
+        del verdict["stamped"]
+        return verdict
 
 
 def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int],
-           pid: int, expected_not_a_move: int = 0) -> Verdict:
+           pid: int, expected_not_a_move: int = 0, stamp_every: int = 0) -> Verdict:
     """raw_events: (pid, first bytes of the write) in arrival order; counts: moves per writer;
-    expected_not_a_move: the writes to stdout the opponent made that are not moves."""
+    expected_not_a_move: the writes to stdout the opponent made that are not moves;
+    stamp_every: which moves the opponent stamped (Verdict.stamped lists where they arrived)."""
     expected_codes = [move_codes(seed, g, count) for g, count in enumerate(counts)]
     seen = [bytearray(count) for count in counts]
     last_n = [-1] * len(counts)
     verdict = Verdict(expected=sum(counts), per_writer_captured=[0] * len(counts),
                       expected_not_a_move=expected_not_a_move)
-    for event_pid, raw in raw_events:
+    for index, (event_pid, raw) in enumerate(raw_events):
         if event_pid != pid:
             verdict.phantom += 1
             verdict.wrong_pid += 1
@@ -62,6 +68,8 @@ def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int]
             continue
         seen[g][n] = 1
         verdict.per_writer_captured[g] += 1
+        if stamp_every and n % stamp_every == 0:
+            verdict.stamped.append((index, g, n))
         if n < last_n[g]:
             verdict.out_of_order += 1
             verdict.in_order = False

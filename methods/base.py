@@ -70,6 +70,9 @@ class Counters:
     captured: int = 0  # events handed to Python
     lost: int = 0  # events the mechanism knows it dropped (ring full ...)
     bytes: int = 0  # bytes the watched write() calls asked to write
+    # Backends that stamp a whole batch's arrival once (the ring readers): the longest any batch
+    # took to hand all its events over, so how late an event's receive time can be.
+    batch_ns_max: int = 0
 
 
 REGISTRY: dict[str, type["Observer"]] = {}
@@ -289,6 +292,8 @@ class Observer(ABC):
                                            batch["copied"].tolist()):
             yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
             offset += width
+        if batch.size:
+            self.counters.batch_ns_max = max(self.counters.batch_ns_max, time.monotonic_ns() - seen_ns)
 
     def _drain_batches(self, take, wait, pids=None) -> Iterator[MoveEvent]:
         """The ring-buffer backends' loop: take() returns the batch waiting (maybe empty),
@@ -372,6 +377,9 @@ class PrintedEvents:
 
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+# Set by the least-privilege probes: backends skip their own capability pre-check, so that the
+# kernel itself says whether a capability set is enough.
+SKIP_CAPABILITY_PRECHECK = "TAPBENCH_SKIP_CAPABILITY_PRECHECK"
 CAPABILITY_NAMES = {CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}
 
 

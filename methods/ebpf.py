@@ -19,8 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from methods.base import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, CAPTURE_BYTES,
-                          WATCHED_FD, MoveEvent, Observer, ObserverError, bpf_program_leftovers,
-                          claim, effective_capabilities)
+                          SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer, ObserverError,
+                          bpf_program_leftovers, claim, effective_capabilities)
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
@@ -189,7 +189,8 @@ class EbpfObserver(Observer):
         if platform.machine() not in SYSCALL_WRITE_NR:
             return f"eBPF backend supports {', '.join(SYSCALL_WRITE_NR)}, not {platform.machine()}"
         held = effective_capabilities()
-        if CAP_SYS_ADMIN not in held and not {CAP_BPF, CAP_PERFMON} <= held:
+        if CAP_SYS_ADMIN not in held and not {CAP_BPF, CAP_PERFMON} <= held \
+                and not os.environ.get(SKIP_CAPABILITY_PRECHECK):
             missing = " and ".join(CAPABILITY_NAMES[c] for c in (CAP_BPF, CAP_PERFMON) if c not in held)
             return (f"eBPF needs CAP_BPF and CAP_PERFMON (missing {missing}): run with sudo, "
                     "or grant those two")

@@ -47,6 +47,9 @@ INFO_ENTRY, INFO_SECCOMP = 1, 3
 # struct ptrace_syscall_info: op, pad, arch, ip, sp, then {nr, args[6]} for entry and seccomp.
 SYSCALL_INFO = struct.Struct("<B3xIQQQQQQ")
 SYSCALL_INFO_SIZE = 88
+# Test-only: busy work (ns) added to every write stop, so that tests/test_gate.py can check that
+# the gate fails a real backend made slower. Unset, it costs one comparison per stop.
+EXTRA_WORK_VARIABLE = "TAPBENCH_TEST_EXTRA_NS_PER_STOP"
 
 
 class _Iovec(ctypes.Structure):
@@ -63,6 +66,7 @@ class TracedChild:
         self._ptrace = ptrace
         self.pid = popen.pid
         self.stdout, self.stderr = popen.stdout, popen.stderr
+        self.rusage = None  # the whole target's resource usage, from the wait4 that reaped it
 
     @property
     def returncode(self) -> int | None:
@@ -90,9 +94,9 @@ class TracedChild:
                     os.waitpid(tid, os.WNOHANG | WAIT_ALL_THREADS)
                 except ChildProcessError:
                     pass  # not traced by us (any more)
-            pid, status = os.waitpid(self.pid, os.WNOHANG | WAIT_ALL_THREADS)
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG | WAIT_ALL_THREADS)
             if pid and not os.WIFSTOPPED(status):
-                self.returncode = os.waitstatus_to_exitcode(status)
+                self.returncode, self.rusage = os.waitstatus_to_exitcode(status), usage
             elif pid:  # still traced and stopped: let it go so that the kill can take effect
                 try:
                     self._ptrace(PTRACE_DETACH, self.pid, 0, 0)
@@ -152,6 +156,7 @@ class PtraceObserver(Observer):
         self._libc.process_vm_readv.restype = ctypes.c_ssize_t
         # seccomp: the filter stops the target at each write; step: stop at every syscall.
         self._resume_request = PTRACE_CONT if strategy == "seccomp" else PTRACE_SYSCALL
+        self._extra_work_ns = int(os.environ.get(EXTRA_WORK_VARIABLE, "0"))
 
     def facts(self) -> dict:
         return {"detached_early": self.detached_early}
@@ -226,7 +231,7 @@ class PtraceObserver(Observer):
                 detaching = True
                 self._interrupt_all()
             try:
-                tid, status = os.waitpid(-1, WAIT_ALL_THREADS)
+                tid, status, usage = os.wait4(-1, WAIT_ALL_THREADS)
             except ChildProcessError:
                 break
             except InterruptedError:
@@ -236,6 +241,7 @@ class PtraceObserver(Observer):
                 self.threads.discard(tid)
                 if tid == self.pid and self.process is not None:
                     self.process.returncode = os.waitstatus_to_exitcode(status)
+                    self.process.rusage = usage  # the leader goes last: the whole group's
                 continue
             if tid not in self.threads:
                 # waitpid(-1) also reports our other children; a new thread of the target
@@ -251,6 +257,8 @@ class PtraceObserver(Observer):
                 except ProcessLookupError:
                     continue  # killed in its stop (exit_group): its exit is reported next
                 if head is not None:
+                    if self._extra_work_ns:
+                        _busy_wait(self._extra_work_ns)
                     self.counters.captured += 1
                     # While the consumer holds the event, this thread sits in its stop. If the
                     # consumer never comes back (an exception), close() detaches it from here.
@@ -348,6 +356,12 @@ def _write_trace_filter():
         # /proc/self/status. Only a process without CAP_SYS_ADMIN needs it to load a filter.
         seccomp_filter.set_attr(seccomp.Attr.CTL_NNP, 0)
     return seccomp_filter
+
+
+def _busy_wait(ns: int) -> None:
+    until = time.monotonic_ns() + ns
+    while time.monotonic_ns() < until:
+        pass
 
 
 def stopped_processes() -> set[str]:

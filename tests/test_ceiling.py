@@ -6,22 +6,36 @@ from bench.ceiling import find_ceiling
 from methods import REGISTRY
 
 
-def simulated(limit, reason):
-    """A method that holds every rate up to `limit` and fails above it for `reason`."""
+def simulated(limit, reason, target_alone_limit=float("inf")):
+    """A method that holds every rate up to `limit` and fails above it for `reason`; the target
+    alone (the unobserved control) keeps its schedule up to target_alone_limit."""
     def probe(method, options, target, rate):
-        held = rate <= limit
+        alone = REGISTRY[method].baseline if method in REGISTRY else False
+        held = rate <= (target_alone_limit if alone else limit)
         return {"offered": rate, "captured_rate": rate if held else limit, "held": held,
-                "reasons": [] if held else [reason]}
+                "reasons": [] if held else ["throttled" if alone else reason]}
     return probe
 
 
-def test_ramp_then_bisection_lands_within_9_percent_below_the_limit(monkeypatch):
+def test_ramp_then_confirmed_bisection_lands_within_9_percent_below_the_limit(monkeypatch):
     monkeypatch.setattr(ceiling, "probe", simulated(50_000, "throttled"))
     found = find_ceiling("x", {}, "go", maximum=1_000_000)
     assert 50_000 / 1.09 <= found["ceiling"] <= 50_000
     assert found["limited_by"] == "throttled"
     offered = [p["offered"] for p in found["probes"]]
-    assert offered[:3] == [1000, 4000, 16_000] and len(offered) == 4 + ceiling.BISECT_STEPS
+    assert offered[:4] == [1000, 4000, 16_000, 64_000]
+    # Every bisection rate that held was probed CONFIRMATIONS times; the ceiling among them.
+    assert offered.count(found["ceiling"]) == ceiling.CONFIRMATIONS
+    assert found["control_at_first_failure"]["held"]  # the target alone kept that schedule
+
+
+def test_a_limit_the_target_alone_shares_is_said_to_be_the_machines(monkeypatch):
+    monkeypatch.setattr(ceiling, "probe", simulated(50_000, "throttled", target_alone_limit=60_000))
+    found = find_ceiling("x", {}, "go", maximum=1_000_000)
+    assert found["first_failure"] < 60_000 and found["limited_by"] == "throttled"
+    monkeypatch.setattr(ceiling, "probe", simulated(50_000, "throttled", target_alone_limit=40_000))
+    found = find_ceiling("x", {}, "go", maximum=1_000_000)
+    assert "the target alone, unobserved, was throttled at that rate too" in found["limited_by"]
 
 
 def test_a_method_that_never_fails_is_limited_by_the_target(monkeypatch):

@@ -1,9 +1,13 @@
 """The regression gate: exact on correctness, statistical and ratio-only on speed."""
 import json
+import os
 import subprocess
 import sys
 
+import pytest
+
 from bench.gate import compare_documents
+from methods import REGISTRY
 
 
 def document(overheads, exact=True, cpu="cpu A", bare=500.0):
@@ -83,3 +87,49 @@ def test_a_slowdown_on_another_machine_is_reported_not_failed(tmp_path):
     result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old),
                              "--across-machines"], capture_output=True, text=True)
     assert result.returncode == 1
+
+
+def gate(new, baseline, *extra):
+    return subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(baseline), *extra],
+                          capture_output=True, text=True)
+
+
+def test_a_row_missing_from_the_new_results_fails(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document(BASE)))
+    new.write_text(json.dumps(document(BASE) | {"runs": []}))
+    result = gate(new, old)
+    assert result.returncode == 1 and "MISSING from the new results" in result.stdout
+
+
+def test_a_missing_row_is_excused_only_for_a_method_unavailable_on_another_machine(tmp_path):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document(BASE)))
+    skipped = [{"method": "ebpf", "reason": "bcc is not importable"}]
+    new.write_text(json.dumps(document(BASE) | {"runs": [], "skipped": skipped}))
+    assert gate(new, old).returncode == 1  # same machine: bcc broke here, nothing was tested
+    new.write_text(json.dumps(document(BASE, cpu="cpu B") | {"runs": [], "skipped": skipped}))
+    result = gate(new, old)
+    assert result.returncode == 0 and "skipped here (bcc is not importable)" in result.stdout
+
+
+@pytest.mark.skipif(REGISTRY["ptrace"].unavailable_reason() is not None,
+                    reason=f"ptrace unavailable: {REGISTRY['ptrace'].unavailable_reason()}")
+def test_a_real_backend_made_slower_fails_the_gate(tmp_path):
+    """End to end: ptrace measured twice by `tapbench run`, the second time with busy work
+    added to every stop through its test-only knob; the gate must fail the second."""
+    from methods.ptrace import EXTRA_WORK_VARIABLE
+
+    def measure(path, extra_ns):
+        environment = os.environ | {EXTRA_WORK_VARIABLE: str(extra_ns)}
+        result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ptrace", "--moves", "2000",
+                                 "--repeats", "6", "--json", str(path)], capture_output=True, text=True,
+                                env=environment)
+        assert result.returncode == 0, result.stderr
+
+    base, slowed = tmp_path / "base.json", tmp_path / "slowed.json"
+    measure(base, 0)
+    measure(slowed, 100_000)  # 0.1 ms per move: several times ptrace's own cost
+    result = gate(slowed, base)
+    assert result.returncode == 1 and "SLOWER" in result.stdout, result.stdout
+    assert gate(base, base).returncode == 0

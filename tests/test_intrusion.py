@@ -56,7 +56,10 @@ def test_attaching_ptrace_to_a_process_root_started_needs_cap_sys_ptrace():
 def test_least_privilege_of_ebpf_is_cap_bpf_and_cap_perfmon():
     found = least_privilege("ebpf", {"hook": "raw"})
     assert found["minimum"] == "CAP_BPF+CAP_PERFMON"
-    assert "missing CAP_BPF and CAP_PERFMON" in found["attempts"][0]["error"]
+    # The kernel was asked (tapbench's own pre-check is off in the probe), each one alone too.
+    tried = {a["capabilities"]: a for a in found["attempts"]}
+    assert not tried["CAP_BPF"]["worked"] and not tried["CAP_PERFMON"]["worked"]
+    assert all("did not compile or load" in a["error"] for a in found["attempts"] if not a["worked"])
 
 
 @needs_root

@@ -68,8 +68,8 @@ def test_usr1_gate_and_self_check_report_the_environment(tmp_path):
     process.send_signal(signal.SIGUSR1)
     assert process.wait(timeout=10) == 0
     check = json.loads(report.read_text())["self_check_end"]
-    assert check == {"tracer_pid": 0, "ld_preload": "", "libraries": [], "unexpected_libraries": [],
-                     "observer_visible": False}
+    assert check == {"tracer_pid": 0, "seccomp": 0, "no_new_privs": 0, "ld_preload": "", "libraries": [],
+                     "unexpected_libraries": [], "observer_visible": False}
 
 
 def test_self_check_sees_ld_preload(tmp_path):
@@ -78,3 +78,18 @@ def test_self_check_sees_ld_preload(tmp_path):
     opponent("-moves", "1", "-report", str(report), binary=OPPONENT_CGO, env=env, check=True)
     check = json.loads(report.read_text())["self_check_start"]
     assert check["ld_preload"] == "/nonexistent/hook.so" and check["observer_visible"]
+
+
+def test_stamps_are_taken_before_the_stamped_writes_without_a_system_call(tmp_path):
+    report = tmp_path / "truth.json"
+    opponent("-moves", "1000", "-goroutines", "2", "-stamp-every", "100", "-report", str(report), check=True)
+    truth = json.loads(report.read_text())
+    assert truth["stamp_every"] == 100
+    for writer in truth["writers"]:
+        stamps = writer["stamps_ns"]
+        assert len(stamps) == 5 and stamps == sorted(stamps)  # moves 0, 100, ... 400 of 500
+        assert truth["start_mono_ns"] <= stamps[0] and stamps[-1] <= truth["end_mono_ns"]
+    # The stamp is the vDSO's clock: strace sees no clock_gettime system call while it writes.
+    traced = subprocess.run(["strace", "-f", "-qq", "-e", "trace=clock_gettime", str(OPPONENT), "-moves", "100",
+                             "-stamp-every", "1"], capture_output=True, text=True)
+    assert traced.returncode == 0 and "clock_gettime" not in traced.stderr

@@ -7,11 +7,12 @@ RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines
        "repeats": 2, "rate": 0.0, "paced": False, "expected": 200, "captured": 200, "lost": 0,
        "lost_reported": 0, "phantom": 0, "in_order": True, "exact": True, "not_applicable": None,
        "ns_per_move_bare": 500.0, "ns_per_move_observed": 900.0, "overhead_ns": 400.0,
-       "overhead_iqr_ns": [390.0, 410.0], "overhead_ratio": 0.8, "target_slowdown_pct": 80.0,
+       "overhead_iqr_ns": [390.0, 410.0], "overhead_ratio": 0.8, "overhead_ratio_ci": [0.7, 0.9],
        "observer_cpu_ns_per_move": 1500.0, "ready_ms": 2000.0, "lag_end_ns_max": 0,
        "latency_p50_ns": 1000, "latency_p90_ns": 2000, "latency_p99_ns": 3000, "latency_p999_ns": 4000,
        "latency_max_ns": 5000, "latency_cdf_ns": [[0, 10], [50, 1000], [100, 5000]],
-       "self_check": {"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}}
+       "latency_from": "target", "unstable": [],
+       "self_checks": [{"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}]}
 DOCUMENT = {
     "format": 3,
     "metadata": {"date": "d", "kernel": "k", "machine": "x86_64", "cpu_count": 2, "cpu_model": "c",
@@ -38,7 +39,7 @@ def test_every_section_is_rendered_from_the_document():
     for heading in ("## Observation latency", "## Throughput ceiling", "## Start-up",
                     "## Intrusiveness matrix", "## Plots", "## Not applicable", "## Skipped"):
         assert heading in text
-    assert "0.80× (+80%)" in text  # ratio and target slowdown
+    assert "+80% [+70, +90]" in text  # the target's slowdown and its interval
     assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
     assert "ebpf (raw), launch: CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
     assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw): 1.40×" in text
@@ -66,7 +67,7 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     text = sweeps_section(with_ratio(0.8), with_ratio(0.9), quick)
     assert "`make bench`, 5 repeats): 600 s" in text and "quick sweep" in text and ": 40 s" in text
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
-    assert "| 0.90×" in text and "| 0.80×" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
+    assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
     other_machine = with_ratio(0.9)
     other_machine["metadata"] = other_machine["metadata"] | {"cpu_model": "another"}
     assert "Run-to-run spread" not in sweeps_section(with_ratio(0.8), other_machine, None)

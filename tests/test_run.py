@@ -38,4 +38,9 @@ def test_ebpf_run_json_is_verified_and_flat(tmp_path):
         (40_000, 40_000, 0, 0, True)
     assert row["overhead_ns"] == row["overhead_ns"]  # a number, not NaN
     assert row["latency_p50_ns"] > 0 and row["latency_p99_ns"] >= row["latency_p50_ns"]
+    # From the opponent's own stamps: every 64th move of each of 2 writers, 2 repeats.
+    assert row["latency_from"] == "target" and row["latency_samples"] == 2 * 2 * (10_000 // 64 + 1)
+    assert row["mechanism_latency_p50_ns"] > 0
+    low, high = row["overhead_ratio_ci"]
+    assert low <= row["overhead_ratio"] <= high
     assert "40000/40000 exact" in result.stdout

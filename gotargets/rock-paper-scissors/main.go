@@ -29,7 +29,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+	_ "unsafe" // for go:linkname
 )
 
 const (
@@ -52,12 +52,12 @@ func moveOf(seed uint64, g, n uint64) int {
 }
 
 // monotonicNs reads CLOCK_MONOTONIC, the clock bpf_ktime_get_ns() and tapbench's Python side use,
-// so the report's timestamps line up with the observers' event timestamps.
-func monotonicNs() int64 {
-	var ts syscall.Timespec
-	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1 /* CLOCK_MONOTONIC */, uintptr(unsafe.Pointer(&ts)), 0)
-	return ts.Nano()
-}
+// so the report's timestamps line up with the observers' event timestamps. It is the Go
+// runtime's own clock read, through the vDSO: no system call, so no tracer stops on it, and it
+// costs the same in bare and observed runs.
+//
+//go:linkname monotonicNs runtime.nanotime
+func monotonicNs() int64
 
 type writerTruth struct {
 	Goroutine int    `json:"goroutine"`
@@ -67,10 +67,15 @@ type writerTruth struct {
 	Digest    string `json:"sha256"` // of the exact bytes this writer wrote, in order
 	LagMaxNs  int64  `json:"lag_max_ns"`
 	LagEndNs  int64  `json:"lag_end_ns"`
+	// CLOCK_MONOTONIC read immediately before the write() of moves 0, k, 2k ... (k = -stamp-every),
+	// kept in memory and reported at exit: what every observer's latency is measured from.
+	StampsNs []int64 `json:"stamps_ns"`
 }
 
 type selfCheck struct {
 	TracerPid       int      `json:"tracer_pid"`
+	Seccomp         int      `json:"seccomp"`      // 0 none, 1 strict, 2 filter (a tracer's or a supervisor's)
+	NoNewPrivs      int      `json:"no_new_privs"` // set by whoever loaded a filter without CAP_SYS_ADMIN
 	LdPreload       string   `json:"ld_preload"`
 	Libraries       []string `json:"libraries"`
 	Unexpected      []string `json:"unexpected_libraries"`
@@ -85,6 +90,7 @@ type truthReport struct {
 	Goroutines  int               `json:"goroutines"`
 	IO          string            `json:"io"`
 	Rate        float64           `json:"rate"`
+	StampEvery  uint64            `json:"stamp_every"`
 	Gomaxprocs  int               `json:"gomaxprocs"`
 	Written     uint64            `json:"written"`
 	NoiseStdout uint64            `json:"noise_writes_stdout"`
@@ -96,9 +102,9 @@ type truthReport struct {
 	WallNs      int64             `json:"wall_ns"`
 	// CPU time this process used, user + system, from getrusage(RUSAGE_SELF) at the end:
 	// the harness subtracts it from what the observer's process tree used.
-	CPUNs int64 `json:"cpu_ns"`
-	CheckStart  selfCheck         `json:"self_check_start"`
-	CheckEnd    selfCheck         `json:"self_check_end"`
+	CPUNs      int64     `json:"cpu_ns"`
+	CheckStart selfCheck `json:"self_check_start"`
+	CheckEnd   selfCheck `json:"self_check_end"`
 }
 
 // Libraries a dynamically linked Go binary maps on its own; anything else was put there by someone.
@@ -111,8 +117,11 @@ func checkForObservers() selfCheck {
 	check := selfCheck{LdPreload: os.Getenv("LD_PRELOAD"), Libraries: []string{}, Unexpected: []string{}}
 	if status, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(status), "\n") {
-			if strings.HasPrefix(line, "TracerPid:") {
-				check.TracerPid, _ = strconv.Atoi(strings.TrimSpace(line[len("TracerPid:"):]))
+			for prefix, field := range map[string]*int{"TracerPid:": &check.TracerPid,
+				"Seccomp:": &check.Seccomp, "NoNewPrivs:": &check.NoNewPrivs} {
+				if strings.HasPrefix(line, prefix) {
+					*field, _ = strconv.Atoi(strings.TrimSpace(line[len(prefix):]))
+				}
 			}
 		}
 	}
@@ -130,7 +139,8 @@ func checkForObservers() selfCheck {
 			}
 		}
 	}
-	check.ObserverVisible = check.TracerPid != 0 || check.LdPreload != "" || len(check.Unexpected) > 0
+	check.ObserverVisible = check.TracerPid != 0 || check.Seccomp != 0 || check.NoNewPrivs != 0 ||
+		check.LdPreload != "" || len(check.Unexpected) > 0
 	return check
 }
 
@@ -193,6 +203,7 @@ func main() {
 	start := flag.String("start", "now", "start gate: 'now', 'stdin' (wait for one byte on stdin) or 'usr1' (wait for SIGUSR1)")
 	reportPath := flag.String("report", "", "write the ground-truth report (JSON) to this file at exit")
 	noiseEvery := flag.Uint64("noise", 0, "every N moves, also write adversarial non-moves (0 = never)")
+	stampEvery := flag.Uint64("stamp-every", 0, "stamp CLOCK_MONOTONIC just before the write of every Nth move of each goroutine, reported at exit (0 = never, 1 = every move)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nWrites rock/paper/scissors moves to stdout, one write() per move.\n\n", os.Args[0])
 		flag.PrintDefaults()
@@ -226,7 +237,7 @@ func main() {
 	waitForStart(*start)
 	report := truthReport{
 		Format: truthFormat, Pid: os.Getpid(), Seed: *seed, Moves: *moves, Goroutines: *goroutines,
-		IO: *ioPath, Rate: *rate, Gomaxprocs: runtime.GOMAXPROCS(0),
+		IO: *ioPath, Rate: *rate, StampEvery: *stampEvery, Gomaxprocs: runtime.GOMAXPROCS(0),
 		PerKind: map[string]uint64{}, Writers: make([]writerTruth, *goroutines),
 	}
 	report.CheckStart = checkForObservers()
@@ -258,6 +269,10 @@ func main() {
 			var kinds [3]uint64
 			digest := sha256.New()
 			buf := make([]byte, 0, 64)
+			stamps := []int64{}
+			if *stampEvery > 0 {
+				stamps = make([]int64, 0, expected / *stampEvery + 1) // no allocation while writing
+			}
 			var due time.Duration
 			for n := uint64(0); n < expected; n++ {
 				if *rate > 0 {
@@ -272,6 +287,9 @@ func main() {
 				}
 				move := moveOf(*seed, uint64(g), n)
 				buf = appendLine(buf[:0], move, g, n)
+				if *stampEvery > 0 && n%*stampEvery == 0 {
+					stamps = append(stamps, monotonicNs())
+				}
 				if count, err := write(buf); err != nil || count != len(buf) {
 					errors++
 					continue
@@ -286,7 +304,7 @@ func main() {
 				}
 			}
 			truth := writerTruth{Goroutine: g, Expected: expected, Written: written, Errors: errors,
-				Digest: hex.EncodeToString(digest.Sum(nil)), LagMaxNs: lagMax}
+				Digest: hex.EncodeToString(digest.Sum(nil)), LagMaxNs: lagMax, StampsNs: stamps}
 			if *rate > 0 {
 				truth.LagEndNs = int64(time.Since(begin) - due)
 			}
