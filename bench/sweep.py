@@ -29,6 +29,7 @@ PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
 STRACE = ("strace", {"seccomp_bpf": False})
 STRACE_SECCOMP = ("strace", {"seccomp_bpf": True})
 BPFTRACE = ("bpftrace", {})
+UNOTIFY = ("unotify", {})
 
 # Groups of methods run interleaved on one workload; within a group every method is also
 # compared with the group's last one as a same-run ratio. Both eBPF hooks and both wakeup
@@ -45,10 +46,13 @@ FULL_GROUPS = [
     (Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
     (Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
-    (Workload("go", TRACER_MOVES), [PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
-    (Workload("go", TRACER_MOVES, goroutines=8), [PTRACE_SECCOMP, STRACE]),
+    (Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
+    (Workload("go", TRACER_MOVES, goroutines=8), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
+    # seccomp user notification against ptrace's seccomp stops, same run
+    (Workload("go", TRACER_MOVES // 2), [UNOTIFY, PTRACE_SECCOMP]),
+    (Workload("cgo", TRACER_MOVES // 2), [UNOTIFY]),
     # latency at the article's rate
-    (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, PTRACE_SECCOMP, STRACE, BPFTRACE]),
+    (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]),
     (Workload("libc", PACED, rate=PACED), [PRELOAD]),
 ]
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
@@ -57,16 +61,17 @@ FULL_GROUPS = [
 QUICK_GROUPS = [
     (Workload("go", 50_000), [EBPF_RAW]),
     (Workload("libc", 50_000), [PRELOAD]),
-    (Workload("go", 3_000), [PTRACE_SECCOMP, STRACE]),
+    (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
 ]
 FULL_REPEATS, QUICK_REPEATS = 5, 9
-CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
+CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"), (STRACE, "go"),
+            (BPFTRACE, "go")]
 ATTACHES = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
-PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
+PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
 SIGKILLS = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}),
-            ("ptrace", {"strategy": "step", "exitkill": True}), PRELOAD, STRACE, BPFTRACE]
-BYSTANDERS = [EBPF_RAW, EBPF_TRACEPOINT, PTRACE_SECCOMP, PRELOAD, BPFTRACE]
+            ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, STRACE, BPFTRACE]
+BYSTANDERS = [EBPF_RAW, EBPF_TRACEPOINT, UNOTIFY, PTRACE_SECCOMP, PRELOAD, BPFTRACE]
 CEILING_PROBES_GUESS = 10  # for the progress bar's ETA only
 
 

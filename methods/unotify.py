@@ -1,0 +1,206 @@
+"""seccomp user-notification observer: the target's write(1, ...) calls are handed to tapbench,
+which reads the buffer and lets each call go on, unchanged.
+
+Launch only. Before exec, the child installs a libseccomp filter that returns
+SECCOMP_RET_USER_NOTIF for write() on fd 1 and allows everything else, and passes the filter's
+listener descriptor to tapbench over a socketpair (SCM_RIGHTS). For each write tapbench:
+  SECCOMP_IOCTL_NOTIF_RECV   takes the notification (thread, system call, arguments);
+  process_vm_readv           copies the first bytes of the buffer;
+  SECCOMP_IOCTL_NOTIF_SEND   answers SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel runs the
+                             write as if nothing had happened.
+SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+) is asked for, so the kernel wakes the target on
+this CPU when the answer comes; whether it was granted is recorded.
+
+Go's preemption signals interrupt notified writes. RECV then fails with ENOENT (the task left
+before it was received: try again), or SEND does (the write will be notified again when Go
+restarts it): that notification is not a move, it is counted as retried. RECV blocks forever
+once the target has gone, so the listener is polled and POLLHUP ends the loop.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import select
+import socket
+import struct
+import time
+from typing import Iterator
+
+from methods.base import (CAP_SYS_ADMIN, CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError,
+                          ObserverUnavailable, effective_capabilities, proc_status_field)
+
+# <linux/seccomp.h>
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0182101  # struct seccomp_notif_resp, 24 bytes
+SECCOMP_IOCTL_NOTIF_SET_FLAGS = 0x40082104  # the flag is the argument, not a pointer
+SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP = 1
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1
+# struct seccomp_notif: id, pid, flags, then struct seccomp_data: nr, arch, ip, args[6]
+NOTIF = struct.Struct("<QIIiIQQQQQQQ")
+RESPONSE = struct.Struct("<QqiI")  # id, val, error, flags
+SYSCALL_WRITE_NR = 1  # x86-64
+POLL_MS = 100  # how often the loop looks at stop() while the target writes nothing
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class UnotifyObserver(Observer):
+    method = "unotify"
+    description = "seccomp user notification: write(1, ...) handed to tapbench, read, continued"
+    can_attach = False
+    # No loss count: a notified write waits for tapbench's answer, so nothing can be dropped.
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_wake_up: bool | None = None  # granted by the kernel (6.6+)?
+        self.retried = 0  # notifications of writes that were interrupted and will come again
+        self._listener: int | None = None
+        self._parent_end: socket.socket | None = None
+        self._child_end: socket.socket | None = None
+        self._tgids: dict[int, int] = {}
+        self._notification = bytearray(NOTIF.size)
+        self._zeroes = bytes(NOTIF.size)
+        self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
+        self._local = _Iovec(ctypes.addressof(self._head), CAPTURE_BYTES)
+        self._remote = _Iovec(0, 0)
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.process_vm_readv.restype = ctypes.c_ssize_t
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import seccomp
+        except ImportError:
+            return ("libseccomp's Python bindings are missing (Debian python3-seccomp; "
+                    "`make setup` installs it)")
+        if not hasattr(seccomp, "NOTIFY"):
+            return "this libseccomp has no user notification (SCMP_ACT_NOTIFY, libseccomp 2.5+)"
+        return None
+
+    @classmethod
+    def attach_unavailable_reason(cls) -> str | None:
+        return ("a seccomp filter can only be installed by the process itself, before exec: "
+                "unotify works at launch")
+
+    def facts(self) -> dict:
+        return {"sync_wake_up": self.sync_wake_up, "retried": self.retried}
+
+    # --- starting -----------------------------------------------------------------------
+    def launch(self, argv, **kwargs):
+        self._parent_end, self._child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._pass_fds = (self._child_end.fileno(),)
+        try:
+            return super().launch(argv, **kwargs)
+        finally:
+            self._child_end.close()  # the child holds its copy; ours must not keep it open
+
+    def _child_steps(self):
+        write_filter = _notify_filter()
+        child_end = self._child_end
+
+        def install_and_hand_over():
+            write_filter.load()
+            listener = write_filter.get_notify_fd()
+            socket.send_fds(child_end, [b"L"], [listener])
+            os.close(listener)  # the child must not answer its own notifications
+
+        return [install_and_hand_over]
+
+    def _observe(self, pid: int) -> None:
+        self._parent_end.settimeout(10)
+        try:
+            _, fds, _, _ = socket.recv_fds(self._parent_end, 1, 1)
+        except (OSError, socket.timeout) as error:
+            raise ObserverError(f"the launched process sent no seccomp listener ({error})") from None
+        if not fds:
+            raise ObserverError("the launched process could not install the seccomp filter")
+        self._listener = fds[0]
+        try:
+            fcntl.ioctl(self._listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+            self.sync_wake_up = True
+        except OSError:
+            self.sync_wake_up = False  # before Linux 6.6: the target is woken on any CPU
+
+    # --- events -------------------------------------------------------------------------
+    def events(self) -> Iterator[MoveEvent]:
+        poller = select.poll()
+        poller.register(self._listener, select.POLLIN)
+        notification, zeroes, listener = self._notification, self._zeroes, self._listener
+        while not self._stopping:
+            ready = poller.poll(POLL_MS)
+            if not ready:
+                continue
+            events = ready[0][1]
+            if not events & select.POLLIN:
+                break  # POLLHUP: every task under the filter has exited
+            notification[:] = zeroes  # RECV refuses a struct that is not zeroed
+            try:
+                fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notification, True)
+            except InterruptedError:
+                continue
+            except OSError as error:
+                if error.errno == errno.ENOENT:
+                    continue  # the task was interrupted before we took it: it will come again
+                raise
+            stopped_ns = time.monotonic_ns()
+            notification_id, tid, _, nr, _, _, fd, buf, count, _, _, _ = NOTIF.unpack(notification)
+            head = self._read_head(tid, buf, count) if nr == SYSCALL_WRITE_NR and fd == WATCHED_FD else None
+            try:
+                fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND,
+                            RESPONSE.pack(notification_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
+            except OSError as error:
+                if error.errno == errno.ENOENT:
+                    # Interrupted while we read it (Go's preemption signal): the write will be
+                    # restarted and notified again. Counting it now would make a phantom.
+                    self.retried += 1
+                    continue
+                raise
+            if head is not None:
+                self.counters.captured += 1
+                self.counters.bytes += count
+                yield MoveEvent(stopped_ns, time.monotonic_ns(), self._tgid(tid), tid, head)
+
+    def _read_head(self, tid: int, buf: int, count: int) -> bytes:
+        self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
+        read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
+                                           ctypes.byref(self._remote), 1, 0)
+        return self._head.raw[:max(read, 0)]
+
+    def _tgid(self, tid: int) -> int:
+        """The process a notifying thread belongs to: the filter is inherited by the target's
+        children too, and their writes must not pass for the target's."""
+        tgid = self._tgids.get(tid)
+        if tgid is None:
+            tgid = self._tgids[tid] = proc_status_field(tid, "Tgid") or tid
+        return tgid
+
+    # --- cleanup ------------------------------------------------------------------------
+    def close(self) -> None:
+        # Closing the listener first: a write still waiting for an answer then fails with
+        # ENOSYS instead of blocking; the launched target is killed right after anyway.
+        if self._listener is not None:
+            os.close(self._listener)
+            self._listener = None
+        if self._parent_end is not None:
+            self._parent_end.close()
+            self._parent_end = None
+        super().close()
+
+
+def _notify_filter():
+    """write(1, ...) -> SECCOMP_RET_USER_NOTIF; everything else allowed."""
+    try:
+        import seccomp
+    except ImportError:
+        raise ObserverUnavailable("libseccomp's Python bindings are missing (python3-seccomp)") from None
+    notify_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    notify_filter.add_rule(seccomp.NOTIFY, "write", seccomp.Arg(0, seccomp.EQ, WATCHED_FD))
+    if CAP_SYS_ADMIN in effective_capabilities():
+        # Only a process without CAP_SYS_ADMIN needs no_new_privs (visible to the target in
+        # /proc/self/status) to load a filter: do not set it where it is not needed.
+        notify_filter.set_attr(seccomp.Attr.CTL_NNP, 0)
+    return notify_filter
