@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from bench.runner import SETTLE_S
-from bench.targets import Workload, target_seen_by
+from bench.targets import TARGETS, Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
 
@@ -62,10 +62,24 @@ def bystander_while_watching(method: str, options: dict, workload: Workload, scr
     return truth.wall_ns / truth.written
 
 
+# Who the bystander is. A syscall tracepoint slows every process alike; a uprobe traps in the
+# processes that run the probed binary only, so both kinds of bystander are measured.
+BYSTANDER_KINDS = {"copy": "a copy of the watched binary", "other": "another program"}
+BINARY_OF = {target: binary for target, (binary, _) in TARGETS.items()}
+
+
+def bystander_target(method: str, kind: str) -> str:
+    """copy: the watched build itself; other: a build on another binary file."""
+    watched = target_seen_by(method)
+    if kind == "copy":
+        return watched
+    return next(t for t in TARGETS if BINARY_OF[t] != BINARY_OF[watched])
+
+
 def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: int = 5,
-                   progress=lambda text: None) -> dict:
+                   progress=lambda text: None, kind: str = "copy") -> dict:
     """Median bystander ns per write with and without the observer, interleaved, raw samples."""
-    workload = Workload("go", moves)
+    workload = Workload(bystander_target(method, kind), moves)
     alone, watching = [], []
     with tempfile.TemporaryDirectory(prefix="tapbench-bystander-") as scratch:
         for repeat in range(repeats):
@@ -80,7 +94,8 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
     alone_ns, watching_ns = np.array(alone), np.array(watching)
     paired = watching_ns - alone_ns
     return {"method": method, "options": options, "moves": moves, "repeats": repeats,
-            "control": "paced opponent unobserved",
+            "control": "paced opponent unobserved", "bystander": BYSTANDER_KINDS[kind],
+            "bystander_target": workload.target,
             "bystander_ns_per_write_alone": float(np.median(alone_ns)),
             "bystander_ns_per_write_watching": float(np.median(watching_ns)),
             "bystander_extra_ns": float(np.median(paired)),

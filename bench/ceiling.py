@@ -42,16 +42,16 @@ CONFIRMATIONS = 3
 TOP_SHARE = 0.9
 
 
-def unobserved_maximum(target: str) -> float:
+def unobserved_maximum(target: str, placement: str = "free") -> float:
     """Moves per second the target writes flat out with nobody watching (median of runs)."""
-    return float(np.median([1e9 / execute(baseline_method(), {}, Workload(target, BARE_MOVES)).ns_per_move
-                            for _ in range(BARE_RUNS)]))
+    workload = Workload(target, BARE_MOVES, placement=placement)
+    return float(np.median([1e9 / execute(baseline_method(), {}, workload).ns_per_move for _ in range(BARE_RUNS)]))
 
 
-def probe(method: str, options: dict, target: str, rate: float) -> dict:
+def probe(method: str, options: dict, target: str, rate: float, placement: str = "free") -> dict:
     moves = max(MIN_PROBE_MOVES, int(rate * PROBE_SECONDS))
     time.sleep(SETTLE_S)
-    execution = execute(method, options, Workload(target, moves, rate=rate))
+    execution = execute(method, options, Workload(target, moves, rate=rate, placement=placement))
     verdict = execution.verdict  # None for the unobserved control
     wall_s = execution.truth.wall_ns / 1e9
     achieved = execution.truth.written / wall_s
@@ -70,13 +70,13 @@ def probe(method: str, options: dict, target: str, rate: float) -> dict:
 
 
 def find_ceiling(method: str, options: dict, target: str, maximum: float,
-                 progress=lambda text: None) -> dict:
+                 progress=lambda text: None, placement: str = "free") -> dict:
     probes = []
 
     def held(rate: float, times: int = 1) -> bool:
         for _ in range(times):
             progress(f"ceiling of {method}: probing {rate:,.0f} moves/s")
-            probes.append(probe(method, options, target, rate))
+            probes.append(probe(method, options, target, rate, placement))
             if not probes[-1]["held"]:
                 return False
         return True
@@ -106,9 +106,10 @@ def find_ceiling(method: str, options: dict, target: str, maximum: float,
     else:
         limited_by = " and ".join(sorted({reason for p in failed if p["offered"] == bad for reason in p["reasons"]}))
         progress(f"ceiling of {method}: the target alone at {bad:,.0f} moves/s")
-        control = probe(baseline_method(), {}, target, bad)
+        control = probe(baseline_method(), {}, target, bad, placement)
         if "throttled" in control["reasons"]:
             limited_by += " (the target alone, unobserved, was throttled at that rate too)"
-    return {"method": method, "options": options, "target": target, "unobserved_max": maximum,
+    return {"method": method, "options": options, "target": target, "placement": placement,
+            "unobserved_max": maximum,
             "ceiling": good, "limited_by": limited_by, "first_failure": bad, "probes": probes,
             "confirmations": CONFIRMATIONS, "control_at_first_failure": control}

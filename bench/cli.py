@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from bench import cleanup
@@ -26,12 +28,13 @@ from bench import report as report_module
 from bench import sweep as sweep_module
 from bench.results import (ResultsError, load_json, method_label, methods_section, summarize,
                            uncommitted_changes, write_json)
+from bench.placement import PLACEMENTS, PlacementNotApplicable, cpus_for, observer_placed
 from bench.runner import TargetFailed, compare
 from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload, is_opponent,
                            target_seen_by_all)
-from bench.truth import TruthMismatch, decode_move_name
+from bench.truth import TruthMismatch
 from methods import REGISTRY, ObserverError, ObserverUnavailable
-from methods.base import MOVES, check_pid, find_pid_by_name
+from methods.base import MOVES, check_pid, find_pid_by_name, move_word
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -40,6 +43,16 @@ MAX_RATE = 10_000_000
 
 class UsageError(Exception):
     pass
+
+
+def seconds_arg(text: str, name: str, limit: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, got {text!r}") from None
+    if not 0 <= value <= limit:
+        raise UsageError(f"{name} must be between 0 and {limit:g} seconds, got {text}")
+    return value
 
 
 def positive_int(text: str, name: str, limit: int) -> int:
@@ -127,12 +140,24 @@ def make_parser() -> argparse.ArgumentParser:
                      "non-moves (empty, 1 MiB, binary, split lines, other fd); 0 = never")
     run.add_argument("--repeats", default="3", help="bare/observed pairs, interleaved (default 3)")
     run.add_argument("--json", metavar="FILE", help="write the results (metadata + runs) here")
+    placement_help = ("shared: target and observer on one CPU; split: target on one CPU, observer on the "
+                      "others; free: the scheduler decides")
+    run.add_argument("--placement", choices=PLACEMENTS,
+                     help=placement_help + " (default: each method's own, the one measured cheaper for it)")
 
     watch = commands.add_parser("watch", help="print the opponent's moves live")
     add_method_arguments(watch, sorted(name for name, cls in REGISTRY.items() if not cls.baseline))
     which = watch.add_mutually_exclusive_group()
     which.add_argument("--pid", help="attach to this process")
     which.add_argument("--name", help=f"attach to the one process with this name (e.g. {OPPONENT_NAME})")
+    watch.add_argument("--wait", metavar="SECONDS",
+                       help="with --name: wait this long for the process to start (default 0)")
+    watch.add_argument("--pattern", metavar="REGEX",
+                       help="a write is a move when this regex (one group: the move) matches it; "
+                            "default: the first whole word rock, paper or scissors, any case")
+    watch.add_argument("--raw", action="store_true", help="print every write as it came")
+    watch.add_argument("--placement", choices=PLACEMENTS,
+                       help=placement_help + " (default: the method's own, the one measured cheaper for it)")
     watch.add_argument("cmd", nargs="*", help="or launch this command under observation (after --)")
 
     for name in ("bench", "sweep"):
@@ -143,6 +168,9 @@ def make_parser() -> argparse.ArgumentParser:
         bench.add_argument("--repeats", help=f"bare/observed pairs per row (default {sweep_module.FULL_REPEATS}, "
                            f"{sweep_module.QUICK_REPEATS} with --quick)")
         bench.add_argument("--out", default=str(RESULTS_DIR), help="results folder (default results/)")
+        bench.add_argument("--placement", choices=PLACEMENTS,
+                           help="measure in this placement only (default: shared and split; the quick "
+                                "sweep: shared)")
         bench.add_argument("--allow-dirty", action="store_true",
                            help="measure with uncommitted changes; the results say so")
 
@@ -212,11 +240,22 @@ def command_run(args) -> int:
         reason = REGISTRY[method].unavailable_reason()
         if reason:
             raise ObserverUnavailable(f"{method} unavailable: {reason}")
-    bare, observed = compare(lineup, workload, repeats, progress)
-    rows = [summarize(method, options, workload, bare, executions)
-            for (method, options), executions in zip(lineup, observed)]
-    # Paced, the overhead is ~0 and a ratio of two says nothing.
-    comparisons = [] if workload.rate else sweep_module.same_run_ratios(rows)
+    # Each method in the placement asked for, or in its own default; the methods of one
+    # placement run interleaved with bare runs in that same placement.
+    by_placement: dict[str, list] = {}
+    for method, options in lineup:
+        placement = args.placement or REGISTRY[method].default_placement
+        cpus_for(placement)  # refuses split on a machine with one CPU, before anything runs
+        by_placement.setdefault(placement, []).append((method, options))
+    rows, comparisons = [], []
+    for placement, group in by_placement.items():
+        placed = replace(workload, placement=placement)
+        bare, observed = compare(group, placed, repeats, progress)
+        group_rows = [summarize(method, options, placed, bare, executions)
+                      for (method, options), executions in zip(group, observed)]
+        rows += group_rows
+        # Paced, the overhead is ~0 and a ratio of two says nothing.
+        comparisons += [] if workload.rate else sweep_module.same_run_ratios(group_rows)
     print(report_module.runs_table(rows, methods_section(methods), fmt="simple"))
     for comparison in comparisons:
         print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
@@ -230,10 +269,57 @@ def command_run(args) -> int:
     return 0
 
 
+def move_decoder(pattern: str | None):
+    """What counts as a move in a live watch of any opponent: by default the first whole word
+    rock, paper or scissors in a write, any case; --pattern: the one group of a regex."""
+    if pattern is None:
+        return move_word
+    try:
+        compiled = re.compile(pattern.encode())
+    except re.error as error:
+        raise UsageError(f"--pattern is not a regular expression: {error}") from None
+    if compiled.groups != 1:
+        raise UsageError(f"--pattern needs exactly one group around the move, like 'played (\\w+)'; "
+                         f"{pattern!r} has {compiled.groups}")
+
+    def decode(raw: bytes) -> str | None:
+        found = compiled.search(raw)
+        return found.group(1).decode(errors="replace").lower() if found and found.group(1) else None
+
+    return decode
+
+
+def wait_for_name(name: str, wait_s: float) -> int:
+    """The PID of the one process named `name`, waiting up to wait_s seconds for it to start."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return find_pid_by_name(name)
+        except ObserverError as error:
+            if "no running process" not in str(error) or time.monotonic() >= deadline:
+                if wait_s == 0 and "no running process" in str(error):
+                    raise ObserverError(f"{error}, or wait for it with --wait SECONDS") from None
+                raise
+        time.sleep(0.001)
+
+
 def command_watch(args) -> int:
-    options = observer_options(args, args.method, [args.method])
     if sum(bool(x) for x in (args.pid, args.name, args.cmd)) != 1:
         raise UsageError("give one of --pid PID, --name NAME or -- CMD ...")
+    observer_class = REGISTRY[args.method]
+    options = observer_options(args, args.method, [args.method])
+    decode = move_decoder(args.pattern)
+    wait_s = 0.0 if args.wait is None else seconds_arg(args.wait, "--wait", 86_400)
+    if args.wait is not None and not args.name:
+        raise UsageError("--wait applies to --name only")
+    attaching = bool(args.pid or args.name)
+    if attaching:
+        # A backend whose default cannot attach says which option can (ptrace: step).
+        for name, value in observer_class.attach_options.items():
+            if getattr(args, name, None) is None and options.get(name) != value:
+                options[name] = value
+                print(f"note: {args.method} attaches with --{name.replace('_', '-')} {value} "
+                      f"(its default cannot attach to a running process)", file=sys.stderr)
     pid = None
     if args.pid:
         pid = positive_int(args.pid, "--pid", 2**22)
@@ -241,15 +327,16 @@ def command_watch(args) -> int:
             return print_program(args.method, pid, options)
         name = check_pid(pid).name()
         if not is_opponent(name):
-            print(f"note: PID {pid} ({name}) is not the opponent: its writes to stdout are shown, "
-                  f"and those that are not move lines are counted as other writes", file=sys.stderr)
+            print(f"note: PID {pid} ({name}) is not tapbench's opponent: a write is a move when it "
+                  f"holds rock, paper or scissors (or --pattern)", file=sys.stderr)
     elif args.name:
-        pid = find_pid_by_name(args.name)
+        pid = wait_for_name(args.name, wait_s)
         print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
         return print_program(args.method, pid or 0, options)
-    observer_class = REGISTRY[args.method]
-    with observer_class(**options) as observer:
+    placement = args.placement or observer_class.default_placement
+    with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
+        observer.target_cpus = target_cpus
         if pid:
             observer.attach(pid)
         else:
@@ -260,24 +347,29 @@ def command_watch(args) -> int:
             signal.signal(signum, lambda *_: observer.stop())
         started = time.monotonic_ns()
         observer.release()
-        moves, other = Counter(), 0
+        moves, others, first_other = Counter(), 0, None
         for event in observer.events():
-            move = decode_move_name(event.raw)
             stamp = (event.ts_ns - started) / 1e6
+            if args.raw:
+                print(f"[{stamp:.3f}ms] wrote {event.raw!r}")
+            move = decode(event.raw)
             if move:
                 moves[move] += 1
-                print(f"[{stamp:.3f}ms] opponent played: {move}")
+                if not args.raw:
+                    print(f"[{stamp:.3f}ms] opponent played: {move}")
             else:
-                other += 1
-                print(f"[{stamp:.3f}ms] opponent wrote {len(event.raw)}+ bytes that are not a move")
+                others += 1
+                first_other = first_other if first_other is not None else event.raw
         seconds = (time.monotonic_ns() - started) / 1e9
         counters = observer.counters
-        kinds = ", ".join(f"{m} {moves[m]}" for m in MOVES)
+        order = {move: index for index, move in enumerate(MOVES)}  # rock, paper, scissors, then others
+        kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
         ending, killed_by = how_it_ended(observer)
         source = observer_class.loss_source
         lost = f"{counters.lost} lost ({source})" if source else f"no loss count ({args.method} keeps none)"
+        other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
         print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
-              f"({kinds}), {other} other writes, {lost}")
+              f"({kinds or 'none'}), {other_writes}, {lost}")
     if killed_by:
         print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
         return 1
@@ -307,7 +399,9 @@ def command_bench(args) -> int:
         raise UsageError(f"{len(changed)} file(s) differ from the commit ({', '.join(changed[:3])}"
                          f"{' ...' if len(changed) > 3 else ''}): results must come from a commit. "
                          "Commit first, or pass --allow-dirty (the results are then marked dirty)")
-    path = sweep_module.store(sweep_module.sweep(args.quick, repeats), out, args.quick)
+    if args.placement:
+        cpus_for(args.placement)  # refuses split on a machine with one CPU
+    path = sweep_module.store(sweep_module.sweep(args.quick, repeats, args.placement), out, args.quick)
     document = load_json(path)
     runs, meta = document["runs"], document["metadata"]
     print(report_module.runs_table(runs, document["methods"], fmt="simple"))
@@ -371,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ObserverUnavailable as error:
         print(f"ERROR: {error}", file=sys.stderr)
-    except (UsageError, ObserverError, TargetMissing, ResultsError, TruthMismatch) as error:
+    except (UsageError, ObserverError, TargetMissing, ResultsError, TruthMismatch,
+            PlacementNotApplicable) as error:
         print(f"ERROR: {error}", file=sys.stderr)
     except TargetFailed as error:
         print(f"ERROR: {error}", file=sys.stderr)

@@ -67,7 +67,8 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
     for old_row in old["runs"]:
         key = row_key(old_row)
         new_row = new_rows.get(key)
-        label = f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']} {old_row['moves']} moves"
+        label = (f"{method_label(old_row)} {old_row['target']} G={old_row['goroutines']} {old_row['moves']} moves "
+                 f"{old_row.get('placement', 'free')}")
         if new_row is None:
             # A row that stopped being measured tests nothing: a failure, unless the new
             # results say why its method cannot run here and the baseline came from elsewhere.

@@ -57,6 +57,8 @@ def option_flags(options: dict) -> list[str]:
 
 
 def tapbench(*argv: str) -> list[str]:
+    """The command line of a probe. Probes run with --placement free: what they measure
+    (privileges, attach, SIGKILL) must not depend on being allowed to move the target."""
     return [sys.executable, "-m", "bench", *argv]
 
 
@@ -84,7 +86,8 @@ def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
 
 def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     result = subprocess.run(
-        [*limited, *tapbench("run", "--method", method, *option_flags(options), "--target",
+        [*limited, *tapbench("run", "--placement", "free", "--method", method, *option_flags(options),
+                             "--target",
                              target_seen_by(method), "--moves", str(PROBE_MOVES), "--repeats", "1")],
         capture_output=True, text=True, cwd=ROOT, timeout=300, env=_without_precheck())
     worked = result.returncode == 0 and f"{PROBE_MOVES}/{PROBE_MOVES} exact" in result.stdout
@@ -93,7 +96,8 @@ def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool,
 
 def _attach_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     opponent = _running_opponent(1000)
-    watch = subprocess.Popen([*limited, *tapbench("watch", "--method", method, *option_flags(options),
+    watch = subprocess.Popen([*limited, *tapbench("watch", "--placement", "free", "--method", method,
+                                                  *option_flags(options),
                                                   "--pid", str(opponent.pid))],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_without_precheck())
     try:
@@ -164,9 +168,11 @@ def sigkill_fate(method: str, options: dict) -> dict:
     workload = Workload(target_seen_by(method), 100_000_000, rate=2000)
     if mode == "attach":
         opponent = _running_opponent(2000)
-        command = tapbench("watch", "--method", method, *option_flags(options), "--pid", str(opponent.pid))
+        command = tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
+                           "--pid", str(opponent.pid))
     else:
-        command = tapbench("watch", "--method", method, *option_flags(options), "--", *workload.argv("/dev/null"))
+        command = tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
+                           "--", *workload.argv("/dev/null"))
     harness = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     target = None
     try:

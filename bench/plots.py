@@ -17,7 +17,7 @@ CLAIM_LINE_STYLES = [":", "--", "-.", (0, (5, 1, 1, 1))]
 
 
 def row_label(row: dict) -> str:
-    return f"{method_label(row)} · {row['target']} · G={row['goroutines']}"
+    return f"{method_label(row)} · {row['target']} · G={row['goroutines']} · {row.get('placement', 'free')}"
 
 
 def overhead_claims(methods: dict) -> list[tuple[float, str]]:
@@ -92,7 +92,7 @@ def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(8, 6))
     for ceiling in ceilings:
         probes = sorted(ceiling["probes"], key=lambda p: p["offered"])
-        label = f"{method_label(ceiling)} · {ceiling['target']}"
+        label = f"{method_label(ceiling)} · {ceiling['target']} · {ceiling.get('placement', 'free')}"
         line, = axes.plot([p["offered"] for p in probes], [p["captured_rate"] for p in probes],
                           marker="o", markersize=3, label=label)
         failed = [p for p in probes if not p["held"]]

@@ -76,14 +76,14 @@ def lost_cell(methods: dict, run: dict) -> str:
 
 
 def runs_table(runs: list[dict], methods: dict, fmt: str = "github") -> str:
-    headers = ["method", "target", "G", "moves×runs", "captured/expected", "lost (own count)",
+    headers = ["method", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
                "target slowdown [95 % CI]", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
                "ready ms"]
     rows = []
     for run in runs:
         rows.append([
-            method_label(run), run["target"], run["goroutines"],
+            method_label(run), run["target"], run["goroutines"], run.get("placement", "free"),
             f"{run['moves']}×{run['repeats']}", capture_cell(run),
             lost_cell(methods, run),
             "-" if run["phantom"] is None else run["phantom"],
@@ -151,12 +151,14 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
                   "about the watched process only.", "",
                   tabulate([[method_label(b) + ("" if b.get("control") == "paced opponent unobserved"
                                                 else " (control without the paced opponent)"),
+                             f"{b.get('bystander', 'a copy of the opponent')} (`{b.get('bystander_target', 'go')}`)",
                              f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
                              f"{b['bystander_ns_per_write_watching'] / 1000:.2f}",
                              f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in document["bystanders"]],
-                           headers=["method watching someone else", "bystander µs/write alone",
+                           headers=["method watching someone else", "bystander", "bystander µs/write alone",
                                     "while watching", "ratio", "repeats"],
                            tablefmt="github", disable_numparse=True)]
+    lines += placement_section(document["runs"], methods)
     lines += latency_section(document["runs"], methods)
     lines += ceiling_section(document.get("ceilings", []), methods)
     lines += startup_section(document["runs"], document.get("attach", []), methods)
@@ -177,6 +179,36 @@ def _table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def placement_section(runs: list[dict], methods: dict) -> list[str]:
+    """Each flat-out row measured in both placements, side by side, and whether the method's
+    default placement (what run and watch use) is the one measured cheaper here."""
+    by_row: dict[tuple, dict] = {}
+    for r in runs:
+        if r.get("paced") or is_baseline(methods, r) or r.get("not_applicable"):
+            continue
+        key = (method_label(r), r["method"], r["target"], r["goroutines"], r["moves"])
+        by_row.setdefault(key, {})[r.get("placement", "free")] = r
+    rows = []
+    for (label, method, target, goroutines, moves), placed in by_row.items():
+        if not {"shared", "split"} <= set(placed):
+            continue
+        shared, split = placed["shared"]["overhead_ns"], placed["split"]["overhead_ns"]
+        cheaper = "shared" if shared < split else "split"
+        default = method_info(methods, method).get("default_placement", "-")
+        rows.append([label, target, goroutines, moves, _us(shared), _us(split), f"{max(shared, split) / max(min(shared, split), 1):.1f}×",
+                     cheaper, default + ("" if default == cheaper else " (**not** the cheaper one here)")])
+    if not rows:
+        return []
+    return ["", "## Placement", "",
+            "Overhead per move with the target and the observer on one CPU (*shared*, the article's "
+            "'one core') and with the observer on the other CPUs (*split*), each against bare runs "
+            "in the same placement. A mechanism that stops the target and wakes it pays for waking "
+            "it on another vCPU; a consumer that runs beside the target takes its CPU when they "
+            "share one. *Default* is the placement `run` and `watch` use for the method.", "",
+            _table(rows, ["method", "target", "G", "moves", "shared µs/move", "split µs/move", "factor",
+                          "cheaper here", "default"])]
+
+
 def latency_section(runs: list[dict], methods: dict) -> list[str]:
     rows = [r for r in runs if not is_baseline(methods, r) and r.get("latency_p50_ns") is not None]
     if not rows:
@@ -190,13 +222,14 @@ def latency_section(runs: list[dict], methods: dict) -> list[str]:
             "of the write (BPF, the hook, the tracer's stop, strace's print) to Python. The ring "
             "readers stamp a batch's arrival once, so a move's latency is exact to within the "
             f"time its batch took to hand over (at most {max(batch_us) / 1000:.0f} µs in these rows).", "",
-            _table([[method_label(r), r["target"], r["goroutines"], f"{r['moves']}×{r['repeats']}",
+            _table([[method_label(r), r["target"], r["goroutines"], r.get("placement", "free"),
+                     f"{r['moves']}×{r['repeats']}",
                      f"{r['rate']:g}/s" if r.get("paced") else "flat out", r.get("latency_from", "mechanism"),
                      *(_us(r.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
                                                "latency_p999_ns", "latency_max_ns",
                                                "mechanism_latency_p50_ns", "mechanism_latency_p99_ns"))]
                     for r in rows],
-                   ["method", "target", "G", "moves×runs", "rate", "latency from", "p50 µs", "p90 µs",
+                   ["method", "target", "G", "placement", "moves×runs", "rate", "latency from", "p50 µs", "p90 µs",
                     "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"])]
 
 
@@ -206,10 +239,12 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
     rows = []
     for c in ceilings:
         limit = "-" if c["first_failure"] is None else f"{c['first_failure']:,.0f}"
-        rows.append([method_label(c), c["target"],
+        placement = c.get("placement", "free")
+        rows.append([method_label(c), c["target"], placement,
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
                      limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
-                     claim_text(methods, c, "ceiling_per_s")])
+                     # the article's "on one core" is the shared placement
+                     claim_text(methods, c, "ceiling_per_s") if placement == "shared" else "-"])
     confirmations = max((c.get("confirmations", 1) for c in ceilings), default=1)
     return ["", "## Throughput ceiling", "",
             "The highest paced rate (moves/s) at which every move was captured, in order, with no "
@@ -222,7 +257,7 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
             "failing rate the target also runs alone as a control, and the cell says when it was "
             "throttled too); *backlog*: the consumer was still receiving events more than 0.1 s "
             "after the target's last write (it buffered what it could not keep up with).", "",
-            _table(rows, ["method", "target", "ceiling moves/s", "first failure at", "limited by",
+            _table(rows, ["method", "target", "placement", "ceiling moves/s", "first failure at", "limited by",
                           "target alone, flat out", "probes", "claimed"])]
 
 
@@ -286,7 +321,8 @@ def intrusiveness_section(document: dict) -> list[str]:
             f"{method_label(k)} ({k['mode']}): {outcome}" + (f"; {', '.join(left)}" if left else "; nothing left")]
     bystander = {}
     for b in document.get("bystanders", []):
-        bystander[b["method"]] = bystander.get(b["method"], []) + [f"{method_label(b)}: {b['bystander_ratio']:.2f}×"]
+        bystander[b["method"]] = bystander.get(b["method"], []) + [
+            f"{method_label(b)}, {b.get('bystander', 'a copy of the opponent')}: {b['bystander_ratio']:.2f}×"]
     rows = []
     for method, seen in by_method.items():
         noticed = sorted(seen["tracer"] | seen["ld_preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]

@@ -144,6 +144,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "rate": workload.rate,
         "goroutines": workload.goroutines,
         "seed": workload.seed,
+        "placement": workload.placement,
         "repeats": len(observed),
         "expected": sum(e.truth.written for e in observed),
         "captured": sum(v.captured for v in verdicts) if verdicts else None,
@@ -203,7 +204,8 @@ def method_label(row: dict) -> str:
 def row_key(row: dict) -> tuple:
     """What makes two rows the same measurement in two results files."""
     options = tuple(sorted((row.get("options") or {}).items()))
-    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"])
+    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"],
+            row.get("placement", "free"))
 
 
 def methods_section(names) -> dict:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
+from bench.placement import observer_placed
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify
@@ -60,7 +61,8 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
     with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
         report_path = os.path.join(scratch, "truth.json")
         children_before = _reaped_children_cpu_ns()
-        with observer_class(**options) as observer:
+        with observer_placed(workload.placement) as target_cpus, observer_class(**options) as observer:
+            observer.target_cpus = target_cpus
             started = time.monotonic_ns()
             process = observer.launch(workload.argv(report_path), stdout=subprocess.DEVNULL)
             ready_ns = time.monotonic_ns() - started

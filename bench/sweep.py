@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from bench.bystander import bystander_cost
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.intrusion import attach_startup, least_privilege, sigkill_fate
 from bench.results import load_json, metadata, method_label, summarize, write_json
+from bench.placement import split_applicable
 from bench.runner import compare
 from bench.stats import median_interval
 from bench.targets import Workload
@@ -30,16 +32,22 @@ STRACE = ("strace", {"seccomp_bpf": False})
 STRACE_SECCOMP = ("strace", {"seccomp_bpf": True})
 BPFTRACE = ("bpftrace", {})
 UNOTIFY = ("unotify", {})
+UPROBE = ("uprobe", {"wakeup": "poll"})
 
 # Groups of methods run interleaved on one workload; within a group every method is also
 # compared with the group's last one as a same-run ratio. Both eBPF hooks and both wakeup
 # policies are measured so that the defaults stay justified by numbers.
 BENCH_MOVES = 200_000
-TRACER_MOVES = 50_000  # tracers stop the target at every write: fewer moves keep it short
+TRACER_MOVES = 20_000  # tracers stop the target at every write: fewer moves keep it short
 PACED = 20_000  # moves/s: the article's "20k events/s on one core"
 FULL_GROUPS = [
     (Workload("go", BENCH_MOVES), [EBPF_RAW, EBPF_ADAPTIVE, EBPF_TRACEPOINT]),
     (Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
+    # a uprobe traps on every call: fewer moves
+    (Workload("go", TRACER_MOVES), [UPROBE, EBPF_RAW]),
+    (Workload("go", TRACER_MOVES, goroutines=8), [UPROBE]),
+    (Workload("cgo", TRACER_MOVES), [UPROBE]),
+    (Workload("libc", 10_000), [UPROBE]),  # a finding: libc's write() never calls syscall.write
     (Workload("libc", BENCH_MOVES), [PRELOAD, EBPF_RAW]),
     (Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD]),
     (Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
@@ -52,7 +60,8 @@ FULL_GROUPS = [
     (Workload("go", TRACER_MOVES // 2), [UNOTIFY, PTRACE_SECCOMP]),
     (Workload("cgo", TRACER_MOVES // 2), [UNOTIFY]),
     # latency at the article's rate
-    (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]),
+    (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY, PTRACE_SECCOMP, STRACE,
+                                         BPFTRACE]),
     (Workload("libc", PACED, rate=PACED), [PRELOAD]),
 ]
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
@@ -64,15 +73,20 @@ QUICK_GROUPS = [
     (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
 ]
 FULL_REPEATS, QUICK_REPEATS = 5, 9
-CEILINGS = [(EBPF_RAW, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"), (STRACE, "go"),
-            (BPFTRACE, "go")]
-ATTACHES = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
-PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE, BPFTRACE]
+FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
+CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"),
+            (STRACE, "go"), (BPFTRACE, "go")]
+ATTACHES = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
+PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE,
+              BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
-SIGKILLS = [EBPF_RAW, ("ptrace", {"strategy": "step", "exitkill": False}),
+SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}),
             ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, STRACE, BPFTRACE]
-BYSTANDERS = [EBPF_RAW, EBPF_TRACEPOINT, UNOTIFY, PTRACE_SECCOMP, PRELOAD, BPFTRACE]
-CEILING_PROBES_GUESS = 10  # for the progress bar's ETA only
+# (method, who the bystander is): see bench/bystander.py
+BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy"), (UPROBE, "copy"),
+              (UPROBE, "other"), (UNOTIFY, "copy"), (PTRACE_SECCOMP, "copy"), (PRELOAD, "copy"),
+              (BPFTRACE, "copy")]
+CEILING_PROBES_GUESS = 18  # for the progress bar's ETA only: ramp, confirmed bisection, control
 
 
 class Progress:
@@ -135,17 +149,28 @@ def same_run_ratios(rows: list[dict]) -> list[dict]:
     return comparisons
 
 
-def sweep(quick: bool, repeats: int) -> dict:
+def swept_placements(quick: bool, only: str | None = None) -> tuple[str, ...]:
+    """Every method is measured shared (the article's one core) and split; the quick sweep,
+    which must stay short, shared only. Split needs two CPUs."""
+    wanted = (only,) if only else (QUICK_PLACEMENTS if quick else FULL_PLACEMENTS)
+    return tuple(p for p in wanted if p != "split" or split_applicable())
+
+
+def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     """Run a whole sweep; returns the results document's sections (see results.write_json)."""
     started = time.monotonic()
     skipped: list[dict] = []
-    groups = QUICK_GROUPS if quick else FULL_GROUPS
+    placements = swept_placements(quick, placement)
+    groups = [(replace(workload, placement=p), lineup)
+              for workload, lineup in (QUICK_GROUPS if quick else FULL_GROUPS) for p in placements]
     total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
     if not quick:
-        total += len(CEILINGS) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) + len(ATTACH_PRIVILEGES) \
-            + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats
+        total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
+            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
+    if placement == "split" and "split" not in placements:
+        skipped.append({"method": "(all)", "reason": "split placement needs two CPUs"})
     try:
         for workload, lineup in groups:
             workload.binary()
@@ -160,24 +185,28 @@ def sweep(quick: bool, repeats: int) -> dict:
             if not workload.rate:  # paced, the overhead is ~0 and a ratio of two says nothing
                 sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
         if not quick:
-            sections |= intrusiveness_and_limits(repeats, skipped, progress)
+            sections |= intrusiveness_and_limits(repeats, skipped, progress, placements)
     finally:
         progress.close()
     sections["meta"] = metadata() | {"wall_s": round(time.monotonic() - started, 1),
-                                     "profile": "quick" if quick else "full", "repeats": repeats}
+                                     "profile": "quick" if quick else "full", "repeats": repeats,
+                                     "placements": list(placements)}
     return sections
 
 
-def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress) -> dict:
+def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
+                             placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": []}
     maxima = {}
-    for (method, options), target in CEILINGS:
-        if not available([(method, options)], skipped):
-            continue
-        if target not in maxima:
-            maxima[target] = unobserved_maximum(target)
-        progress.phase(f"searching the throughput ceiling of {method} on {target}")
-        found["ceilings"].append(find_ceiling(method, options, target, maxima[target], progress.step))
+    for placement in placements:
+        for (method, options), target in CEILINGS:
+            if not available([(method, options)], skipped):
+                continue
+            if (target, placement) not in maxima:
+                maxima[target, placement] = unobserved_maximum(target, placement)
+            progress.phase(f"searching the throughput ceiling of {method} on {target}, {placement}")
+            found["ceilings"].append(find_ceiling(method, options, target, maxima[target, placement],
+                                                  progress.step, placement))
     probes = [(ATTACHES, "attach", attach_startup, "attaching {} {} to a running opponent"),
               (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {} (launch)"),
               (ATTACH_PRIVILEGES, "privileges", partial(least_privilege, mode="attach"),
@@ -188,10 +217,12 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
             progress.phase(text.format(method, options))
             found[section].append(measure(method, options))
             progress.step(f"{section} {method}")
-    for method, options in available(BYSTANDERS, skipped):
-        progress.phase(f"measuring the bystander cost of {method} {options}")
+    for (method, options), kind in BYSTANDERS:
+        if not available([(method, options)], skipped):
+            continue
+        progress.phase(f"measuring the bystander cost of {method} {options} ({kind})")
         found["bystanders"].append(bystander_cost(method, options, repeats=repeats,
-                                                  progress=progress.step))
+                                                  progress=progress.step, kind=kind))
     return found
 
 

@@ -55,10 +55,13 @@ class Workload:
     # Every Nth move of each writer is stamped by the opponent just before its write(): the
     # origin of every latency figure (1 = every move, as the duel needs).
     stamp_every: int = 64
+    # Where the target and the observer run (bench/placement.py); the bare runs paired with
+    # observed ones run in the same placement.
+    placement: str = "free"
 
     def label(self) -> str:
         paced = f" at {self.rate:g}/s" if self.rate else ""
-        return f"{self.target}, {self.moves} moves{paced}, {self.goroutines} goroutine(s)"
+        return f"{self.target}, {self.moves} moves{paced}, {self.goroutines} goroutine(s), {self.placement}"
 
     def binary(self) -> Path:
         path = BIN_DIR / TARGETS[self.target][0]

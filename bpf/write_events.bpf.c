@@ -8,6 +8,7 @@
  *   SUBMIT_FLAGS    0: the kernel wakes the consumer when it had caught up (adaptive);
  *                   BPF_RB_NO_WAKEUP: never wake it, the consumer polls on a timer
  *   HOOK_RAW_SYS_ENTER    attach to raw tracepoint sys_enter, filtered on SYSCALL_WRITE_NR;
+ *   HOOK_GO_UPROBE  a uprobe program, attached by methods/uprobe.py inside Go's syscall.write;
  *                   otherwise attach to the tracepoint syscalls:sys_enter_write.
  */
 
@@ -80,6 +81,17 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     }
     return record_write(pid_tgid, args.di, (const char *)args.si, args.dx);
+}
+#elif defined(HOOK_GO_UPROBE)
+/* Attached past the stack check of Go's syscall.write(fd int, p []byte), so that a call that
+ * grows its stack (runtime.morestack jumps back to the function's first instruction) is seen
+ * once. Go's register ABI passes fd in AX, the slice's pointer in BX and its length in CX. */
+int on_go_syscall_write(struct pt_regs *ctx)
+{
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((pid_tgid >> 32) != TARGET_TGID)
+        return 0;
+    return record_write(pid_tgid, ctx->ax, (const char *)ctx->bx, ctx->cx);
 }
 #else
 TRACEPOINT_PROBE(syscalls, sys_enter_write)

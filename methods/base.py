@@ -111,6 +111,13 @@ class Observer(ABC):
     # the CLI turns each into --keyword. Several backends may declare one option, but only
     # with the same settings: one option name means one thing.
     cli_options: ClassVar[dict[str, dict]] = {}
+    # Options that watch uses to attach when the user did not choose (ptrace: strategy step).
+    attach_options: ClassVar[dict[str, object]] = {}
+    # Where run and watch place the target and the observer unless told (bench/placement.py):
+    # the placement the sweep measured cheaper for this mechanism. "shared" suits a mechanism
+    # that stops the target and wakes it (a cross-CPU wake-up is expensive in a VM); "split"
+    # one whose consumer works beside a running target and would take its CPU.
+    default_placement: ClassVar[str] = "split"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -138,6 +145,10 @@ class Observer(ABC):
         self._pidfd: int | None = None
         self._gate: int | None = None
         self._stopping = False
+        # Where the target must run (bench/placement.py), None: anywhere. Set before launch()
+        # or attach(); an attached target gets its own affinity back at close().
+        self.target_cpus: set[int] | None = None
+        self._affinity_before: dict[int, set[int]] = {}
 
     # --- what the technique is -------------------------------------------------------------
     @classmethod
@@ -183,6 +194,7 @@ class Observer(ABC):
                 "can_attach": cls.can_attach,
                 "attach_unavailable": None if cls.can_attach else cls.attach_unavailable_reason(),
                 "loss_source": cls.loss_source, "claims": list(cls.claims),
+                "default_placement": cls.default_placement,
                 "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
 
     def facts(self) -> dict:
@@ -210,9 +222,15 @@ class Observer(ABC):
         environment.update({f"TAPBENCH_EXEC_{name}": value for name, value in target_env.items()})
         assignments = "".join(f'{name}="$TAPBENCH_EXEC_{name}" ' for name in target_env)
         gate_script = f'read -r _; {assignments}exec "$0" "$@" </dev/null'
+        command = ["/bin/sh", "-c", gate_script, *argv]
+        if self.target_cpus is not None:
+            if type(self)._launcher is Observer._launcher:  # the child is the target to be
+                steps.append(lambda cpus=frozenset(self.target_cpus): os.sched_setaffinity(0, cpus))
+            else:  # the child is the observer's program (strace): only what it runs is placed
+                command = ["taskset", "-c", ",".join(map(str, sorted(self.target_cpus))), *command]
         try:
             popen = subprocess.Popen(
-                self._launcher(["/bin/sh", "-c", gate_script, *argv]),
+                self._launcher(command),
                 stdin=gate_read, stdout=stdout, stderr=stderr, env=environment,
                 pass_fds=self._pass_fds, preexec_fn=lambda: [step() for step in steps])
         finally:
@@ -260,7 +278,43 @@ class Observer(ABC):
         if reason:
             raise ObserverUnavailable(reason)
         check_pid(pid)
+        if self.target_cpus is not None:
+            self._place_running(pid)
         self._begin(pid)
+
+    def _place_running(self, pid: int) -> None:
+        """Move every thread of a running target onto target_cpus (the threads it starts later
+        inherit it), keeping what each had to put it back at close()."""
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                self._affinity_before[int(tid)] = os.sched_getaffinity(int(tid))
+                os.sched_setaffinity(int(tid), self.target_cpus)
+            except ProcessLookupError:
+                pass  # the thread ended meanwhile
+            except PermissionError:
+                self._restore_placement_of(pid)
+                raise ObserverError(f"cannot move PID {pid} to CPU {sorted(self.target_cpus)}: permission "
+                                    "denied (needs CAP_SYS_NICE); watch it with --placement free") from None
+
+    def _restore_placement(self) -> None:
+        self._restore_placement_of(self.pid)
+
+    def _restore_placement_of(self, pid: int) -> None:
+        """Every thread of the attached target back where it was; one started meanwhile gets
+        what its process's first thread had."""
+        if not self._affinity_before:
+            return
+        try:
+            threads = {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+        except FileNotFoundError:
+            threads = set()
+        leader = self._affinity_before.get(pid) or next(iter(self._affinity_before.values()))
+        for tid in threads | set(self._affinity_before):
+            try:
+                os.sched_setaffinity(tid, self._affinity_before.get(tid, leader))
+            except ProcessLookupError:
+                pass  # ended
+        self._affinity_before = {}
 
     def _begin(self, pid: int) -> None:
         self.pid = pid
@@ -335,6 +389,8 @@ class Observer(ABC):
         if self._gate is not None:
             os.close(self._gate)
             self._gate = None
+        if self._affinity_before:
+            self._restore_placement()
         self._kill_launched()
         if self._pidfd is not None:
             os.close(self._pidfd)

@@ -25,6 +25,8 @@ from methods.base import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES,
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
 DEFAULT_HOOK = "raw"
+# Not a choice of this backend: the uprobe backend (methods/uprobe.py) loads the same C with it.
+GO_UPROBE_HOOK = "go-uprobe"
 # How the kernel tells the consumer about new events (the submit flags of bpf_ringbuf_submit):
 #   adaptive  wake the consumer only if it had caught up, so a busy ring costs no wakeups
 #   poll      never wake it; the consumer drains every --poll-ms, trading latency for cost
@@ -108,7 +110,7 @@ def kernel_headers_dir() -> Path:
 
 
 def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int) -> None:
-    if hook not in HOOKS:
+    if hook not in HOOKS + (GO_UPROBE_HOOK,):
         raise ObserverError(f"unknown eBPF hook {hook!r}; choose one of {', '.join(HOOKS)}")
     ring_pages = ring_mb * 1024 * 1024 // PAGE_SIZE
     if ring_mb < 1 or ring_pages & (ring_pages - 1):
@@ -133,6 +135,8 @@ def text_for(tgid: int, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str
     }
     if hook == "raw":
         defines["HOOK_RAW_SYS_ENTER"] = 1
+    elif hook == GO_UPROBE_HOOK:
+        defines["HOOK_GO_UPROBE"] = 1
     header = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return header + BPF_SOURCE.read_text()
 
@@ -165,7 +169,7 @@ class EbpfObserver(Observer):
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
                  poll_ms: int = 10) -> None:
-        self.check_options(hook, ring_mb, wakeup, poll_ms)
+        check_options(hook, ring_mb, wakeup, poll_ms)
         super().__init__()
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
         self.bpf = None
@@ -216,7 +220,7 @@ class EbpfObserver(Observer):
         except Exception as error:
             raise ObserverError(f"the BPF program did not compile or load: {error}") from None
         self._check_event_layout()
-        # TRACEPOINT_PROBE and RAW_TRACEPOINT_PROBE attach themselves when the program loads.
+        self._attach_program(pid)
         ring_fd = self.bpf[b"events"].map_fd
         self._ring = RingReader(ring_fd, self.ring_mb * 1024 * 1024)
         # One wait for both: new events (the ring's fd is readable when it holds data and the
@@ -224,6 +228,10 @@ class EbpfObserver(Observer):
         self._wakeups = select.epoll()
         self._wakeups.register(ring_fd, select.EPOLLIN)
         self._wakeups.register(self._pidfd, select.EPOLLIN)
+
+    def _attach_program(self, pid: int) -> None:
+        """TRACEPOINT_PROBE and RAW_TRACEPOINT_PROBE attach themselves when the program loads;
+        a backend whose program must be attached by hand (a uprobe) does it here."""
 
     def _check_event_layout(self) -> None:
         from bcc.table import _get_event_class

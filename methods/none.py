@@ -11,6 +11,7 @@ class NoObserver(Observer):
     baseline = True
     can_attach = True
     description = "no observation: the bare cost of the target"
+    default_placement = "free"
 
     def _observe(self, pid: int) -> None:
         pass

@@ -120,6 +120,9 @@ class PtraceObserver(Observer):
     method = "ptrace"
     can_attach = True
     description = "python-ptrace tracer: seccomp-filtered write stops, or PTRACE_SYSCALL stepping"
+    default_placement = "shared"
+    # A seccomp filter cannot be put into a running process: attaching steps.
+    attach_options = {"strategy": "step"}
     # No loss count: a stopped target waits for the tracer, so nothing can be dropped.
     claims = (
         claim("overhead_ns", "~5 µs", 5_000),

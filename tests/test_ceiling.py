@@ -9,7 +9,7 @@ from methods import REGISTRY
 def simulated(limit, reason, target_alone_limit=float("inf")):
     """A method that holds every rate up to `limit` and fails above it for `reason`; the target
     alone (the unobserved control) keeps its schedule up to target_alone_limit."""
-    def probe(method, options, target, rate):
+    def probe(method, options, target, rate, placement="free"):
         alone = REGISTRY[method].baseline if method in REGISTRY else False
         held = rate <= (target_alone_limit if alone else limit)
         return {"offered": rate, "captured_rate": rate if held else limit, "held": held,

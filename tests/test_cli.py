@@ -30,6 +30,8 @@ def tapbench(*argv):
     (["watch", "--method", "ebpf", "--pid", "999999999"], "--pid must be between"),
     (["watch", "--method", "ebpf"], "give one of --pid PID, --name NAME or -- CMD"),
     (["watch", "--method", "ebpf", "--name", "no-such-opponent-xyz"], "no running process named"),
+    (["watch", "--method", "ebpf", "--pid", "1", "--wait", "3"], "--wait applies to --name only"),
+    (["run", "--method", "ebpf", "--placement", "everywhere"], "invalid choice"),
     (["report", "--json", "/nonexistent/latest.json"], "cannot read /nonexistent/latest.json"),
 ])
 def test_user_errors_are_one_line(argv, message):
@@ -90,8 +92,9 @@ def test_a_pid_that_is_not_the_opponent_is_watched_with_a_note():
     try:
         result = tapbench("watch", "--method", "ptrace", "--strategy", "step", "--pid", str(other.pid))
         assert result.returncode == 0, result.stderr
-        assert f"note: PID {other.pid} (sh) is not the opponent" in result.stderr
-        assert "0 moves" in result.stdout and "not a move" in result.stdout
+        assert f"note: PID {other.pid} (sh) is not tapbench's opponent" in result.stderr
+        # Any opponent's writes are decoded: "rock and roll" holds the word rock.
+        assert "1 moves (rock 1)" in result.stdout and "opponent played: rock" in result.stdout
     finally:
         other.kill()
         other.wait()

@@ -21,7 +21,8 @@ DOCUMENT = {
     "runs": [RUN, RUN | {"method": "preload", "options": {}, "target": "go", "not_applicable":
                          "static binary: LD_PRELOAD not applied"}],
     "skipped": [{"method": "bpftrace", "reason": "bpftrace is not installed"}],
-    "ceilings": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "unobserved_max": 1e6,
+    "ceilings": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "placement": "shared",
+                  "unobserved_max": 1e6,
                   "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
                   "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
                              {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
@@ -42,7 +43,7 @@ def test_every_section_is_rendered_from_the_document():
     assert "+80% [+70, +90]" in text  # the target's slowdown and its interval
     assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
     assert "ebpf (raw), launch: CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
-    assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw): 1.40×" in text
+    assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw), a copy of the opponent: 1.40×" in text
     assert "preload on `go`: static binary: LD_PRELOAD not applied" in text
     assert "bpftrace is not installed" in text
 

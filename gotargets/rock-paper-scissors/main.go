@@ -76,6 +76,7 @@ type selfCheck struct {
 	TracerPid       int      `json:"tracer_pid"`
 	Seccomp         int      `json:"seccomp"`      // 0 none, 1 strict, 2 filter (a tracer's or a supervisor's)
 	NoNewPrivs      int      `json:"no_new_privs"` // set by whoever loaded a filter without CAP_SYS_ADMIN
+	CpusAllowed     string   `json:"cpus_allowed"` // where it may run: the placement it was given
 	LdPreload       string   `json:"ld_preload"`
 	Libraries       []string `json:"libraries"`
 	Unexpected      []string `json:"unexpected_libraries"`
@@ -122,6 +123,9 @@ func checkForObservers() selfCheck {
 				if strings.HasPrefix(line, prefix) {
 					*field, _ = strconv.Atoi(strings.TrimSpace(line[len(prefix):]))
 				}
+			}
+			if strings.HasPrefix(line, "Cpus_allowed_list:") {
+				check.CpusAllowed = strings.TrimSpace(line[len("Cpus_allowed_list:"):])
 			}
 		}
 	}
@@ -172,6 +176,32 @@ func writeNoise(write func([]byte) (int, error), other *os.File) (stdout, otherF
 	return 5, 1
 }
 
+// atDepth calls do() depth frames down, each frame small, so that the call chain of do()
+// starts a little further down the stack for every depth.
+//
+//go:noinline
+func atDepth(depth int, do func()) byte {
+	var pad [8]byte
+	if depth == 0 {
+		do()
+		return pad[0]
+	}
+	pad[depth%8] = byte(depth)
+	return atDepth(depth-1, do) + pad[(depth*7)%8]
+}
+
+// onFreshStack runs do() on a new goroutine (a new, small stack) at a depth that varies with
+// n, and waits for it: some of these writes have to grow their stack inside the write path
+// itself, which is what an entry uprobe would see twice.
+func onFreshStack(n uint64, do func()) {
+	done := make(chan struct{})
+	go func() {
+		atDepth(int(n%400), do)
+		close(done)
+	}()
+	<-done
+}
+
 func fail(code int, format string, args ...interface{}) {
 	fmt.Fprintf(os.Stderr, "ERROR: "+format+"\n", args...)
 	os.Exit(code)
@@ -203,6 +233,7 @@ func main() {
 	start := flag.String("start", "now", "start gate: 'now', 'stdin' (wait for one byte on stdin) or 'usr1' (wait for SIGUSR1)")
 	reportPath := flag.String("report", "", "write the ground-truth report (JSON) to this file at exit")
 	noiseEvery := flag.Uint64("noise", 0, "every N moves, also write adversarial non-moves (0 = never)")
+	freshStacks := flag.Bool("fresh-stacks", false, "write every move from a new goroutine at a varying stack depth (stack growth inside write)")
 	stampEvery := flag.Uint64("stamp-every", 0, "stamp CLOCK_MONOTONIC just before the write of every Nth move of each goroutine, reported at exit (0 = never, 1 = every move)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: %s [flags]\n\nWrites rock/paper/scissors moves to stdout, one write() per move.\n\n", os.Args[0])
@@ -290,7 +321,13 @@ func main() {
 				if *stampEvery > 0 && n%*stampEvery == 0 {
 					stamps = append(stamps, monotonicNs())
 				}
-				if count, err := write(buf); err != nil || count != len(buf) {
+				count, err := 0, error(nil)
+				if *freshStacks {
+					onFreshStack(n, func() { count, err = write(buf) })
+				} else {
+					count, err = write(buf)
+				}
+				if err != nil || count != len(buf) {
 					errors++
 					continue
 				}

@@ -1,0 +1,144 @@
+"""uprobe observer (bcc): a uprobe inside Go's syscall.write copies each write to stdout into
+the same BPF ring buffer the eBPF backend reads, with the same program text
+(bpf/write_events.bpf.c, HOOK_GO_UPROBE) and the same reader.
+
+Where it differs from a syscall tracepoint: a uprobe traps only in processes that run the probed
+code, so an unrelated program pays nothing, while a second copy of the same binary may pay the
+trap whatever the BPF filter says (the bystander measurement shows both). It costs a trap per
+call (several µs) where the tracepoint costs a slower system-call path for every process.
+
+The probe is placed past the function's stack check: when a call must grow its stack,
+runtime.morestack jumps back to the first instruction, and a probe there would fire twice for
+one write. The offset is read from the binary's own code, never assumed. A uretprobe is never
+used: it rewrites the return address, which Go's stack copying does not expect.
+
+It sees Go's own writes only: a binary without syscall.write (stripped, inlined, not Go) is a
+finding, and so is a cgo build writing through libc's write() (-io libc), which never calls it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Sequence
+
+from methods.base import ObserverError
+from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
+
+SYMBOL = "syscall.write"
+# Go's amd64 stack check: cmp rsp (or r12, for a large frame), [r14 + 16]; then jbe to the
+# morestack call at the end of the function. The probe goes right after the jbe.
+STACK_CHECKS = (bytes.fromhex("493b6610"), bytes.fromhex("4d3b6610"))
+PROLOGUE_BYTES = 48
+
+
+class ProbeSiteMissing(Exception):
+    """The binary has no probe site for Go's writes; the message is the finding."""
+
+
+def probe_site(binary: str) -> tuple[int, bool]:
+    """(offset into syscall.write just past its stack check, whether a check was found). A
+    function without a check (NOSPLIT) never calls morestack, so its entry is safe."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(binary, "rb") as stream:
+            elf = ELFFile(stream)
+            symbols = elf.get_section_by_name(".symtab")
+            if symbols is None:
+                raise ProbeSiteMissing(f"{binary} is stripped: no {SYMBOL} to probe")
+            found = symbols.get_symbol_by_name(SYMBOL)
+            if not found or found[0]["st_info"]["type"] != "STT_FUNC":
+                raise ProbeSiteMissing(f"{binary} has no function {SYMBOL} (not Go, or inlined)")
+            address = found[0]["st_value"]
+            text = next(s for s in elf.iter_sections()
+                        if s["sh_addr"] <= address < s["sh_addr"] + s["sh_size"])
+            stream.seek(text["sh_offset"] + address - text["sh_addr"])
+            code = stream.read(min(PROLOGUE_BYTES, found[0]["st_size"]))
+    except (OSError, ELFError, StopIteration) as error:
+        raise ProbeSiteMissing(f"cannot read {SYMBOL} from {binary}: {error}") from None
+    for start in range(len(code) - 4):
+        if code[start:start + 4] in STACK_CHECKS:
+            jump = start + 4
+            if code[jump:jump + 1] == b"\x76":  # jbe rel8
+                return jump + 2, True
+            if code[jump:jump + 2] == b"\x0f\x86":  # jbe rel32
+                return jump + 6, True
+    return 0, False
+
+
+class UprobeObserver(EbpfObserver):
+    method = "uprobe"
+    description = "bcc uprobe inside Go's syscall.write (past its stack check), BPF ring buffer"
+    can_attach = True
+    targets = ("go", "cgo")  # Go's own writes; -io libc never calls syscall.write
+    loss_source = "kernel counter"
+    claims = ()
+    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name != "hook"}
+
+    @classmethod
+    def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10) -> None:
+        check_options(GO_UPROBE_HOOK, ring_mb, wakeup, poll_ms)
+
+    def __init__(self, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10) -> None:
+        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms)
+        self.binary: str | None = None
+        self.probe_offset: int | None = None
+        self.stack_check_found: bool | None = None
+        self.finding: str | None = None  # why there is nothing to probe, if so
+
+    @classmethod
+    def program_text(cls, pid: int, **options) -> str:
+        options.pop("hook", None)
+        return text_for(pid, hook=GO_UPROBE_HOOK, **options)
+
+    def facts(self) -> dict:
+        return super().facts() | {"binary": self.binary, "probe_offset": self.probe_offset,
+                                  "stack_check_found": self.stack_check_found}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import elftools  # noqa: F401
+        except ImportError:
+            return "pyelftools is not installed in this environment (`make setup` installs it)"
+        return super().unavailable_reason()
+
+    def launch(self, argv: Sequence[str], **kwargs):
+        # The probe goes into the program the gate shell will exec, not into the shell.
+        program = os.fspath(argv[0])
+        self.binary = os.path.realpath(program if os.sep in program else shutil.which(program) or program)
+        return super().launch(argv, **kwargs)
+
+    def attach(self, pid: int) -> None:
+        try:
+            self.binary = os.readlink(f"/proc/{pid}/exe")
+        except OSError as error:
+            raise ObserverError(f"cannot read the program of PID {pid}: {error.strerror}") from None
+        try:
+            probe_site(self.binary)
+        except ProbeSiteMissing as missing:
+            raise ObserverError(f"PID {pid}: {missing}") from None
+        super().attach(pid)
+
+    def _attach_program(self, pid: int) -> None:
+        try:
+            self.probe_offset, self.stack_check_found = probe_site(self.binary)
+        except ProbeSiteMissing as missing:
+            self.finding = str(missing)  # a launched program that is not Go: nothing to see
+            return
+        try:
+            # pid-filtered: the breakpoint is put into this process only (and kept across the
+            # gate shell's exec into the program, which is the same process).
+            self.bpf.attach_uprobe(name=self.binary.encode(), sym=SYMBOL.encode(), sym_off=self.probe_offset,
+                                   fn_name=b"on_go_syscall_write", pid=pid)
+        except Exception as error:
+            raise ObserverError(f"the uprobe on {SYMBOL} in {self.binary} did not attach: {error}") from None
+
+    def not_applicable(self, expected: int) -> str | None:
+        if self.finding:
+            return self.finding
+        if self.kernel_matched == 0 and expected:
+            return f"0 of {expected} moves passed through Go's {SYMBOL}"
+        return None
+

@@ -1,0 +1,105 @@
+"""CPU placement: the target and the observer go where the placement says, bare runs are
+paired in the same placement, an attached target gets its affinity back."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from bench.placement import USABLE_CPUS, cpus_for, observer_placed, split_applicable
+from bench.results import row_key
+from bench.runner import execute
+from bench.targets import ROOT, Workload
+from methods import REGISTRY
+from methods.ebpf import EbpfObserver
+
+needs_two_cpus = pytest.mark.skipif(not split_applicable(), reason="split placement needs two CPUs")
+LAST = str(USABLE_CPUS[-1])
+
+
+def allowed(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as status:
+        return next(line.split()[1] for line in status if line.startswith("Cpus_allowed_list:"))
+
+
+@needs_two_cpus
+def test_shared_puts_both_on_one_cpu_and_split_keeps_them_apart():
+    target, observer = cpus_for("shared")
+    assert target == observer and len(target) == 1
+    target, observer = cpus_for("split")
+    assert target and observer and not target & observer
+    assert cpus_for("free") == (None, None)
+
+
+@needs_two_cpus
+def test_observer_placed_pins_every_thread_and_restores_them():
+    before = os.sched_getaffinity(0)
+    with observer_placed("split") as target_cpus:
+        assert os.sched_getaffinity(0) == cpus_for("split")[1] and target_cpus == {USABLE_CPUS[-1]}
+    assert os.sched_getaffinity(0) == before
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("method", ["none", "ptrace", "unotify", "strace", "preload"])
+@pytest.mark.parametrize("placement", ["shared", "split"])
+def test_a_launched_target_runs_where_the_placement_says(method, placement):
+    if REGISTRY[method].unavailable_reason():
+        pytest.skip(REGISTRY[method].unavailable_reason())
+    workload = Workload(REGISTRY[method].targets[0], 2000, placement=placement)
+    execution = execute(method, {}, workload)
+    # The opponent's own report of where it could run, read from /proc/self/status at start.
+    assert execution.truth.report["self_check_start"]["cpus_allowed"] == LAST
+
+
+@needs_two_cpus
+def test_an_attached_target_is_placed_and_gets_its_affinity_back(running_opponent):
+    if EbpfObserver.unavailable_reason():
+        pytest.skip(EbpfObserver.unavailable_reason())
+    process, _ = running_opponent("-moves", "1000", "-goroutines", "4")
+    with observer_placed("split") as target_cpus, EbpfObserver() as observer:
+        observer.target_cpus = target_cpus
+        observer.attach(process.pid)
+        # every thread of the running target moved onto the target's CPU
+        assert {allowed(int(tid)) for tid in os.listdir(f"/proc/{process.pid}/task")} == {LAST}
+        os.kill(process.pid, signal.SIGUSR1)
+        events = list(observer.events())
+    assert len(events) == 1000 and process.wait(timeout=30) == 0
+
+
+@needs_two_cpus
+def test_detach_restores_the_affinity_of_a_running_target(running_opponent):
+    process, _ = running_opponent("-moves", "100000000", "-rate", "1000", "-goroutines", "2")
+    before = {tid: allowed(int(tid)) for tid in os.listdir(f"/proc/{process.pid}/task")}
+    with observer_placed("shared") as target_cpus, REGISTRY["ptrace"](strategy="step") as observer:
+        observer.target_cpus = target_cpus
+        observer.attach(process.pid)
+        assert allowed(process.pid) == LAST
+        os.kill(process.pid, signal.SIGUSR1)
+        for seen, _ in enumerate(observer.events(), 1):
+            if seen == 50:
+                observer.stop()
+    after = {tid: allowed(int(tid)) for tid in os.listdir(f"/proc/{process.pid}/task")}
+    assert set(after.values()) == set(before.values())  # threads started meanwhile too
+
+
+def test_placement_is_part_of_a_rows_identity():
+    row = {"method": "ebpf", "options": {}, "target": "go", "goroutines": 1, "moves": 10, "rate": 0}
+    assert row_key(row | {"placement": "shared"}) != row_key(row | {"placement": "split"})
+    assert row_key(row) == row_key(row | {"placement": "free"})  # older results were unplaced
+
+
+@needs_two_cpus
+def test_run_places_each_method_in_its_own_default_unless_told(tmp_path):
+    out = tmp_path / "run.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ptrace,preload", "--target", "libc",
+                             "--moves", "2000", "--repeats", "1", "--json", str(out)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = {r["method"]: r for r in json.loads(out.read_text())["runs"]}
+    assert rows["ptrace"]["placement"] == "shared" and rows["preload"]["placement"] == "split"
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ptrace,preload", "--target", "libc",
+                             "--placement", "free", "--moves", "2000", "--repeats", "1", "--json", str(out)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert {r["placement"] for r in json.loads(out.read_text())["runs"]} == {"free"}

@@ -1,0 +1,91 @@
+"""`tapbench watch` on an opponent written by someone else: bare move words from several
+goroutines, a binary named rock-paper-scissors that starts writing after a short delay."""
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from bench.targets import ROOT
+from methods import REGISTRY
+
+MOVES_PER_GOROUTINE = 30
+WORDS = ["rock", "paper", "scissors"]
+EXPECTED = Counter(WORDS[(g + i) % 3] for g in range(4) for i in range(MOVES_PER_GOROUTINE))
+
+
+@pytest.fixture(scope="module")
+def foreign_opponent(tmp_path_factory):
+    binary = tmp_path_factory.mktemp("foreign") / "rock-paper-scissors"
+    subprocess.run(["go", "build", "-o", str(binary), "main.go"], check=True,
+                   cwd=ROOT / "tests" / "foreign_opponent", env=None)
+    return str(binary)
+
+
+def watch(*argv, timeout=120):
+    return subprocess.run([sys.executable, "-m", "bench", "watch", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def summary_of(counts: Counter) -> str:
+    return f"{sum(counts.values())} moves ({', '.join(f'{m} {counts[m]}' for m in WORDS)}), 1 other writes"
+
+
+def available(method):
+    reason = REGISTRY[method].unavailable_reason()
+    if reason:
+        pytest.skip(f"{method} unavailable: {reason}")
+
+
+@pytest.mark.parametrize("method", ["ebpf", "ptrace", "unotify", "strace"])
+def test_moves_of_any_format_are_decoded(method, foreign_opponent):
+    available(method)
+    result = watch("--method", method, "--", foreign_opponent, str(MOVES_PER_GOROUTINE), "0", "200")
+    assert result.returncode == 0, result.stderr
+    assert summary_of(EXPECTED) in result.stdout  # "good game!" is the one other write
+    assert result.stdout.count("opponent played: ") == sum(EXPECTED.values())
+
+
+def test_pattern_and_raw(foreign_opponent):
+    available("ptrace")
+    result = watch("--method", "ptrace", "--pattern", "^(rock|paper)$", "--", foreign_opponent,
+                   str(MOVES_PER_GOROUTINE), "0", "100")
+    assert result.returncode == 0, result.stderr
+    # Case matters to a pattern: "Rock" and "SCISSORS" are other writes now.
+    assert f"{EXPECTED['paper']} moves (paper {EXPECTED['paper']})" in result.stdout
+    raw = watch("--method", "ptrace", "--raw", "--", foreign_opponent, "1", "0", "0")
+    assert "wrote b'Rock\\n'" in raw.stdout and "wrote b'good game!\\n'" in raw.stdout
+
+
+@pytest.mark.parametrize("pattern", ["(rock", "rock|paper"])
+def test_a_bad_pattern_is_one_error_line(pattern):
+    result = watch("--method", "ptrace", "--pattern", pattern, "--", "true")
+    assert result.returncode == 2 and result.stderr.startswith("ERROR: --pattern")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("method", ["ptrace", "ebpf"])
+def test_watch_by_name_waits_for_the_opponent_and_ptrace_steps(method, foreign_opponent):
+    available(method)
+    watcher = subprocess.Popen([sys.executable, "-m", "bench", "watch", "--method", method,
+                                "--name", "rock-paper-scissors", "--wait", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(1)
+        # It starts writing 3 s after it starts: long enough for the slowest attach (a BPF compile).
+        opponent = subprocess.Popen([foreign_opponent, str(MOVES_PER_GOROUTINE), "3000", "200"],
+                                    stdout=subprocess.DEVNULL)
+        out, err = watcher.communicate(timeout=120)
+        opponent.wait(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    assert summary_of(EXPECTED) in out
+    if method == "ptrace":
+        assert "note: ptrace attaches with --strategy step" in err
+
+
+def test_a_missing_name_mentions_wait():
+    result = watch("--method", "ptrace", "--name", "no-such-program-here")
+    assert result.returncode == 2 and "--wait SECONDS" in result.stderr
