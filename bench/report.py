@@ -8,6 +8,7 @@ from tabulate import tabulate
 
 from pathlib import Path
 
+from bench.headline import headline
 from bench.results import ResultsError, load_json, method_label
 
 # The plots drawn beside the README (bench/plots.py draws them under these names).
@@ -75,25 +76,29 @@ def lost_cell(methods: dict, run: dict) -> str:
     return f"{run['lost']} ({counted})"
 
 
-def runs_table(runs: list[dict], methods: dict, fmt: str = "github") -> str:
+def runs_table(runs: list[dict], methods: dict, fmt: str = "github", detail: bool = True) -> str:
+    """Every run: capture and cost. detail adds what other sections of the README show on
+    their own (claim, latency, start-up), for a terminal that has no other section."""
     headers = ["method", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
-               "target slowdown [95 % CI]", "claimed", "observer CPU µs/move", "latency p50/p99 µs",
-               "ready ms"]
+               "target slowdown [95 % CI]", "observer CPU µs/move"]
+    if detail:
+        headers += ["claimed", "latency p50/p99 µs", "ready ms"]
     rows = []
     for run in runs:
-        rows.append([
+        row = [
             method_label(run), run["target"], run["goroutines"], run.get("placement", "free"),
             f"{run['moves']}×{run['repeats']}", capture_cell(run),
             lost_cell(methods, run),
             "-" if run["phantom"] is None else run["phantom"],
             "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
             _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
-            *overhead_cells(run), claim_text(methods, run, "overhead_ns"),
-            _us(run.get("observer_cpu_ns_per_move")),
-            f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}",
-            f"{run['ready_ms']:.0f}",
-        ])
+            *overhead_cells(run), _us(run.get("observer_cpu_ns_per_move")),
+        ]
+        if detail:
+            row += [claim_text(methods, run, "overhead_ns"),
+                    f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}", f"{run['ready_ms']:.0f}"]
+        rows.append(row)
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
@@ -117,6 +122,10 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
         + (" — **DIRTY: measured with uncommitted changes, not reproducible from history**"
            if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "") + ".",
         "",
+        *headline(document),
+        "",
+        "## Every run",
+        "",
         "Every observed run is verified against the opponent's ground truth: *captured* counts "
         "distinct moves of the generator seen with the right kind; *lost* is expected minus "
         "captured, with the mechanism's own count of its losses in brackets (n/a: it keeps none); "
@@ -129,7 +138,7 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
         "whose bare runs spread or split into two clusters, or whose interval is wide: read its "
         "median as a rough figure. Absolute times belong to this machine on this day; ratios travel.",
         "",
-        runs_table(document["runs"], methods),
+        runs_table(document["runs"], methods, detail=False),
     ]
     if document.get("comparisons"):
         lines += ["", "## Same-run ratios", "",

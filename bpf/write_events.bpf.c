@@ -12,7 +12,12 @@
  *                   otherwise attach to the tracepoint syscalls:sys_enter_write.
  */
 
-#include <linux/ptrace.h>   /* struct pt_regs, read by the raw sys_enter hook */
+/* x86-64 struct pt_regs, declared here rather than included: <linux/ptrace.h> pulls in enough
+ * kernel headers to triple the compile time at every start, for the few fields read below. */
+struct x86_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+    unsigned long ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
 
 struct move_event {
     u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -70,11 +75,11 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((pid_tgid >> 32) != TARGET_TGID)
         return 0;
-    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct x86_regs *regs = (struct x86_regs *)ctx->args[0];
     /* write(fd, buf, count) arrives in di, si, dx. x86-64 pt_regs stores them adjacent, in
      * the order dx, si, di, so one helper call reads all three instead of three calls. */
     struct { u64 dx, si, di; } args = {};
-    _Static_assert(offsetof(struct pt_regs, di) - offsetof(struct pt_regs, dx) == 16,
+    _Static_assert(offsetof(struct x86_regs, di) - offsetof(struct x86_regs, dx) == 16,
                    "pt_regs layout: dx, si, di must be adjacent");
     if (bpf_probe_read_kernel(&args, sizeof(args), &regs->dx) != 0) {
         count(COUNTER_LOST);    /* a write of the target we could not examine: not silent */
@@ -86,7 +91,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 /* Attached past the stack check of Go's syscall.write(fd int, p []byte), so that a call that
  * grows its stack (runtime.morestack jumps back to the function's first instruction) is seen
  * once. Go's register ABI passes fd in AX, the slice's pointer in BX and its length in CX. */
-int on_go_syscall_write(struct pt_regs *ctx)
+int on_go_syscall_write(struct x86_regs *ctx)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((pid_tgid >> 32) != TARGET_TGID)

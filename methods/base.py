@@ -107,6 +107,10 @@ class Observer(ABC):
     targets: ClassVar[tuple[str, ...]] = TARGET_NAMES
     loss_source: ClassVar[str | None] = None  # one of LOSS_SOURCES, or None
     claims: ClassVar[tuple[dict, ...]] = ()  # the article's, made with claim()
+    article_name: ClassVar[str | None] = None  # its column in the article's table, if it has one
+    # What the mechanism depends on, and what broke or needed care (headers, the Go ABI, static
+    # binaries, libc): declared by the backend, shown as declared, never as measured.
+    dependence: ClassVar[str] = ""
     # Constructor keyword -> argparse settings (plus "default", and "flag": True for booleans);
     # the CLI turns each into --keyword. Several backends may declare one option, but only
     # with the same settings: one option name means one thing.
@@ -194,7 +198,9 @@ class Observer(ABC):
                 "can_attach": cls.can_attach,
                 "attach_unavailable": None if cls.can_attach else cls.attach_unavailable_reason(),
                 "loss_source": cls.loss_source, "claims": list(cls.claims),
-                "default_placement": cls.default_placement,
+                "default_placement": cls.default_placement, "article_name": cls.article_name,
+                "dependence": cls.dependence,
+                "default_options": {name: spec.get("default") for name, spec in cls.cli_options.items()},
                 "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
 
     def facts(self) -> dict:

@@ -48,6 +48,7 @@ class BpftraceObserver(PrintedEvents, Observer):
     reference_peer = True
     can_attach = True
     description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
+    dependence = ("bpftrace installed; CAP_IPC_LOCK for perf buffers larger than perf_event_mlock_kb")
     loss_source = "tool's own report"  # its "Lost N events" lines
 
     def __init__(self) -> None:

@@ -145,6 +145,10 @@ class EbpfObserver(Observer):
     method = "ebpf"
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
+    article_name = "eBPF tracepoint"
+    dependence = ("bcc, which is not CO-RE: clang compiles the program at every start against kernel "
+                  "headers (here the distribution's headers linked in for a kernel without its own); "
+                  "tracefs; the raw hook reads x86-64 pt_regs")
     loss_source = "kernel counter"
     claims = (
         # The article's program is the sys_enter_write tracepoint; its ~80 ns is about that.

@@ -72,6 +72,10 @@ class PreloadObserver(Observer):
     method = "preload"
     can_attach = False
     description = "LD_PRELOAD hook on libc write(), events through a shared-memory ring"
+    article_name = "LD_PRELOAD hook"
+    dependence = ("only dynamically linked programs that write through libc's write(): static Go and "
+                  "Go's own writes are never seen; the ring layout is shared with the C hook and "
+                  "checked at start")
     targets = ("libc",)  # only writes that go through a dynamically linked libc's write()
     loss_source = "ring counter"
     claims = (

@@ -120,6 +120,10 @@ class PtraceObserver(Observer):
     method = "ptrace"
     can_attach = True
     description = "python-ptrace tracer: seccomp-filtered write stops, or PTRACE_SYSCALL stepping"
+    article_name = "ptrace injection"
+    dependence = ("x86-64 system-call numbers and PTRACE_GET_SYSCALL_INFO (Linux 5.3+); the seccomp "
+                  "strategy needs libseccomp and launch; works on static Go; an attach needs "
+                  "CAP_SYS_PTRACE for another user's or a privileged process")
     default_placement = "shared"
     # A seccomp filter cannot be put into a running process: attaching steps.
     attach_options = {"strategy": "step"}

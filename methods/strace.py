@@ -28,6 +28,7 @@ class StraceObserver(PrintedEvents, Observer):
     reference_peer = True
     can_attach = False
     description = "strace -f -e trace=write, parsed (reference peer)"
+    dependence = ("strace installed; launch only here")
     default_placement = "shared"
     # No loss count: strace stops the target at each write, so nothing can be dropped.
     cli_options = {"seccomp_bpf": {"flag": True, "default": False,

@@ -64,6 +64,9 @@ class _Iovec(ctypes.Structure):
 class UnotifyObserver(Observer):
     method = "unotify"
     description = "seccomp user notification: write(1, ...) handed to tapbench, read, continued"
+    dependence = ("seccomp user notification (Linux 5.0+), SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
+                  "(5.19+) against a reply-lost race with signals, SYNC_WAKE_UP (6.6+); libseccomp to "
+                  "build the filter; launch only; x86-64 system-call numbers")
     default_placement = "shared"
     can_attach = False
     # No loss count: a notified write waits for tapbench's answer, so nothing can be dropped.

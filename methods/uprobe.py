@@ -70,10 +70,14 @@ def probe_site(binary: str) -> tuple[int, bool]:
 class UprobeObserver(EbpfObserver):
     method = "uprobe"
     description = "bcc uprobe inside Go's syscall.write (past its stack check), BPF ring buffer"
+    dependence = ("Go's register ABI (1.17+) and a syscall.write symbol that is not stripped or "
+                  "inlined; the prologue's stack check, found in the binary; bcc compiles at start; Go "
+                  "writes only")
     can_attach = True
     targets = ("go", "cgo")  # Go's own writes; -io libc never calls syscall.write
     loss_source = "kernel counter"
-    claims = ()
+    claims = ()  # the article's claims are about the syscall tracepoint, not this
+    article_name = None
     cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name != "hook"}
 
     @classmethod

@@ -62,6 +62,7 @@ def test_exactly_one_baseline_and_every_declaration_is_well_formed():
         assert described["loss_source"] in (None, *LOSS_SOURCES), name
         assert described["description"], f"{name} has no description"
         assert described["can_attach"] or described["attach_unavailable"], f"{name}: say why not"
+        assert described["dependence"] or cls.baseline, f"{name} declares no dependence"
         for claim in described["claims"]:
             assert claim["aspect"] in ("overhead_ns", "ceiling_per_s", "intrusiveness", "privileges",
                                        "kernel_dependence"), (name, claim)

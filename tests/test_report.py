@@ -72,3 +72,33 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     other_machine = with_ratio(0.9)
     other_machine["metadata"] = other_machine["metadata"] | {"cpu_model": "another"}
     assert "Run-to-run spread" not in sweeps_section(with_ratio(0.8), other_machine, None)
+
+
+def test_the_headline_table_judges_each_claim_by_one_rule():
+    from bench.headline import headline
+
+    tracepoint = RUN | {"options": {"hook": "tracepoint", "wakeup": "poll", "poll_ms": 10, "ring_mb": 64},
+                        "overhead_ns": 500.0, "placement": "split"}
+    default = RUN | {"options": {"hook": "raw", "wakeup": "poll", "poll_ms": 10, "ring_mb": 64},
+                     "overhead_ns": 150.0, "placement": "split"}
+    shared_default = default | {"overhead_ns": 900.0, "placement": "shared"}
+    document = DOCUMENT | {
+        "methods": {name: REGISTRY[name].describe() for name in ("ebpf", "ptrace", "bpftrace")},
+        "runs": [default, shared_default, tracepoint],
+        "ceilings": [DOCUMENT["ceilings"][0] | {"options": default["options"], "ceiling": 15_000}],
+        "privileges": [{"method": "ebpf", "options": default["options"], "mode": "launch",
+                        "minimum": "CAP_BPF+CAP_PERFMON"}],
+    }
+    text = "\n".join(headline(document))
+    # The default variant stands for eBPF, in its cheaper placement (split, 150 ns).
+    assert "`ebpf (raw, poll)`" in text and "150 ns (+80% [+70, +90]), split" in text
+    # ~80 ns is about the tracepoint variant: judged on that row, 500 ns, 6.2× the claim.
+    assert "claim: ~80 ns for ebpf (tracepoint, poll): measured 500 ns → **does not hold** (6.2× the claim" in text
+    assert "15,000/s (throttled)<br>claim: 20,000 moves/s on one core → **does not hold** (0.8× the claim)" in text
+    assert "claim: zero (target unmodified) → **holds**" in text  # the self-check noticed nothing
+    assert "claim: CAP_BPF + CAP_PERFMON suffice → **holds**" in text
+    assert "*declared:* bcc, which is not CO-RE" in text and "not comparable (declared, not measured)" in text
+    # Techniques with no row say why, the peers come last.
+    assert text.index("**ptrace injection**") < text.index("**eBPF tracepoint**") < text.index("**bpftrace**")
+    assert "not measured in this sweep" in text
+    assert "Cheapest per move on this machine: ebpf, 150 ns (split placement)." in text

@@ -1,0 +1,234 @@
+"""The article's table, measured: one row per technique at the top of results/README.md, each
+measured cell beside the article's claim with a verdict, and a few sentences written from the
+numbers. Reads the results document only.
+
+Which row stands for a technique: its default variant (the options it runs with unless told),
+on the target it sees by default, one writer, flat out, in the placement where it measured
+cheaper in this sweep (the other placement is in the Placement section).
+"""
+from __future__ import annotations
+
+import numpy as np
+from tabulate import tabulate
+
+from bench.results import method_label
+
+# The article's table, in its order; the techniques added since follow, then the peers.
+ARTICLE_ORDER = ["ptrace injection", "LD_PRELOAD hook", "eBPF tracepoint"]
+PACED_RATE = 20_000  # the article's rate, at which latency is compared
+# "~X" holds when what was measured is at most this many times X (cheaper always holds).
+ABOUT_FACTOR = 2.0
+HOLDS, FAILS, NOT_COMPARABLE = "holds", "does not hold", "not comparable"
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.2f} µs" if abs(ns) >= 1000 else f"{ns:.0f} ns"
+
+
+def techniques(methods: dict) -> list[str]:
+    """The article's three first, then the others, then the reference peers."""
+    def order(name: str) -> tuple:
+        info = methods[name]
+        article = info.get("article_name")
+        return (ARTICLE_ORDER.index(article) if article in ARTICLE_ORDER else len(ARTICLE_ORDER),
+                bool(info.get("reference_peer")), name)
+    return sorted((name for name, info in methods.items() if not info.get("baseline")), key=order)
+
+
+def _default(row: dict, info: dict) -> bool:
+    defaults = info.get("default_options", {})
+    return all((row.get("options") or {}).get(name) == value for name, value in defaults.items())
+
+
+def representative_rows(document: dict, name: str) -> tuple[dict | None, dict | None]:
+    """(the flat-out row standing for the technique, its paced row at the article's rate), both
+    in the placement where it was cheaper flat out."""
+    info = document["methods"][name]
+    target = (info.get("targets") or ["go"])[0]
+    candidates = [r for r in document["runs"] if r["method"] == name and _default(r, info)
+                  and r["target"] == target and r["goroutines"] == 1 and not r.get("not_applicable")]
+    flat = [r for r in candidates if not r.get("paced")]
+    if not flat:
+        return None, None
+    best = min(flat, key=lambda r: (r["overhead_ns"], -r["moves"]))
+    paced = [r for r in candidates if r.get("paced") and r["rate"] == PACED_RATE]
+    same_place = [r for r in paced if r.get("placement") == best.get("placement")]
+    return best, (same_place or paced or [None])[0]
+
+
+def judge_overhead(claim: dict, measured_ns: float) -> tuple[str, str]:
+    factor = measured_ns / claim["value"]
+    if factor <= ABOUT_FACTOR:
+        return HOLDS, f"{factor:.1f}× the claim"
+    return FAILS, f"{factor:.1f}× the claim"
+
+
+def judge_ceiling(claim: dict, ceiling: dict | None) -> tuple[str, str]:
+    if ceiling is None:
+        return NOT_COMPARABLE, "not measured on one CPU"
+    if ceiling["ceiling"] is None:
+        return FAILS, "no rate held"
+    verdict = HOLDS if ceiling["ceiling"] >= claim["value"] else FAILS
+    return verdict, f"{ceiling['ceiling'] / claim['value']:.1f}× the claim"
+
+
+def judge_privileges(minimums: list[str]) -> tuple[str, str]:
+    enough = {"none", "CAP_BPF+CAP_PERFMON"}
+    if not minimums:
+        return NOT_COMPARABLE, "not measured"
+    return (HOLDS, "measured") if all(m in enough for m in minimums) else (FAILS, "measured")
+
+
+def judge_intrusiveness(claim: dict, noticed: str) -> tuple[str, str]:
+    """Only a claim of *zero* can be checked against what the opponent noticed; the others are
+    qualitative."""
+    if claim["text"].startswith("zero"):
+        return (HOLDS if noticed == "nothing" else FAILS), "the opponent's own self-check"
+    return NOT_COMPARABLE, "qualitative"
+
+
+def noticed_by_opponent(row: dict) -> str:
+    seen = set()
+    for check in row.get("self_checks") or []:
+        if check.get("tracer_pid"):
+            seen.add("TracerPid")
+        if check.get("seccomp"):
+            seen.add("a seccomp filter")
+        if check.get("no_new_privs"):
+            seen.add("no_new_privs")
+        if check.get("ld_preload"):
+            seen.add("LD_PRELOAD")
+        if check.get("unexpected_libraries"):
+            seen.add("an extra library")
+    return ", ".join(sorted(seen)) or "nothing"
+
+
+def _claims(info: dict, aspect: str, options: dict | None = None) -> list[dict]:
+    return [c for c in info.get("claims", []) if c["aspect"] == aspect
+            and (options is None or all(options.get(k) == v for k, v in c["when"].items()))]
+
+
+def _cell(measured: str, claim: dict | None, verdict: tuple[str, str] | None) -> str:
+    if claim is None:
+        return measured
+    return f"{measured}<br>claim: {claim['text']} → **{verdict[0]}** ({verdict[1]})"
+
+
+def headline(document: dict) -> list[str]:
+    methods = document.get("methods") or {}
+    if not methods:
+        return []
+    rows, verdicts, facts = [], [], []
+    skipped = {s["method"]: s["reason"] for s in document.get("skipped", [])}
+    for name in techniques(methods) + sorted(set(skipped) - set(methods) - {"(all)"}):
+        info = methods.get(name, {})
+        flat, paced = representative_rows(document, name) if info else (None, None)
+        if flat is None:
+            why = f"skipped: {skipped[name]}" if name in skipped else "not measured in this sweep"
+            rows.append([f"**{info.get('article_name') or name}**", why, *["-"] * 7])
+            continue
+        placement = flat.get("placement", "free")
+        low, high = flat.get("overhead_ratio_ci") or [flat["overhead_ratio"]] * 2
+        overhead = f"{_us(flat['overhead_ns'])} ({flat['overhead_ratio']:+.0%} [{low * 100:+.0f}, {high * 100:+.0f}]), {placement}"
+        overhead_claim = next(iter(_claims(info, "overhead_ns", flat.get("options"))), None)
+        claim_elsewhere = None
+        if overhead_claim is None and _claims(info, "overhead_ns"):
+            # The claim is about another variant (eBPF's ~80 ns is the sys_enter_write
+            # tracepoint): judged against that variant's row in the same placement.
+            claim_elsewhere = _claims(info, "overhead_ns")[0]
+            variant = [r for r in document["runs"] if r["method"] == name and not r.get("paced")
+                       and r.get("placement") == placement and r["target"] == flat["target"]
+                       and r["goroutines"] == 1 and all((r.get("options") or {}).get(k) == v
+                                                        for k, v in claim_elsewhere["when"].items())]
+        if overhead_claim:
+            verdict = judge_overhead(overhead_claim, flat["overhead_ns"])
+            overhead = _cell(overhead, overhead_claim, (verdict[0], verdict[1] + ", absolute, this machine"))
+            verdicts.append((name, "overhead " + overhead_claim["text"], verdict, _us(flat["overhead_ns"])))
+        elif claim_elsewhere and variant:
+            measured = variant[0]["overhead_ns"]
+            verdict = judge_overhead(claim_elsewhere, measured)
+            overhead += (f"<br>claim: {claim_elsewhere['text']} for {method_label(variant[0])}: measured "
+                         f"{_us(measured)} → **{verdict[0]}** ({verdict[1]}, absolute, this machine)")
+            verdicts.append((name, f"overhead {claim_elsewhere['text']} ({method_label(variant[0])})", verdict,
+                             _us(measured)))
+        ceiling = next((c for c in document.get("ceilings", []) if c["method"] == name
+                        and c.get("placement") == "shared" and _default(c, info)), None)
+        ceiling_text = "-" if ceiling is None else (
+            "below 1,000/s" if ceiling["ceiling"] is None else f"{ceiling['ceiling']:,.0f}/s ({ceiling['limited_by']})")
+        ceiling_claim = next(iter(_claims(info, "ceiling_per_s")), None)
+        if ceiling_claim:
+            verdict = judge_ceiling(ceiling_claim, ceiling)
+            ceiling_text = _cell(ceiling_text, ceiling_claim, verdict)
+            verdicts.append((name, "ceiling " + ceiling_claim["text"], verdict, ceiling_text.split("<br>")[0]))
+        latency = "-" if paced is None or paced.get("latency_p99_ns") is None else \
+            f"{_us(paced['latency_p99_ns'])} ({paced.get('placement', 'free')})"
+        noticed = noticed_by_opponent(flat)
+        intrusive_claim = next(iter(_claims(info, "intrusiveness")), None)
+        if intrusive_claim:
+            verdict = judge_intrusiveness(intrusive_claim, noticed)
+            noticed = _cell(noticed, intrusive_claim, verdict)
+            if verdict[0] != NOT_COMPARABLE:
+                verdicts.append((name, "intrusiveness " + intrusive_claim["text"], verdict, noticed.split("<br>")[0]))
+        minimums = [f"{p.get('mode', 'launch')}: {p['minimum'] or 'none of the sets tried'}"
+                    for p in document.get("privileges", []) if p["method"] == name and _default(p, info)]
+        privileges = "<br>".join(minimums) or "-"
+        privilege_claim = next(iter(_claims(info, "privileges")), None)
+        if privilege_claim:
+            verdict = judge_privileges([m.split(": ", 1)[1] for m in minimums])
+            privileges = _cell(privileges, privilege_claim, verdict)
+            verdicts.append((name, "privileges " + privilege_claim["text"], verdict, "; ".join(minimums)))
+        attach = next((a for a in document.get("attach", []) if a["method"] == name), None)
+        if attach and attach["first_move_ms"]:
+            attach_text = f"yes, first move {np.median(attach['first_move_ms']):.0f} ms after"
+        else:
+            attach_text = "yes" if info.get("can_attach") else f"no: {info.get('attach_unavailable')}"
+        bystanders = [f"{b.get('bystander', 'a copy')}: {b['bystander_ratio']:.2f}×"
+                      for b in document.get("bystanders", []) if b["method"] == name and _default(b, info)]
+        dependence = f"*declared:* {info.get('dependence') or '-'}"
+        dependence_claim = next(iter(_claims(info, "kernel_dependence")), None)
+        if dependence_claim:
+            dependence += f"<br>claim: {dependence_claim['text']} → {NOT_COMPARABLE} (declared, not measured)"
+        label = f"**{info.get('article_name') or name}**<br>`{method_label(flat)}`" + (
+            " (reference peer)" if info.get("reference_peer") else "")
+        rows.append([label, overhead, ceiling_text, latency, noticed, privileges, attach_text,
+                     "<br>".join(bystanders) or "-", dependence])
+        facts.append((name, flat, paced, ceiling, noticed_by_opponent(flat), minimums))
+    if not rows:
+        return []
+    table = tabulate(rows, headers=["technique (default variant)", "overhead per move (target slowdown [95 % CI]), "
+                                    "better placement", "throughput ceiling, one CPU", f"latency p99 at {PACED_RATE:,}/s",
+                                    "what the opponent noticed", "least privilege", "attach to a running process",
+                                    "bystander cost", "kernel/runtime dependence"],
+                     tablefmt="github", disable_numparse=True)
+    return ["## The article's table, measured", "", table, "", *summary(facts, verdicts), "",
+            f"*Verdicts*, one rule each (`bench/headline.py`): an overhead claim \"~X\" holds when the "
+            f"median measured here is at most {ABOUT_FACTOR:g}× X, judged in absolute time on this "
+            f"machine; a ceiling claim holds when the shared-placement (one CPU) ceiling reaches it; "
+            f"\"zero\" intrusiveness holds when the opponent's own self-check noticed nothing; a "
+            f"privilege claim holds when the measured minimum is no larger; kernel dependence is "
+            f"declared by each backend and not comparable. The row of a technique is its default "
+            f"variant, one writer, flat out, in the placement where it was cheaper."]
+
+
+def summary(facts: list, verdicts: list) -> list[str]:
+    """Three to five sentences written from the numbers."""
+    if not facts:
+        return []
+    cheapest = min(facts, key=lambda f: f[1]["overhead_ns"])
+    dearest = max(facts, key=lambda f: f[1]["overhead_ns"])
+    sentences = [f"Cheapest per move on this machine: {cheapest[0]}, {_us(cheapest[1]['overhead_ns'])} "
+                 f"({cheapest[1].get('placement', 'free')} placement)"
+                 + (f"; the dearest, {dearest[0]}, costs {_us(dearest[1]['overhead_ns'])}, "
+                    f"{dearest[1]['overhead_ns'] / max(cheapest[1]['overhead_ns'], 1):,.0f}× as much."
+                    if dearest is not cheapest else ".")]
+    unseen = [f[0] for f in facts if f[4] == "nothing"]
+    if unseen:
+        sentences.append(f"The opponent noticed nothing of {', '.join(unseen)}; it saw every other technique.")
+    held = [v for v in verdicts if v[2][0] == HOLDS]
+    failed = [v for v in verdicts if v[2][0] == FAILS]
+    if held:
+        sentences.append(f"Of the article's claims that can be measured, {len(held)} of {len(held) + len(failed)} "
+                         f"hold here: " + "; ".join(f"{v[0]} {v[1]} ({v[3]})" for v in held) + ".")
+    if failed:
+        sentences.append("These do not: " + "; ".join(f"{v[0]} {v[1]}: {v[3]}, {v[2][1]}" for v in failed) + ".")
+    return [" ".join(sentences)]
