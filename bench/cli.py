@@ -7,7 +7,8 @@ Examples:
   tapbench watch --method ebpf -- gotargets/bin/rock-paper-scissors -moves 20 -rate 10
   tapbench bench            # what `make bench` runs: every available method, results/ rewritten
   tapbench sweep --quick    # the short sweep CI runs (results/quick.json)
-  tapbench report           # regenerate results/README.md from results/latest.json
+  tapbench report           # regenerate results/README.md from the stored sweeps
+  tapbench merge ci-artifacts/   # import sweeps measured on other machines
   tapbench cleanup          # remove what a killed run left behind (run/watch/bench do it too)
 """
 from __future__ import annotations
@@ -23,8 +24,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import cleanup
+from bench import duel as duel_module
 from bench import gate as gate_module
 from bench import report as report_module
+from bench import store
 from bench import sweep as sweep_module
 from bench.results import (ResultsError, load_json, method_label, methods_section, summarize,
                            uncommitted_changes, write_json)
@@ -171,8 +174,21 @@ def make_parser() -> argparse.ArgumentParser:
         bench.add_argument("--placement", choices=PLACEMENTS,
                            help="measure in this placement only (default: shared and split; the quick "
                                 "sweep: shared)")
+        bench.add_argument("--baseline", action="store_true",
+                           help="with --quick: store the sweep as this machine's gate baseline")
         bench.add_argument("--allow-dirty", action="store_true",
                            help="measure with uncommitted changes; the results say so")
+
+    duel = commands.add_parser("duel", help="a spy answers each of the opponent's moves through a technique; "
+                                            "a referee counts the answers given within each deadline")
+    duel.add_argument("--method", required=True, help="technique(s) the spy watches through, comma-separated")
+    duel.add_argument("--deadline-us", default=",".join(str(d) for d in duel_module.DEFAULT_DEADLINES_US),
+                      help="deadline(s) in µs after the opponent's own stamp of a move, comma-separated")
+    duel.add_argument("--moves", default="3000", help="moves of the opponent (default 3000)")
+    duel.add_argument("--rate", default="1000", help="its moves per second (default 1000)")
+    duel.add_argument("--target", choices=list(TARGETS), help="default: the first the methods all see")
+    duel.add_argument("--placement", choices=PLACEMENTS, help="default: each method's own")
+    duel.add_argument("--json", metavar="FILE", help="write the duels here (a results file)")
 
     commands.add_parser("cleanup", help="remove what a killed run left behind, and say what")
 
@@ -181,7 +197,8 @@ def make_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("new")
     gate = commands.add_parser("gate", help="exit 1 on a capture or speed regression against a baseline")
     gate.add_argument("new", nargs="?", help="results to judge (default: run `bench --quick` now)")
-    gate.add_argument("--baseline", default=str(RESULTS_DIR / "baseline.json"))
+    gate.add_argument("--baseline", help="results to compare with (default: the baseline.json of the "
+                                         "machine that measured the new results, or another machine's, said)")
     gate.add_argument("--across-machines", action="store_true",
                       help="fail speed regressions even when the baseline is from another machine")
     for sub in (compare_parser, gate):
@@ -190,9 +207,17 @@ def make_parser() -> argparse.ArgumentParser:
         sub.add_argument("--alpha", type=float, default=0.01,
                          help="Mann-Whitney U significance level, one-sided (default 0.01)")
 
-    report = commands.add_parser("report", help="regenerate results/README.md and its plots from a results JSON")
-    report.add_argument("--json", default=str(RESULTS_DIR / "latest.json"))
-    report.add_argument("--out", default=str(RESULTS_DIR / "README.md"))
+    report = commands.add_parser("report", help="regenerate results/README.md and every machine's, with "
+                                                 "their plots, from stored results only")
+    report.add_argument("--json", help="the sweep to detail (default: this machine's latest, or the most "
+                                       "recent of any machine)")
+    report.add_argument("--out", help="the README to write (default: results/README.md)")
+    report.add_argument("--results", default=str(RESULTS_DIR), help=argparse.SUPPRESS)
+
+    merge = commands.add_parser("merge", help="import results files written by tapbench on other machines "
+                                              "(files or folders), then regenerate the reports")
+    merge.add_argument("sources", nargs="+", metavar="FILE|DIR")
+    merge.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default results/)")
     return parser
 
 
@@ -253,6 +278,7 @@ def command_run(args) -> int:
         bare, observed = compare(group, placed, repeats, progress)
         group_rows = [summarize(method, options, placed, bare, executions)
                       for (method, options), executions in zip(group, observed)]
+        sweep_module.add_floor_ratios(group_rows)
         rows += group_rows
         # Paced, the overhead is ~0 and a ratio of two says nothing.
         comparisons += [] if workload.rate else sweep_module.same_run_ratios(group_rows)
@@ -312,6 +338,11 @@ def command_watch(args) -> int:
     wait_s = 0.0 if args.wait is None else seconds_arg(args.wait, "--wait", 86_400)
     if args.wait is not None and not args.name:
         raise UsageError("--wait applies to --name only")
+    # Live, a move at a time: the backend's live defaults (a consumer woken, not polled), for
+    # every option the user did not choose.
+    for name, value in observer_class.live_options.items():
+        if getattr(args, name, None) is None:
+            options[name] = value
     attaching = bool(args.pid or args.name)
     if attaching:
         # A backend whose default cannot attach says which option can (ptrace: step).
@@ -395,17 +426,20 @@ def command_bench(args) -> int:
     repeats = positive_int(args.repeats or str(default_repeats), "--repeats", 1000)
     out = Path(args.out)
     changed = uncommitted_changes()
-    if changed and not args.quick and not args.allow_dirty:
+    if args.baseline and not args.quick:
+        raise UsageError("--baseline applies to --quick only (the gate's sweep)")
+    if changed and (not args.quick or args.baseline) and not args.allow_dirty:
         raise UsageError(f"{len(changed)} file(s) differ from the commit ({', '.join(changed[:3])}"
                          f"{' ...' if len(changed) > 3 else ''}): results must come from a commit. "
                          "Commit first, or pass --allow-dirty (the results are then marked dirty)")
     if args.placement:
         cpus_for(args.placement)  # refuses split on a machine with one CPU
-    path = sweep_module.store(sweep_module.sweep(args.quick, repeats, args.placement), out, args.quick)
+    found = sweep_module.sweep(args.quick, repeats, args.placement)
+    path = store.store_quick(out, found, args.baseline) if args.quick else store.store_full(out, found)
     document = load_json(path)
     runs, meta = document["runs"], document["metadata"]
     print(report_module.runs_table(runs, document["methods"], fmt="simple"))
-    written = [path] if args.quick else [path, *report_module.write_report(path, out / "README.md")]
+    written = [path] if args.quick else [path, *write_reports(out)]
     print(f"results written to {', '.join(str(p) for p in written)} ({meta['wall_s']} s)")
     inexact, peers = sweep_module.inexact_rows(runs)
     for row in peers:
@@ -418,9 +452,30 @@ def command_bench(args) -> int:
     return 0
 
 
+def write_reports(results: Path, current: Path | None = None, readme: Path | None = None) -> list[Path]:
+    """results/README.md (the current machine's sweep and the cross-machine table) and each
+    stored machine's own README, with their plots."""
+    machines = store.latest_sweeps(results)
+    written = []
+    for machine in machines:
+        folder = results / store.MACHINES / machine
+        written += report_module.write_report(folder / "latest.json", folder / "README.md")
+    current = current or store.current_sweep(results)
+    written += report_module.write_report(current, readme or results / "README.md", machines)
+    return written
+
+
 def command_report(args) -> int:
-    written = report_module.write_report(Path(args.json), Path(args.out))
-    print(f"{', '.join(str(p) for p in written)} regenerated from {args.json}")
+    results = Path(args.results)
+    written = write_reports(results, Path(args.json) if args.json else None, Path(args.out) if args.out else None)
+    print(f"regenerated: {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def command_merge(args) -> int:
+    for line in store.merge(Path(args.results), args.sources):
+        print(f"merged {line}")
+    write_reports(Path(args.results))
     return 0
 
 
@@ -434,14 +489,49 @@ def command_compare(args) -> int:
 
 
 def command_gate(args) -> int:
-    baseline = load_json(args.baseline)
     sweep_again = None if args.new else (lambda: sweep_module.quick_sweep(RESULTS_DIR))
     new = load_json(args.new) if args.new else sweep_again()
+    baseline_path = args.baseline
+    if baseline_path is None:
+        # The baseline of the machine that measured the new results, if it has one.
+        baseline_path, fallback = store.baseline_for(RESULTS_DIR, new["metadata"])
+        if fallback:
+            print(f"warning: {fallback}", file=sys.stderr)
+    baseline = load_json(baseline_path)
     failed = gate_module.gate(baseline, new, args.threshold, args.alpha, args.across_machines, sweep_again)
     if failed:
         print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
         return 1
-    print(f"gate passed against {args.baseline}")
+    print(f"gate passed against {baseline_path}")
+    return 0
+
+
+def command_duel(args) -> int:
+    methods = parse_methods(args.method, sorted(name for name, cls in REGISTRY.items() if not cls.baseline))
+    try:
+        deadlines = sorted({float(d) for d in args.deadline_us.split(",") if d.strip()})
+    except ValueError:
+        raise UsageError(f"--deadline-us takes numbers of µs, comma-separated; got {args.deadline_us!r}") from None
+    if not deadlines or deadlines[0] <= 0:
+        raise UsageError("--deadline-us needs at least one deadline above 0")
+    moves = positive_int(args.moves, "--moves", 10_000_000)
+    rate = positive_int(args.rate, "--rate", MAX_RATE)
+    target = args.target or target_seen_by_all(methods) or "go"
+    duels = []
+    for method in methods:
+        reason = REGISTRY[method].unavailable_reason()
+        if reason:
+            raise ObserverUnavailable(f"{method} unavailable: {reason}")
+        cls = REGISTRY[method]
+        options = {name: spec.get("default") for name, spec in cls.cli_options.items()} | cls.live_options
+        placement = args.placement or cls.default_placement
+        progress(f"duel: {method} ({placement})")
+        duels.append(duel_module.duel(method, options, Workload(target, moves, rate=rate, placement=placement),
+                                      deadlines))
+    print(report_module.duel_table(duels, fmt="simple"))
+    if args.json:
+        write_json(args.json, [], duels=duels)
+        print(f"results written to {args.json}")
     return 0
 
 
@@ -453,12 +543,12 @@ def command_cleanup(args) -> int:
 
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench, "sweep": command_bench,
             "report": command_report, "cleanup": command_cleanup, "compare": command_compare,
-            "gate": command_gate}
+            "gate": command_gate, "merge": command_merge, "duel": command_duel}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.command in ("run", "watch", "bench", "sweep") and os.geteuid() == 0:
+    if args.command in ("run", "watch", "bench", "sweep", "duel") and os.geteuid() == 0:
         # Leftovers of a killed run first, said on stderr; silent when there are none.
         cleanup.clean(report=lambda line: print(line, file=sys.stderr))
     try:

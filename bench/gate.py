@@ -90,6 +90,14 @@ def compare_documents(old: dict, new: dict, threshold: float = 0.10, alpha: floa
             p_value = float(mannwhitneyu(new_samples, old_samples, alternative="greater").pvalue)
             grew = np.median(new_samples) - np.median(old_samples) > threshold * abs(np.median(old_samples))
             speed = p_value < alpha and bool(grew)
+            # The overhead over the floor is the ratio that should hold across machines: a
+            # backend that drifts away from its floor regressed, whatever the bare time did.
+            old_floor, new_floor = old_row.get("over_floor_samples"), new_row.get("over_floor_samples")
+            if old_floor and new_floor and min(len(old_floor), len(new_floor)) >= min_samples:
+                floor_p = float(mannwhitneyu(new_floor, old_floor, alternative="greater").pvalue)
+                floor_grew = np.median(new_floor) - np.median(old_floor) > threshold * abs(np.median(old_floor))
+                if floor_p < alpha and floor_grew:
+                    speed, note = True, f"over its floor: {np.median(old_floor):.2f}× -> {np.median(new_floor):.2f}×"
         changes.append(Change(key, label, float(np.median(old_samples)), float(np.median(new_samples)),
                               p_value, correctness, speed, note))
     return changes, warnings

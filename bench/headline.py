@@ -36,22 +36,31 @@ def techniques(methods: dict) -> list[str]:
 
 
 def _default(row: dict, info: dict) -> bool:
-    defaults = info.get("default_options", {})
-    return all((row.get("options") or {}).get(name) == value for name, value in defaults.items())
+    """Whether a row ran the method's default variant (an option the row does not record, as
+    in older results, counts as its default)."""
+    options = row.get("options") or {}
+    return all(options.get(name, value) == value for name, value in info.get("default_options", {}).items())
 
 
 def representative_rows(document: dict, name: str) -> tuple[dict | None, dict | None]:
     """(the flat-out row standing for the technique, its paced row at the article's rate), both
-    in the placement where it was cheaper flat out."""
+    in the placement where it was cheaper flat out. The paced row is the technique's live
+    variant (what watch uses: a consumer woken, not polled) where one was measured."""
     info = document["methods"][name]
     target = (info.get("targets") or ["go"])[0]
-    candidates = [r for r in document["runs"] if r["method"] == name and _default(r, info)
-                  and r["target"] == target and r["goroutines"] == 1 and not r.get("not_applicable")]
-    flat = [r for r in candidates if not r.get("paced")]
+    def mine(row: dict, options: dict) -> bool:
+        return (row["method"] == name and _default(row, {"default_options": options}) and row["target"] == target
+                and row["goroutines"] == 1 and not row.get("not_applicable"))
+    defaults = info.get("default_options", {})
+    flat = [r for r in document["runs"] if mine(r, defaults) and not r.get("paced")]
     if not flat:
         return None, None
     best = min(flat, key=lambda r: (r["overhead_ns"], -r["moves"]))
-    paced = [r for r in candidates if r.get("paced") and r["rate"] == PACED_RATE]
+    paced = []
+    for options in (defaults | info.get("live_options", {}), defaults):
+        paced = [r for r in document["runs"] if mine(r, options) and r.get("paced") and r["rate"] == PACED_RATE]
+        if paced:
+            break
     same_place = [r for r in paced if r.get("placement") == best.get("placement")]
     return best, (same_place or paced or [None])[0]
 
@@ -161,7 +170,8 @@ def headline(document: dict) -> list[str]:
             ceiling_text = _cell(ceiling_text, ceiling_claim, verdict)
             verdicts.append((name, "ceiling " + ceiling_claim["text"], verdict, ceiling_text.split("<br>")[0]))
         latency = "-" if paced is None or paced.get("latency_p99_ns") is None else \
-            f"{_us(paced['latency_p99_ns'])} ({paced.get('placement', 'free')})"
+            f"{_us(paced['latency_p99_ns'])} (`{method_label(paced)}`, {paced.get('placement', 'free')})" + (
+                "" if paced.get("latency_from") == "target" else ", from the mechanism's own stamp")
         noticed = noticed_by_opponent(flat)
         intrusive_claim = next(iter(_claims(info, "intrusiveness")), None)
         if intrusive_claim:

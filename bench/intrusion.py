@@ -68,20 +68,40 @@ def _without_precheck() -> dict:
 
 def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
     """Observe with each bounding set in turn (root uid kept); the first under which it works
-    is the minimum found. tapbench's own capability pre-checks are off: the kernel decides. launch: `tapbench run`, the opponent is the observer's own child, and
-    it works if the capture is exact. attach: `tapbench watch --pid` of an opponent that root
-    started, not the observer's child, and it works if a move is seen."""
+    is the minimum found. tapbench's own capability pre-checks are off: the kernel decides.
+    launch: `tapbench run`, the opponent is the observer's own child, and it works if the
+    capture is exact. attach: `tapbench watch --pid` of an opponent that root started, not the
+    observer's child, and it works if a move is seen. Then the same minimum is tried once more
+    as an unprivileged user given those capabilities: what fails then is a file permission."""
     if shutil.which("setpriv") is None:
         return {"method": method, "options": options, "mode": mode, "minimum": None,
                 "attempts": [], "note": "setpriv is not installed"}
+    works = _launch_works if mode == "launch" else _attach_works
     attempts = []
     for name, bounding in CAPABILITY_SETS:
         limited = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--"]
-        worked, error = (_launch_works if mode == "launch" else _attach_works)(limited, method, options)
+        worked, error = works(limited, method, options)
         attempts.append({"capabilities": name, "worked": worked, "error": None if worked else error})
         if worked:
-            return {"method": method, "options": options, "mode": mode, "minimum": name, "attempts": attempts}
+            worked_as_user, error = works(_as_unprivileged_user(bounding), method, options)
+            return {"method": method, "options": options, "mode": mode, "minimum": name, "attempts": attempts,
+                    "as_user": {"uid": UNPRIVILEGED_UID, "capabilities": name, "worked": worked_as_user,
+                                "error": None if worked_as_user else error}}
     return {"method": method, "options": options, "mode": mode, "minimum": None, "attempts": attempts}
+
+
+UNPRIVILEGED_UID = 65534  # nobody
+
+
+def _as_unprivileged_user(bounding: str) -> list[str]:
+    """setpriv as uid/gid nobody keeping exactly the capabilities of `bounding` (ambient, so
+    that they survive the exec of the Python interpreter)."""
+    kept = ",".join(c for c in bounding.split(",") if c.startswith("+"))
+    command = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+               f"--bounding-set={bounding}"]
+    if kept:
+        command += [f"--inh-caps={kept}", f"--ambient-caps={kept}"]
+    return [*command, "--"]
 
 
 def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on a benchmark machine
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.report import CEILING_PNG, LATENCY_PNG, OVERHEAD_PNG, is_baseline  # noqa: E402
+from bench.report import CEILING_PNG, DUEL_PNG, LATENCY_PNG, OVERHEAD_PNG, is_baseline  # noqa: E402
 from bench.results import method_label  # noqa: E402
 
 CLAIM_LINE_STYLES = [":", "--", "-.", (0, (5, 1, 1, 1))]
@@ -105,6 +105,26 @@ def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
     axes.set_xlabel("offered rate, moves/s (paced opponent)")
     axes.set_ylabel("captured moves/s (verified)")
     axes.set_title("Throughput ceiling (× = probe failed: loss, target throttled or backlog)")
+    return _save(figure, axes, path)
+
+
+def duel_plot(duels: list[dict], path: Path) -> bool:
+    """The share of moves won against the deadline, one line per technique."""
+    if not duels:
+        return False
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for duel in duels:
+        axes.plot(duel["deadlines_us"], [100 * r for r in duel["win_rate"]], marker="o",
+                  label=f"{method_label(duel)} · {duel['placement']}")
+    axes.set_xscale("log")
+    axes.set_ylim(0, 100)
+    axes.set_xlabel("deadline after the opponent's own stamp of its move, µs")
+    axes.set_ylabel("moves won, %")
+    axes.set_title("The duel: which technique answers in time")
+    return _save(figure, axes, path)
+
+
+def _save(figure, axes, path: Path) -> bool:
     axes.grid(which="both", alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()
@@ -119,7 +139,8 @@ def draw(document: dict, out: Path) -> list[Path]:
     methods = document.get("methods", {})
     for name, draw_one in ((OVERHEAD_PNG, lambda path: overhead_plot(document["runs"], methods, path)),
                            (LATENCY_PNG, lambda path: latency_plot(document["runs"], path)),
-                           (CEILING_PNG, lambda path: ceiling_plot(document.get("ceilings", []), path))):
+                           (CEILING_PNG, lambda path: ceiling_plot(document.get("ceilings", []), path)),
+                           (DUEL_PNG, lambda path: duel_plot(document.get("duels", []), path))):
         if draw_one(out / name):
             written.append(out / name)
     return written

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import fingerprint, machine_id
 from bench.runner import Execution
 from bench.stats import instability, median_interval, per_repeat_ratios
 from bench.targets import ROOT, Workload
@@ -53,18 +54,6 @@ def _read(path: str) -> str:
         return "unknown"
 
 
-def cpu_model() -> str:
-    for line in _read("/proc/cpuinfo").splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def lockdown_mode() -> str:
-    text = _read("/sys/kernel/security/lockdown")  # e.g. "none [integrity] confidentiality"
-    return text[text.find("[") + 1:text.find("]")] if "[" in text else text
-
-
 def package_version(name: str) -> str:
     return _first_line(["dpkg-query", "-W", "-f=${Version}", name])
 
@@ -81,16 +70,15 @@ def uncommitted_changes() -> list[str]:
 
 
 def metadata() -> dict:
-    """What was measured on: shared by all runs of one invocation."""
+    """What was measured on, shared by all runs of one invocation: the machine's fingerprint
+    (bench/machine.py) and the id it is stored under, the software, the commit."""
     dirty = bool(uncommitted_changes())
+    machine = fingerprint()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
+        **machine,
+        "machine_id": machine_id(machine),
         "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "lockdown": lockdown_mode(),
         "python": platform.python_version(),
         "bcc": package_version("python3-bpfcc"),
         "go": _first_line(["go", "version"]),
@@ -145,6 +133,8 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "goroutines": workload.goroutines,
         "seed": workload.seed,
         "placement": workload.placement,
+        # "count": a floor (the mechanism counting only), checked by its count, not its events
+        "capture": options.get("capture") or "full",
         "repeats": len(observed),
         "expected": sum(e.truth.written for e in observed),
         "captured": sum(v.captured for v in verdicts) if verdicts else None,
@@ -190,7 +180,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     return row
 
 
-SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill")
+SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels")
 
 
 def method_label(row: dict) -> str:
@@ -253,4 +243,35 @@ def load_json(path: str | Path) -> dict:
     if version > RESULTS_FORMAT:
         raise ResultsError(f"{path} has results format {version}, newer than this tapbench "
                            f"({RESULTS_FORMAT}): update tapbench")
+    if version < 2 or not isinstance(document.get("metadata"), dict) or not isinstance(document.get("runs"), list):
+        raise ResultsError(f"{path} has results format {version}, older than tapbench can read (2)")
+    return upgrade(document) if version < RESULTS_FORMAT else document
+
+
+def upgrade(document: dict) -> dict:
+    """Format 2 to 3, in memory: what can be converted is, what was not measured stays missing
+    (never zero), and the document says it was converted."""
+    document = json.loads(json.dumps(document))  # a copy
+    for row in document["runs"]:
+        ratio, low, high = median_interval(per_repeat_ratios(row["samples_observed_ns_per_move"],
+                                                             row["samples_bare_ns_per_move"]))
+        row.update(overhead_ratio=ratio, overhead_ratio_ci=[low, high], placement="free",
+                   # format 2 measured latency from the mechanism's own stamp
+                   latency_from="mechanism")
+        row.pop("target_slowdown_pct", None)
+        if row.get("self_check") is not None:
+            row["self_checks"] = [row.pop("self_check")]
+        row["unstable"] = [] if row.get("paced") else instability(row["samples_bare_ns_per_move"], ratio, low, high)
+    for probe in document.get("sigkill", []):
+        left = [f"{probe.pop(name)} {what}" for name, what in (("bpf_programs_left", "BPF programs"),
+                                                                ("segments_left", "segments")) if name in probe]
+        probe["left_behind"] = [entry for entry in left if not entry.startswith("0 ")]
+    named = [entry["method"] for part in (document["runs"], document.get("skipped", []))
+             for entry in part if "method" in entry]
+    # Format 2 kept no description of the methods: today's, for the methods it names.
+    document["methods"] = document.get("methods") or methods_section(named)
+    meta = document["metadata"]
+    meta.setdefault("machine_id", machine_id(meta))
+    meta["converted_from_format"] = document["format"]
+    document["format"] = RESULTS_FORMAT
     return document

@@ -15,7 +15,7 @@ import psutil
 from bench.placement import observer_placed
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
-from bench.verify import Verdict, verify
+from bench.verify import Verdict, verify, verify_count
 from methods.base import REGISTRY, Observer, baseline_method
 
 
@@ -110,7 +110,10 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
                           mechanism=mechanism, last_seen_ns=int(seen_ns[-1]) if seen_ns.size else 0,
                           observer_cpu_ns=own_cpu_ns + children_cpu_ns - target_cpu_ns,
                           target_cpu_ns=target_cpu_ns)
-    if not observer_class.baseline:
+    if options.get("capture") == "count":  # a floor: a count to check, no events
+        execution.verdict = verify_count(counters.counted, truth.counts, truth.report["noise_writes_stdout"])
+        execution.not_applicable = not_applicable_because(truth.written)
+    elif not observer_class.baseline:
         execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
                                    truth.report["noise_writes_stdout"], truth.report["stamp_every"])
         execution.latencies_ns = latencies_from_target(execution.verdict, seen_ns, truth)
@@ -190,7 +193,7 @@ def mechanism_facts(observer: Observer) -> dict:
     and its own facts under its method's name."""
     counters = observer.counters
     return {"captured_reported": counters.captured, "lost_reported": counters.lost,
-            "bytes": counters.bytes, "batch_ns_max": counters.batch_ns_max,
+            "bytes": counters.bytes, "batch_ns_max": counters.batch_ns_max, "counted": counters.counted,
             observer.method: observer.facts()}
 
 

@@ -3,7 +3,6 @@ in which groups, and in which order. Every number in results/ comes from here.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import replace
@@ -13,9 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.bystander import bystander_cost
+from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.intrusion import attach_startup, least_privilege, sigkill_fate
-from bench.results import load_json, metadata, method_label, summarize, write_json
+from bench.results import load_json, metadata, method_label, summarize
+from bench.store import store_quick
 from bench.placement import split_applicable
 from bench.runner import compare
 from bench.stats import median_interval
@@ -26,6 +27,7 @@ EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
 EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
 EBPF_TRACEPOINT = ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})
 PRELOAD = ("preload", {"ring_slots": 1 << 20})
+PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
 PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
 PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
 STRACE = ("strace", {"seccomp_bpf": False})
@@ -34,6 +36,12 @@ BPFTRACE = ("bpftrace", {})
 UNOTIFY = ("unotify", {})
 UPROBE = ("uprobe", {"wakeup": "poll"})
 
+
+def floor_of(variant: tuple[str, dict]) -> tuple[str, dict]:
+    """The same method and options, only counting (--capture count): its mechanism's floor."""
+    method, options = variant
+    return method, options | {"capture": "count"}
+
 # Groups of methods run interleaved on one workload; within a group every method is also
 # compared with the group's last one as a same-run ratio. Both eBPF hooks and both wakeup
 # policies are measured so that the defaults stay justified by numbers.
@@ -41,15 +49,17 @@ BENCH_MOVES = 200_000
 TRACER_MOVES = 20_000  # tracers stop the target at every write: fewer moves keep it short
 PACED = 20_000  # moves/s: the article's "20k events/s on one core"
 FULL_GROUPS = [
-    (Workload("go", BENCH_MOVES), [EBPF_RAW, EBPF_ADAPTIVE, EBPF_TRACEPOINT]),
+    # each backend beside its floor (the same mechanism, only counting), against the same bare runs
+    (Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_ADAPTIVE, EBPF_TRACEPOINT,
+                                   floor_of(EBPF_TRACEPOINT)]),
     (Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
     # a uprobe traps on every call: fewer moves
-    (Workload("go", TRACER_MOVES), [UPROBE, EBPF_RAW]),
+    (Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), EBPF_RAW]),
     (Workload("go", TRACER_MOVES, goroutines=8), [UPROBE]),
     (Workload("cgo", TRACER_MOVES), [UPROBE]),
     (Workload("libc", 10_000), [UPROBE]),  # a finding: libc's write() never calls syscall.write
-    (Workload("libc", BENCH_MOVES), [PRELOAD, EBPF_RAW]),
-    (Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD]),
+    (Workload("libc", BENCH_MOVES), [PRELOAD, floor_of(PRELOAD), EBPF_RAW]),
+    (Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD, floor_of(PRELOAD)]),
     (Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
     (Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
@@ -57,12 +67,12 @@ FULL_GROUPS = [
     (Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
     (Workload("go", TRACER_MOVES, goroutines=8), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
     # seccomp user notification against ptrace's seccomp stops, same run
-    (Workload("go", TRACER_MOVES // 2), [UNOTIFY, PTRACE_SECCOMP]),
+    (Workload("go", TRACER_MOVES // 2), [UNOTIFY, floor_of(UNOTIFY), PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP)]),
     (Workload("cgo", TRACER_MOVES // 2), [UNOTIFY]),
     # latency at the article's rate
     (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY, PTRACE_SECCOMP, STRACE,
                                          BPFTRACE]),
-    (Workload("libc", PACED, rate=PACED), [PRELOAD]),
+    (Workload("libc", PACED, rate=PACED), [PRELOAD, PRELOAD_ADAPTIVE]),
 ]
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
 # Mann-Whitney test (9 against 9 can reach p < 0.01 with room to spare; 5 against 5 barely).
@@ -76,7 +86,7 @@ FULL_REPEATS, QUICK_REPEATS = 5, 9
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
 CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"),
             (STRACE, "go"), (BPFTRACE, "go")]
-ATTACHES = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), BPFTRACE]
+ATTACHES = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), STRACE, BPFTRACE]
 PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE,
               BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
@@ -86,6 +96,9 @@ SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}
 BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy"), (UPROBE, "copy"),
               (UPROBE, "other"), (UNOTIFY, "copy"), (PTRACE_SECCOMP, "copy"), (PRELOAD, "copy"),
               (BPFTRACE, "copy")]
+# The duel: a move a millisecond, every move stamped; each technique in its live settings.
+DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
+DUEL_MOVES, DUEL_RATE = 3000, 1000
 CEILING_PROBES_GUESS = 18  # for the progress bar's ETA only: ramp, confirmed bisection, control
 
 
@@ -135,6 +148,7 @@ def available(lineup, skipped: list[dict]):
 def same_run_ratios(rows: list[dict]) -> list[dict]:
     """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
     noisy machine cannot fake, since both sides ran next to the same bare run."""
+    rows = [r for r in rows if r.get("capture") != "count"]  # floors have their own column
     if len(rows) < 2 or REGISTRY[rows[-1]["method"]].baseline:  # no overhead to divide by
         return []
     baseline = rows[-1]
@@ -156,6 +170,26 @@ def swept_placements(quick: bool, only: str | None = None) -> tuple[str, ...]:
     return tuple(p for p in wanted if p != "split" or split_applicable())
 
 
+def add_floor_ratios(rows: list[dict]) -> None:
+    """For every row measured beside its floor (the same method and options with --capture
+    count, the same runs of bare): its overhead over the floor's, repeat by repeat, with an
+    interval. How close a backend comes to the least its mechanism costs, which carries from
+    one machine to another better than an absolute time."""
+    floors = {(r["method"], tuple(sorted((k, v) for k, v in r["options"].items() if k != "capture"))): r
+              for r in rows if r.get("capture") == "count"}
+    for row in rows:
+        key = (row["method"], tuple(sorted((k, v) for k, v in row["options"].items() if k != "capture")))
+        floor = floors.get(key)
+        if row.get("capture") == "count" or floor is None or row.get("paced"):
+            continue
+        bare = np.array(row["samples_bare_ns_per_move"])
+        mine = np.array(row["samples_observed_ns_per_move"]) - bare
+        theirs = np.array(floor["samples_observed_ns_per_move"]) - bare
+        samples = (mine / theirs).tolist()
+        ratio, low, high = median_interval(samples)
+        row |= {"over_floor": ratio, "over_floor_ci": [low, high], "over_floor_samples": samples}
+
+
 def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     """Run a whole sweep; returns the results document's sections (see results.write_json)."""
     started = time.monotonic()
@@ -166,7 +200,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
     if not quick:
         total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
-            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats
+            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS)
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
     if placement == "split" and "split" not in placements:
@@ -181,6 +215,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
             bare, observed = compare(methods, workload, repeats, progress.step)
             rows = [summarize(method, options, workload, bare, executions)
                     for (method, options), executions in zip(methods, observed)]
+            add_floor_ratios(rows)
             sections["runs"] += rows
             if not workload.rate:  # paced, the overhead is ~0 and a ratio of two says nothing
                 sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
@@ -196,7 +231,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
 
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
-    found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": []}
+    found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": []}
     maxima = {}
     for placement in placements:
         for (method, options), target in CEILINGS:
@@ -217,6 +252,13 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
             progress.phase(text.format(method, options))
             found[section].append(measure(method, options))
             progress.step(f"{section} {method}")
+    for method, options in available(DUELISTS, skipped):
+        cls = REGISTRY[method]
+        progress.phase(f"duel: the spy watches through {method}")
+        found["duels"].append(duel(method, options | cls.live_options,
+                                   Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
+                                            placement=cls.default_placement), DEFAULT_DEADLINES_US))
+        progress.step(f"duel {method}")
     for (method, options), kind in BYSTANDERS:
         if not available([(method, options)], skipped):
             continue
@@ -224,18 +266,6 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
         found["bystanders"].append(bystander_cost(method, options, repeats=repeats,
                                                   progress=progress.step, kind=kind))
     return found
-
-
-def store(found: dict, out: Path, quick: bool) -> Path:
-    """Write a sweep's sections: quick.json, or latest.json, keeping the sweep before it as
-    previous.json so the report can show the run-to-run spread."""
-    found = dict(found)
-    runs, meta, skipped = found.pop("runs"), found.pop("meta"), found.pop("skipped")
-    path = out / ("quick.json" if quick else "latest.json")
-    if not quick and path.exists():
-        os.replace(path, out / "previous.json")
-    write_json(path, runs, skipped, meta, **found)
-    return path
 
 
 def inexact_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -247,5 +277,5 @@ def inexact_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def quick_sweep(out: Path, repeats: int = QUICK_REPEATS) -> dict:
-    """Run and store the quick sweep; returns its document as stored."""
-    return load_json(store(sweep(True, repeats), out, quick=True))
+    """Run and store the quick sweep (results/quick.json); returns its document as stored."""
+    return load_json(store_quick(out, sweep(True, repeats)))

@@ -24,6 +24,7 @@ class Verdict:
     in_order: bool = True  # every writer's moves arrived in the order it wrote them
     out_of_order: int = 0
     per_writer_captured: list[int] = field(default_factory=list)
+    counted: int | None = None  # a floor (--capture count): the writes it counted, no events
     # (event index, writer, n) of the first sighting of every move n with n % stamp_every == 0:
     # the moves the opponent stamped, for latency. Not part of the verdict's JSON.
     stamped: list[tuple[int, int, int]] = field(default_factory=list, repr=False)
@@ -77,3 +78,14 @@ def verify(raw_events: Iterable[tuple[int, bytes]], seed: int, counts: list[int]
     verdict.captured = sum(verdict.per_writer_captured)
     verdict.lost = verdict.expected - verdict.captured
     return verdict
+
+
+def verify_count(counted: int, counts: list[int], expected_not_a_move: int = 0) -> Verdict:
+    """A floor's verdict: it yields no events, only how many writes to the watched descriptor it
+    counted. Exact when that is every move plus the non-moves the opponent says it wrote to
+    stdout, and nothing else; a surplus is a phantom, a shortfall a loss."""
+    expected = sum(counts)
+    moves = counted - expected_not_a_move
+    return Verdict(expected=expected, captured=min(max(moves, 0), expected), lost=max(expected - moves, 0),
+                   phantom=max(moves - expected, 0), not_a_move=expected_not_a_move,
+                   expected_not_a_move=expected_not_a_move, counted=counted, per_writer_captured=[])

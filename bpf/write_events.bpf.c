@@ -9,6 +9,7 @@
  *                   BPF_RB_NO_WAKEUP: never wake it, the consumer polls on a timer
  *   HOOK_RAW_SYS_ENTER    attach to raw tracepoint sys_enter, filtered on SYSCALL_WRITE_NR;
  *   HOOK_GO_UPROBE  a uprobe program, attached by methods/uprobe.py inside Go's syscall.write;
+ *   CAPTURE_COUNT_ONLY    the floor: count the matching writes, copy and send nothing;
  *                   otherwise attach to the tracepoint syscalls:sys_enter_write.
  */
 
@@ -47,6 +48,9 @@ static __always_inline int record_write(u64 pid_tgid, u64 fd, const char *buf, u
     if (fd != WATCHED_FD)
         return 0;
     count(COUNTER_MATCHED);
+#ifdef CAPTURE_COUNT_ONLY
+    return 0;
+#endif
     struct move_event *event = events.ringbuf_reserve(sizeof(struct move_event));
     if (!event) {
         count(COUNTER_LOST);    /* ring full: counted, never silent */

@@ -30,6 +30,29 @@ MOVES = ("rock", "paper", "scissors")
 #   cgo   the cgo build (dynamic), still raw system calls from Go's os.Stdout
 #   libc  the cgo build writing through glibc's write()
 TARGET_NAMES = ("go", "cgo", "libc")
+# The floor of a mechanism (`--capture count`): the same hook, the same filter, the writes only
+# counted, nothing copied or sent; declared with this one spec by every backend that has one.
+CAPTURE_OPTION = {"choices": ("full", "count"), "default": None,
+                  "help": "count: only count the writes, copying nothing: the mechanism's floor "
+                          "(default: full capture)"}
+
+# How a ring-buffer backend's consumer learns of new events, shared by every such backend:
+#   poll      nothing wakes it; it drains every --poll-ms: no wake-up work in the target's
+#             write path, the cheapest flat out, and a delay of up to one period
+#   adaptive  the producer wakes it when it had caught up and sleeps: a short delay live,
+#             some work in the target's write path when events are sparse
+WAKEUP_OPTION = {"choices": ("adaptive", "poll"), "default": "poll",
+                 "help": "adaptive: wake the consumer when it sleeps (live); poll: it drains every "
+                         "--poll-ms (cheapest flat out)"}
+POLL_MS_OPTION = {"type": int, "default": 10, "help": "consumer polling period in ms (also the "
+                                                      "longest adaptive sleep)"}
+
+
+def check_capture(capture: str | None) -> None:
+    if capture not in (None, *CAPTURE_OPTION["choices"]):
+        raise ObserverError(f"unknown --capture {capture!r}; choose one of {', '.join(CAPTURE_OPTION['choices'])}")
+
+
 # Where a backend's own count of lost events comes from (None: it has no such count).
 LOSS_SOURCES = ("kernel counter", "ring counter", "tool's own report")
 _MOVE_WORD = re.compile(rb"(?i)\b(rock|paper|scissors)\b")
@@ -73,6 +96,7 @@ class Counters:
     # Backends that stamp a whole batch's arrival once (the ring readers): the longest any batch
     # took to hand all its events over, so how late an event's receive time can be.
     batch_ns_max: int = 0
+    counted: int = 0  # with --capture count: the writes to the watched fd the mechanism counted
 
 
 REGISTRY: dict[str, type["Observer"]] = {}
@@ -117,6 +141,9 @@ class Observer(ABC):
     cli_options: ClassVar[dict[str, dict]] = {}
     # Options that watch uses to attach when the user did not choose (ptrace: strategy step).
     attach_options: ClassVar[dict[str, object]] = {}
+    # Options that watch (live, a move at a time) uses when the user did not choose, where the
+    # default suits a flat-out run better (a consumer woken when events come, not polled).
+    live_options: ClassVar[dict[str, object]] = {}
     # Where run and watch place the target and the observer unless told (bench/placement.py):
     # the placement the sweep measured cheaper for this mechanism. "shared" suits a mechanism
     # that stops the target and wakes it (a cross-CPU wake-up is expensive in a VM); "split"
@@ -201,6 +228,7 @@ class Observer(ABC):
                 "default_placement": cls.default_placement, "article_name": cls.article_name,
                 "dependence": cls.dependence,
                 "default_options": {name: spec.get("default") for name, spec in cls.cli_options.items()},
+                "live_options": dict(cls.live_options),
                 "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
 
     def facts(self) -> dict:

@@ -18,9 +18,10 @@ from typing import Iterator
 
 import numpy as np
 
-from methods.base import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, CAPTURE_BYTES,
-                          SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer, ObserverError,
-                          bpf_program_leftovers, claim, effective_capabilities)
+from methods.base import (CAPABILITY_NAMES, CAPTURE_BYTES, CAPTURE_OPTION, CAP_BPF, CAP_PERFMON,
+                          CAP_SYS_ADMIN, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
+                          ObserverError, bpf_program_leftovers, check_capture, claim,
+                          POLL_MS_OPTION, WAKEUP_OPTION, effective_capabilities)
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
@@ -109,7 +110,7 @@ def kernel_headers_dir() -> Path:
     return Path("/lib/modules") / platform.release() / "build"
 
 
-def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int) -> None:
+def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int, capture: str | None = None) -> None:
     if hook not in HOOKS + (GO_UPROBE_HOOK,):
         raise ObserverError(f"unknown eBPF hook {hook!r}; choose one of {', '.join(HOOKS)}")
     ring_pages = ring_mb * 1024 * 1024 // PAGE_SIZE
@@ -119,12 +120,13 @@ def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int) -> None:
         raise ObserverError(f"unknown wakeup policy {wakeup!r}; choose one of {', '.join(WAKEUPS)}")
     if not 1 <= poll_ms <= 1000:
         raise ObserverError(f"--poll-ms must be between 1 and 1000, got {poll_ms}")
+    check_capture(capture)
 
 
 def text_for(tgid: int, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-             poll_ms: int = 10) -> str:
+             poll_ms: int = 10, capture: str | None = None) -> str:
     """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c."""
-    check_options(hook, ring_mb, wakeup, poll_ms)
+    check_options(hook, ring_mb, wakeup, poll_ms, capture)
     defines = {
         "TARGET_TGID": tgid,
         "WATCHED_FD": WATCHED_FD,
@@ -137,12 +139,15 @@ def text_for(tgid: int, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str
         defines["HOOK_RAW_SYS_ENTER"] = 1
     elif hook == GO_UPROBE_HOOK:
         defines["HOOK_GO_UPROBE"] = 1
+    if capture == "count":
+        defines["CAPTURE_COUNT_ONLY"] = 1
     header = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return header + BPF_SOURCE.read_text()
 
 
 class EbpfObserver(Observer):
     method = "ebpf"
+    live_options = {"wakeup": "adaptive"}
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
     article_name = "eBPF tracepoint"
@@ -160,22 +165,23 @@ class EbpfObserver(Observer):
     )
     cli_options = {
         "hook": {"choices": HOOKS, "default": DEFAULT_HOOK, "help": "syscall hook"},
-        "wakeup": {"choices": tuple(WAKEUPS), "default": DEFAULT_WAKEUP,
-                   "help": "ring buffer wakeups: adaptive or poll"},
-        "poll_ms": {"type": int, "default": 10, "help": "consumer polling period in ms"},
+        "wakeup": WAKEUP_OPTION,
+        "poll_ms": POLL_MS_OPTION,
         "ring_mb": {"type": int, "default": 64, "help": "ring buffer size in MiB, a power of two"},
+        "capture": CAPTURE_OPTION,
     }
 
     @classmethod
     def check_options(cls, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                      poll_ms: int = 10) -> None:
-        check_options(hook, ring_mb, wakeup, poll_ms)
+                      poll_ms: int = 10, capture: str | None = None) -> None:
+        check_options(hook, ring_mb, wakeup, poll_ms, capture)
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                 poll_ms: int = 10) -> None:
-        check_options(hook, ring_mb, wakeup, poll_ms)
+                 poll_ms: int = 10, capture: str | None = None) -> None:
+        check_options(hook, ring_mb, wakeup, poll_ms, capture)
         super().__init__()
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
+        self.capture = capture
         self.bpf = None
         self._ring: RingReader | None = None
         self._wakeups: select.epoll | None = None
@@ -220,7 +226,7 @@ class EbpfObserver(Observer):
         # bcc prints compiler noise to stderr; a failure still raises and is reported below.
         try:
             self.bpf = BPF(text=self.program_text(pid, hook=self.hook, ring_mb=self.ring_mb,
-                                                  wakeup=self.wakeup).encode())
+                                                  wakeup=self.wakeup, capture=self.capture).encode())
         except Exception as error:
             raise ObserverError(f"the BPF program did not compile or load: {error}") from None
         self._check_event_layout()
@@ -254,6 +260,8 @@ class EbpfObserver(Observer):
         counters = self.bpf[b"counters"]
         self.kernel_matched = sum(counters[ctypes.c_int(0)])
         self.counters.lost = sum(counters[ctypes.c_int(1)])
+        if self.capture == "count":
+            self.counters.counted = self.kernel_matched
 
     def close(self) -> None:
         if self._wakeups is not None:

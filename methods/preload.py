@@ -23,10 +23,11 @@ import numpy as np
 
 import psutil
 
-from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, claim
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, POLL_MS_OPTION, WAKEUP_OPTION, WATCHED_FD, MoveEvent,
+                          Observer, ObserverError, check_capture, claim)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 2
+RING_MAGIC, RING_VERSION = 0x52425054, 4
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
 # The ring's shared-memory segment: /dev/shm/tapbench-<random>.
 SEGMENT_PREFIX = "tapbench-"
@@ -34,17 +35,18 @@ SEGMENT_GLOB = f"/dev/shm/{SEGMENT_PREFIX}*"
 
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
-    "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "claimed", "consumed",
-              "lost", "failed_writes"],
-    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u8", "<u8"],
-    "offsets": [0, 4, 8, 12, 16, 64, 128, 192, 200],
+    "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "count_only", "wake_consumer",
+              "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes", "counted"],
+    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8", "<u8"],
+    "offsets": [0, 4, 8, 12, 16, 20, 24, 64, 128, 136, 192, 200, 208],
     "itemsize": 256,
 })
 SLOT = np.dtype([("published", "<u8"), ("ts_ns", "<u8"), ("count", "<u8"), ("tid", "<u4"),
                  ("copied", "<u4"), ("head", f"V{CAPTURE_BYTES}")])
 LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "watched_fd", "magic", "version",
-                 "off_slot_count", "off_hook_pid", "off_claimed", "off_consumed", "off_lost",
-                 "off_failed_writes", "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
+                 "off_slot_count", "off_hook_pid", "off_count_only", "off_wake_consumer", "off_claimed",
+                 "off_consumed", "off_consumer_sleeping", "off_lost", "off_failed_writes", "off_counted",
+                 "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
                  "off_head"]
 
 
@@ -54,7 +56,8 @@ def python_layout() -> dict[str, int]:
         "header_size": HEADER.itemsize, "slot_size": SLOT.itemsize, "capture_bytes": CAPTURE_BYTES,
         "watched_fd": WATCHED_FD, "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
-           ("slot_count", "hook_pid", "claimed", "consumed", "lost", "failed_writes")},
+           ("slot_count", "hook_pid", "count_only", "wake_consumer", "claimed", "consumed",
+            "consumer_sleeping", "lost", "failed_writes", "counted")},
         **{f"off_{name}": slot[name][1] for name in
            ("published", "ts_ns", "count", "tid", "copied", "head")},
     }
@@ -84,17 +87,28 @@ class PreloadObserver(Observer):
         claim("kernel_dependence", "medium"),
     )
     cli_options = {"ring_slots": {"type": int, "default": DEFAULT_SLOTS,
-                                  "help": "ring size in 64-byte slots, a power of two"}}
+                                  "help": "ring size in 64-byte slots, a power of two"},
+                   "wakeup": WAKEUP_OPTION, "poll_ms": POLL_MS_OPTION, "capture": CAPTURE_OPTION}
+    live_options = {"wakeup": "adaptive"}
 
     @classmethod
-    def check_options(cls, ring_slots: int = DEFAULT_SLOTS) -> None:
+    def check_options(cls, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
+                      capture: str | None = None) -> None:
         if ring_slots < 2 or ring_slots & (ring_slots - 1) or ring_slots > 1 << 26:
             raise ObserverError(f"--ring-slots must be a power of two from 2 to {1 << 26}, "
                                 f"got {ring_slots}")
+        if wakeup not in WAKEUP_OPTION["choices"]:
+            raise ObserverError(f"unknown wakeup policy {wakeup!r}; choose one of {', '.join(WAKEUP_OPTION['choices'])}")
+        if not 1 <= poll_ms <= 1000:
+            raise ObserverError(f"--poll-ms must be between 1 and 1000, got {poll_ms}")
+        check_capture(capture)
 
-    def __init__(self, ring_slots: int = DEFAULT_SLOTS, poll_ms: int = 5) -> None:
-        self.check_options(ring_slots)
+    def __init__(self, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
+                 capture: str | None = None) -> None:
+        self.check_options(ring_slots, wakeup, poll_ms, capture)
         super().__init__()
+        self.capture, self.wakeup = capture, wakeup
+        self._libc = ctypes.CDLL(None, use_errno=True)
         if python_layout() != c_layout():
             raise ObserverError(f"{HOOK_LIBRARY.name} was built with another ring layout than "
                                 "methods/preload.py mirrors: rebuild it (make build)")
@@ -149,8 +163,10 @@ class PreloadObserver(Observer):
                                                   create=True, size=size)
         buffer = np.frombuffer(self.segment.buf, dtype=np.uint8)
         self._header = buffer[:HEADER.itemsize].view(HEADER)
+        self._sleeping_word = buffer.ctypes.data + HEADER.fields["consumer_sleeping"][1]
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
-        self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0, 0, 0, 0, 0)
+        self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
+                           int(self.capture == "count"), int(self.wakeup == "adaptive"), 0, 0, 0, 0, 0, 0)
         self._static = is_static_executable(argv[0])
         return super().launch(argv, **kwargs)
 
@@ -180,14 +196,34 @@ class PreloadObserver(Observer):
         return batch
 
     def events(self) -> Iterator[MoveEvent]:
-        # Nothing wakes us on new slots: sleep a polling period, or less if the target exits.
-        yield from self._drain_batches(self._take, lambda: self.target_exited(self.poll_ms / 1000))
+        # poll: nothing wakes us on new slots: sleep a polling period, or less if the target
+        # exits. adaptive: sleep on the futex the hook wakes, a period at most.
+        wait = self._sleep_until_woken if self.wakeup == "adaptive" else \
+            (lambda: self.target_exited(self.poll_ms / 1000))
+        yield from self._drain_batches(self._take, wait)
         header = self._header[0]
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])
-        self.hook_writes_seen = int(header["claimed"]) + int(header["lost"])
+        self.hook_writes_seen = int(header["claimed"]) + int(header["lost"]) + int(header["counted"])
         self.failed_writes = int(header["failed_writes"])
+        self.counters.counted = int(header["counted"])
         self.hook_loaded = int(header["hook_pid"]) == self.pid
+
+    def _sleep_until_woken(self) -> None:
+        """Announce the sleep, look once more (a slot published meanwhile would not wake us),
+        then wait on the futex word for the hook's FUTEX_WAKE, at most one polling period."""
+        self._header["consumer_sleeping"] = 1
+        if self._pending():
+            self._header["consumer_sleeping"] = 0
+            return
+        timeout = _Timespec(0, self.poll_ms * 1_000_000)
+        self._libc.syscall(SYS_FUTEX, ctypes.c_void_p(self._sleeping_word), FUTEX_WAIT, 1,
+                           ctypes.byref(timeout), None, 0)
+        self._header["consumer_sleeping"] = 0
+
+    def _pending(self) -> bool:
+        consumed = int(self._header[0]["consumed"])
+        return int(self._slots[consumed % self.ring_slots]["published"]) == consumed + 1
 
     def not_applicable(self, expected: int) -> str | None:
         """Decided from the program, not from what the hook did: a hook that failed to load
@@ -209,6 +245,11 @@ class PreloadObserver(Observer):
 
 
 PT_INTERP = 3  # the program header naming the dynamic loader
+SYS_FUTEX, FUTEX_WAIT = 202, 0  # x86-64; a shared (not private) futex: the word is in a shared mapping
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 def is_static_executable(program: str) -> bool:

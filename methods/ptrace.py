@@ -26,9 +26,9 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import (CAP_SYS_ADMIN, CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer,
-                          ObserverError, ObserverUnavailable, claim, effective_capabilities,
-                          proc_status_field)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, WATCHED_FD, MoveEvent,
+                          Observer, ObserverError, ObserverUnavailable, check_capture, claim,
+                          effective_capabilities, proc_status_field)
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
@@ -138,17 +138,22 @@ class PtraceObserver(Observer):
                      "help": "seccomp: one stop per write (launch only); step: PTRACE_SYSCALL"},
         "exitkill": {"flag": True, "default": False,
                      "help": "PTRACE_O_EXITKILL: the target dies if the tracer dies"},
+        "capture": CAPTURE_OPTION,
     }
 
     @classmethod
-    def check_options(cls, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False) -> None:
+    def check_options(cls, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False,
+                      capture: str | None = None) -> None:
         if strategy not in STRATEGIES:
             raise ObserverError(f"unknown ptrace strategy {strategy!r}; choose one of "
                                 f"{', '.join(STRATEGIES)}")
+        check_capture(capture)
 
-    def __init__(self, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False) -> None:
-        self.check_options(strategy, exitkill)
+    def __init__(self, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False,
+                 capture: str | None = None) -> None:
+        self.check_options(strategy, exitkill, capture)
         super().__init__()
+        self._count_only = capture == "count"  # the floor: the same stop, no memory read
         self.strategy = strategy
         self.exitkill = exitkill
         self.threads: set[int] = set()  # tids we trace
@@ -285,12 +290,16 @@ class PtraceObserver(Observer):
                 pass  # killed in its stop (exit_group): its exit is reported next
 
     def _write_head(self, tid: int) -> bytes | None:
-        """The first bytes of a write to stdout at this stop, or None for anything else."""
+        """The first bytes of a write to stdout at this stop, or None for anything else (and,
+        with --capture count, for every write: it is counted, nothing is read)."""
         self._ptrace(PTRACE_GET_SYSCALL_INFO, tid, SYSCALL_INFO_SIZE, ctypes.addressof(self._info))
         op, _, _, _, nr, fd, buf, count = SYSCALL_INFO.unpack_from(self._info)
         if op not in (INFO_ENTRY, INFO_SECCOMP) or nr != SYSCALL_WRITE_NR or fd != WATCHED_FD:
             return None
         self.counters.bytes += count
+        if self._count_only:
+            self.counters.counted += 1
+            return None
         self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
         read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
                                            ctypes.byref(self._remote), 1, 0)

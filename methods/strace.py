@@ -16,7 +16,8 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents
+from methods.base import (CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents,
+                          die_with_parent, proc_status_field)
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
@@ -26,9 +27,9 @@ WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]
 class StraceObserver(PrintedEvents, Observer):
     method = "strace"
     reference_peer = True
-    can_attach = False
+    can_attach = True
     description = "strace -f -e trace=write, parsed (reference peer)"
-    dependence = ("strace installed; launch only here")
+    dependence = ("strace installed; attaching to another user's process needs CAP_SYS_PTRACE")
     default_placement = "shared"
     # No loss count: strace stops the target at each write, so nothing can be dropped.
     cli_options = {"seccomp_bpf": {"flag": True, "default": False,
@@ -39,6 +40,7 @@ class StraceObserver(PrintedEvents, Observer):
         self.seccomp_bpf = seccomp_bpf
         self._output: int | None = None
         self._clock_offset_ns = 0
+        self._attached_tracer: subprocess.Popen | None = None  # `strace -p`, when attaching
         self.unparsed_lines = 0
 
     def facts(self) -> dict:
@@ -52,10 +54,6 @@ class StraceObserver(PrintedEvents, Observer):
             return "setpriv is not installed (Debian package util-linux)"
         return None
 
-    @classmethod
-    def attach_unavailable_reason(cls) -> str | None:
-        return "tapbench runs strace only as a launch-mode reference"
-
     def launch(self, argv, **kwargs):
         self._output, write_end = os.pipe()
         self._pass_fds = (write_end,)
@@ -66,16 +64,23 @@ class StraceObserver(PrintedEvents, Observer):
         finally:
             os.close(write_end)  # strace holds it now; EOF on ours means strace has ended
 
-    def _launcher(self, command: list[str]) -> list[str]:
+    def _options(self, output_fd: int) -> list[str]:
         # -I 2: with -o FILE PROG, strace blocks fatal signals for good (-I 3), so stop()'s
         # SIGTERM would never reach it; at 2 it detaches from the target and exits.
         options = ["-f", "-qq", "-I", "2", "-e", "trace=write", "-e", "signal=none", "-xx",
-                   "-s", str(CAPTURE_BYTES), "--timestamps=unix,ns", "-o", f"/dev/fd/{self._write_end}"]
+                   "-s", str(CAPTURE_BYTES), "--timestamps=unix,ns", "-o", f"/dev/fd/{output_fd}"]
         if self.seccomp_bpf:
             options.append("--seccomp-bpf")
+        return options
+
+    def _launcher(self, command: list[str]) -> list[str]:
         # The target is strace's child, not ours, so our PR_SET_PDEATHSIG does not reach it:
         # setpriv sets its own, so that it dies with strace (which dies with tapbench).
-        return ["strace", *options, "--", "setpriv", "--pdeathsig", "KILL", *command]
+        return ["strace", *self._options(self._write_end), "--", "setpriv", "--pdeathsig", "KILL", *command]
+
+    @property
+    def _tracer(self) -> subprocess.Popen | None:
+        return self._attached_tracer or self.process
 
     def _target_pid(self, process: subprocess.Popen) -> int:
         """strace forks the command: wait for that child (setpriv, then the gate shell it
@@ -95,12 +100,28 @@ class StraceObserver(PrintedEvents, Observer):
         raise ObserverError("strace did not start the target")
 
     def _observe(self, pid: int) -> None:
-        pass  # strace is already tracing it, from before exec
+        if self.process is not None:
+            return  # launched: strace is already tracing it, from before exec
+        # Attaching: `strace -p`, every thread, then wait until the kernel says it traces them.
+        self._output, write_end = os.pipe()
+        self._clock_offset_ns = time.time_ns() - time.monotonic_ns()
+        try:
+            self._attached_tracer = subprocess.Popen(
+                ["strace", *self._options(write_end), "-p", str(pid)], stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE, pass_fds=(write_end,), preexec_fn=die_with_parent)
+        finally:
+            os.close(write_end)
+        deadline = time.monotonic() + 10
+        while proc_status_field(pid, "TracerPid") != self._attached_tracer.pid:
+            if self._attached_tracer.poll() is not None or time.monotonic() > deadline:
+                error = self._attached_tracer.stderr.read().decode(errors="replace").strip()
+                raise ObserverError(f"strace did not attach to PID {pid}: {error or 'no reason given'}")
+            time.sleep(0.002)
 
     def events(self) -> Iterator[MoveEvent]:
         while True:
             if self._stopping:
-                self.process.terminate()  # strace detaches from the target and exits
+                self._tracer.terminate()  # strace detaches from the target and exits
             readable, _, _ = select.select([self._output], [], [], 0.1)
             if not readable:
                 continue
@@ -125,6 +146,16 @@ class StraceObserver(PrintedEvents, Observer):
         return MoveEvent(ts_ns, seen_ns, self.pid, int(tid), bytes.fromhex(hexbytes.replace(b"\\x", b"").decode()))
 
     def close(self) -> None:
+        if self._attached_tracer is not None:
+            if self._attached_tracer.poll() is None:
+                self._attached_tracer.terminate()  # detaches; the target runs on
+                try:
+                    self._attached_tracer.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._attached_tracer.kill()
+                    self._attached_tracer.wait()
+            self._attached_tracer.stderr.close()
+            self._attached_tracer = None
         if self._output is not None:
             os.close(self._output)
             self._output = None

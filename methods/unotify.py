@@ -37,8 +37,9 @@ import tempfile
 import time
 from typing import Iterator
 
-from methods.base import (CAP_SYS_ADMIN, CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError,
-                          ObserverUnavailable, effective_capabilities, proc_status_field)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, WATCHED_FD, MoveEvent,
+                          Observer, ObserverError, ObserverUnavailable, check_capture,
+                          effective_capabilities, proc_status_field)
 
 # <linux/seccomp.h>
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call
@@ -70,9 +71,16 @@ class UnotifyObserver(Observer):
     default_placement = "shared"
     can_attach = False
     # No loss count: a notified write waits for tapbench's answer, so nothing can be dropped.
+    cli_options = {"capture": CAPTURE_OPTION}
 
-    def __init__(self) -> None:
+    @classmethod
+    def check_options(cls, capture: str | None = None) -> None:
+        check_capture(capture)
+
+    def __init__(self, capture: str | None = None) -> None:
+        self.check_options(capture)
         super().__init__()
+        self._count_only = capture == "count"  # the floor: the same notification, no memory read
         self.sync_wake_up: bool | None = None  # granted by the kernel (6.6+)?
         self.wait_killable_recv: bool | None = None  # granted by the kernel (5.19+)?
         self.retried = 0  # notifications of writes that were interrupted and will come again
@@ -183,7 +191,8 @@ class UnotifyObserver(Observer):
                 raise
             stopped_ns = time.monotonic_ns()
             notification_id, tid, _, nr, _, _, fd, buf, count, _, _, _ = NOTIF.unpack(notification)
-            head = self._read_head(tid, buf, count) if nr == SYSCALL_WRITE_NR and fd == WATCHED_FD else None
+            watched = nr == SYSCALL_WRITE_NR and fd == WATCHED_FD
+            head = self._read_head(tid, buf, count) if watched and not self._count_only else None
             try:
                 fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND,
                             RESPONSE.pack(notification_id, 0, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE))
@@ -194,7 +203,9 @@ class UnotifyObserver(Observer):
                     self.retried += 1
                     continue
                 raise
-            if head is not None:
+            if watched and self._count_only:
+                self.counters.counted += 1
+            elif head is not None:
                 self.counters.captured += 1
                 self.counters.bytes += count
                 yield MoveEvent(stopped_ns, time.monotonic_ns(), self._tgid(tid), tid, head)

@@ -81,11 +81,13 @@ class UprobeObserver(EbpfObserver):
     cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name != "hook"}
 
     @classmethod
-    def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10) -> None:
-        check_options(GO_UPROBE_HOOK, ring_mb, wakeup, poll_ms)
+    def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
+                      capture: str | None = None) -> None:
+        check_options(GO_UPROBE_HOOK, ring_mb, wakeup, poll_ms, capture)
 
-    def __init__(self, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10) -> None:
-        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms)
+    def __init__(self, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
+                 capture: str | None = None) -> None:
+        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms, capture=capture)
         self.binary: str | None = None
         self.probe_offset: int | None = None
         self.stack_check_found: bool | None = None

@@ -7,7 +7,9 @@
  *   - write()'s return value and errno are left exactly as libc set them;
  *   - it never blocks, never allocates and takes no lock on the write path (a lock-free
  *     ring), so write() stays async-signal-safe: a signal handler that writes while the
- *     thread it interrupted is inside the hook just claims the next slot;
+ *     thread it interrupted is inside the hook just claims the next slot. With adaptive
+ *     wakeups it may wake the consumer (FUTEX_WAKE, a system call of the hook's own) when
+ *     the consumer sleeps;
  *   - only the process it was loaded into for the ring, and programs that process execs in
  *     place, record: a fork()ed child stops recording (it is another process).
  *
@@ -20,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +40,10 @@ __attribute__((visibility("default"))) const struct tapbench_ring_layout tapbenc
     sizeof(struct tapbench_ring_header), sizeof(struct tapbench_slot), TAPBENCH_CAPTURE_BYTES,
     TAPBENCH_WATCHED_FD, TAPBENCH_RING_MAGIC, TAPBENCH_RING_VERSION,
     OFFSET(tapbench_ring_header, slot_count), OFFSET(tapbench_ring_header, hook_pid),
+    OFFSET(tapbench_ring_header, count_only), OFFSET(tapbench_ring_header, wake_consumer),
     OFFSET(tapbench_ring_header, claimed), OFFSET(tapbench_ring_header, consumed),
-    OFFSET(tapbench_ring_header, lost), OFFSET(tapbench_ring_header, failed_writes),
+    OFFSET(tapbench_ring_header, consumer_sleeping), OFFSET(tapbench_ring_header, lost),
+    OFFSET(tapbench_ring_header, failed_writes), OFFSET(tapbench_ring_header, counted),
     OFFSET(tapbench_slot, published), OFFSET(tapbench_slot, ts_ns), OFFSET(tapbench_slot, count),
     OFFSET(tapbench_slot, tid), OFFSET(tapbench_slot, copied), OFFSET(tapbench_slot, head),
 };
@@ -114,6 +119,16 @@ static void record(const void *buf, size_t count, size_t written, uint64_t ts_ns
     slot->tid = cached_tid;
     slot->copied = (uint32_t)copied;
     atomic_store_explicit(&slot->published, sequence + 1, memory_order_release);
+    /* Adaptive wakeups: wake the consumer only if it sleeps (one load otherwise). The fence
+     * orders the publication before the load, so a consumer that went to sleep after checking
+     * an empty ring is seen; one that the race still misses wakes at its timeout. */
+    if (ring->wake_consumer) {
+        atomic_thread_fence(memory_order_seq_cst);
+        uint32_t sleeping = 1;
+        if (atomic_load_explicit(&ring->consumer_sleeping, memory_order_relaxed) &&
+            atomic_compare_exchange_strong(&ring->consumer_sleeping, &sleeping, 0))
+            syscall(SYS_futex, &ring->consumer_sleeping, FUTEX_WAKE, 1, NULL, NULL, 0);
+    }
 }
 
 static inline ssize_t call_real_write(int fd, const void *buf, size_t count)
@@ -127,6 +142,11 @@ __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, si
 {
     if (ring == NULL || fd != TAPBENCH_WATCHED_FD)
         return call_real_write(fd, buf, count);
+    if (ring->count_only) { /* the floor: the same interposed write(), counted, nothing recorded */
+        ssize_t written = call_real_write(fd, buf, count);
+        atomic_fetch_add_explicit(&ring->counted, 1, memory_order_relaxed); /* errno untouched */
+        return written;
+    }
     /* The stamp is taken before the write, when the target asked for it (clock_gettime is
      * async-signal-safe and, through the vDSO, no system call). */
     struct timespec now;

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 2u
+#define TAPBENCH_RING_VERSION 4u
 #define TAPBENCH_CAPTURE_BYTES 32
 #define TAPBENCH_WATCHED_FD 1
 
@@ -38,20 +38,27 @@ struct tapbench_ring_header {
     uint32_t slot_count;        /* a power of two */
     uint32_t slot_size;
     _Atomic uint32_t hook_pid;  /* the first process the hook loaded into; 0: never loaded */
-    uint32_t pad0[11];
+    uint32_t count_only;        /* set by tapbench before launch: the floor, count and record nothing */
+    uint32_t wake_consumer;     /* set by tapbench before launch: adaptive wakeups (a futex) */
+    uint32_t pad0[9];
     _Atomic uint64_t claimed;   /* next sequence number (producers) */
     uint64_t pad1[7];
     _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
-    uint64_t pad2[7];
+    _Atomic uint32_t consumer_sleeping; /* a futex word: 1 while the consumer waits on it; on the
+                                       consumer's line, which producers read anyway */
+    uint32_t pad2a;
+    uint64_t pad2[6];
     _Atomic uint64_t lost;      /* writes to the watched fd that found the ring full */
     _Atomic uint64_t failed_writes; /* writes to the watched fd that returned an error: not
                                        recorded, nothing was written (bad pointer, EAGAIN ...) */
-    uint64_t pad3[6];           /* writes seen = claimed + lost: no second counter to bump */
+    _Atomic uint64_t counted;   /* count_only: every write() to the watched fd */
+    uint64_t pad3[5];           /* writes seen = claimed + lost: no second counter to bump */
 };
 
 struct tapbench_ring_layout { /* what methods/preload.py checks its mirror against */
     uint32_t header_size, slot_size, capture_bytes, watched_fd, magic, version;
-    uint32_t off_slot_count, off_hook_pid, off_claimed, off_consumed, off_lost, off_failed_writes;
+    uint32_t off_slot_count, off_hook_pid, off_count_only, off_wake_consumer, off_claimed;
+    uint32_t off_consumed, off_consumer_sleeping, off_lost, off_failed_writes, off_counted;
     uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
 };
 

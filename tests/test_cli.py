@@ -1,6 +1,7 @@
 """Bad input gets one clear line and a non-zero exit, never a traceback."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -102,8 +103,12 @@ def test_a_pid_that_is_not_the_opponent_is_watched_with_a_note():
 
 def test_sweep_is_bench_and_report_redraws_the_plots(tmp_path):
     assert "--quick" in tapbench("sweep", "--help").stdout
-    readme = tmp_path / "README.md"
-    result = tapbench("report", "--json", str(ROOT / "results" / "latest.json"), "--out", str(readme))
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results" / "machines", results / "machines")
+    result = tapbench("report", "--results", str(results))
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "overhead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "![Overhead per move, log scale](overhead.png)" in readme.read_text()
+    assert (results / "overhead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    readme = (results / "README.md").read_text()
+    assert "![Overhead per move, log scale](overhead.png)" in readme and "## Machines" in readme
+    for machine in (results / "machines").iterdir():  # every machine keeps its own detail
+        assert (machine / "README.md").exists() and (machine / "overhead.png").exists()

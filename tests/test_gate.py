@@ -7,12 +7,14 @@ import sys
 import pytest
 
 from bench.gate import compare_documents
+from bench.results import RESULTS_FORMAT
 from methods import REGISTRY
 
 
 def document(overheads, exact=True, cpu="cpu A", bare=500.0):
     samples_bare = [bare] * len(overheads)
-    return {"format": 1, "metadata": {"kernel": "6.18", "cpu_model": cpu, "cpu_count": 2, "lockdown": "none"},
+    return {"format": RESULTS_FORMAT, "methods": {},
+            "metadata": {"kernel": "6.18", "cpu_model": cpu, "cpu_count": 2, "lockdown": "none"},
             "runs": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1,
                       "moves": 1000, "rate": 0.0, "exact": exact, "paced": False,
                       "samples_bare_ns_per_move": samples_bare,

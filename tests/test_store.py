@@ -1,0 +1,91 @@
+"""Results from many machines: stored per machine, merged from elsewhere, compared like with like."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.machine import machine_id
+from bench.results import RESULTS_FORMAT, ResultsError, load_json
+from bench.store import baseline_for, merge, store_full
+from bench.targets import ROOT
+
+AMD = ROOT / "results" / "machines" / "amd-2cpu-6.18-87fa20"
+
+
+def document(cpu="Intel(R) Xeon(R) Processor", date="2026-11-27T10:00:00+00:00", profile="full"):
+    meta = {"date": date, "kernel": "6.18.44", "cpu_model": cpu, "cpu_count": 2, "lockdown": "integrity",
+            "hypervisor": "KVM", "preemption": "PREEMPT_DYNAMIC", "mitigations": {}, "profile": profile,
+            "commit": "abc"}
+    meta["machine_id"] = machine_id(meta)
+    return {"format": RESULTS_FORMAT, "metadata": meta, "methods": {}, "runs": [], "skipped": [],
+            "comparisons": [], "ceilings": []}
+
+
+def test_a_machine_id_is_readable_and_changes_with_the_machine():
+    intel, amd = document()["metadata"], document(cpu="AMD EPYC")["metadata"]
+    assert intel["machine_id"].startswith("intel-2cpu-6.18-") and amd["machine_id"].startswith("amd-2cpu-6.18-")
+    assert machine_id(intel | {"hypervisor": "none"}) != intel["machine_id"]
+
+
+def test_an_older_format_is_converted_not_zeroed():
+    old = load_json(AMD / "latest.json")
+    assert old["format"] == RESULTS_FORMAT and old["metadata"]["converted_from_format"] == 2
+    row = old["runs"][0]
+    assert row["placement"] == "free" and row["latency_from"] == "mechanism"  # what it was
+    low, high = row["overhead_ratio_ci"]
+    assert low <= row["overhead_ratio"] <= high
+    assert all("left_behind" in probe for probe in old["sigkill"])
+
+
+def test_merge_stores_each_file_under_its_machine_and_refuses_unknown_files(tmp_path):
+    results = tmp_path / "results"
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "intel.json").write_text(json.dumps(document()))
+    (artifacts / "amd.json").write_text(json.dumps(document(cpu="AMD EPYC")))
+    imported = merge(results, [str(artifacts)])
+    assert len(imported) == 2
+    for name in ("intel", "amd"):
+        folder = next((results / "machines").glob(f"{name}-*"))
+        assert (folder / "latest.json").exists() and (folder / "machine.json").exists()
+    # An older sweep of a machine already stored goes behind it, as previous.json.
+    (artifacts / "intel.json").write_text(json.dumps(document(date="2026-11-01T00:00:00+00:00")))
+    merge(results, [str(artifacts / "intel.json")])
+    folder = next((results / "machines").glob("intel-*"))
+    assert load_json(folder / "latest.json")["metadata"]["date"].startswith("2026-11-27")
+    assert load_json(folder / "previous.json")["metadata"]["date"].startswith("2026-11-01")
+    (artifacts / "junk.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ResultsError, match="is not a tapbench results file"):
+        merge(results, [str(artifacts / "junk.json")])
+    result = subprocess.run([sys.executable, "-m", "bench", "merge", "--results", str(results),
+                             str(artifacts / "junk.json")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("ERROR: ")
+
+
+def test_the_gate_takes_its_own_machines_baseline_and_says_when_it_falls_back(tmp_path):
+    results = tmp_path / "results"
+    found = document(profile="quick")
+    found_sections = {"runs": [], "meta": found["metadata"], "skipped": []}
+    store_full(results, found_sections)
+    other = document(cpu="AMD EPYC", profile="quick")
+    folder = results / "machines" / other["metadata"]["machine_id"]
+    folder.mkdir(parents=True)
+    (folder / "baseline.json").write_text(json.dumps(other))
+    path, fallback = baseline_for(results, found["metadata"])
+    assert path == folder / "baseline.json" and "has no baseline" in fallback
+    own = results / "machines" / found["metadata"]["machine_id"] / "baseline.json"
+    own.write_text(json.dumps(found))
+    assert baseline_for(results, found["metadata"]) == (own, None)
+
+
+def test_the_cross_machine_table_has_one_column_per_machine():
+    from bench.report import machines_section
+
+    intel, amd = document(), document(cpu="AMD EPYC")
+    intel["comparisons"] = [{"method": "ebpf", "baseline": "bpftrace", "workload": "w", "ratio": 0.1}]
+    amd["ceilings"] = [{"method": "ebpf", "options": {}, "target": "go", "placement": "shared", "ceiling": 5e5}]
+    text = "\n".join(machines_section({intel["metadata"]["machine_id"]: intel, amd["metadata"]["machine_id"]: amd},
+                                      intel["metadata"]["machine_id"]))
+    assert "| ebpf     | bpftrace | w          | 0.10" in text and "| -" in text  # missing, not zero
+    assert "500,000" in text
