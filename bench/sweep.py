@@ -78,9 +78,9 @@ FULL_GROUPS = [
 # Mann-Whitney test (9 against 9 can reach p < 0.01 with room to spare; 5 against 5 barely).
 # Not much shorter: a bare run of 10,000 moves lasts 3 ms, and its spread swamps the ratio.
 QUICK_GROUPS = [
-    (Workload("go", 50_000), [EBPF_RAW]),
+    (Workload("go", 50_000), [EBPF_RAW, floor_of(EBPF_RAW)]),
     (Workload("libc", 50_000), [PRELOAD]),
-    (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
+    (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP), STRACE]),
 ]
 FULL_REPEATS, QUICK_REPEATS = 5, 9
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
