@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
+
 from bench import cleanup
 from bench import duel as duel_module
 from bench import gate as gate_module
@@ -315,18 +317,32 @@ def move_decoder(pattern: str | None):
     return decode
 
 
+def running(name: str) -> int | None:
+    """The PID of the one running process named `name`, None if there is none."""
+    try:
+        return find_pid_by_name(name)
+    except ObserverError as error:
+        if "no running process" in str(error):
+            return None
+        raise
+
+
 def wait_for_name(name: str, wait_s: float) -> int:
-    """The PID of the one process named `name`, waiting up to wait_s seconds for it to start."""
+    """The PID of the one process named `name`, polling /proc up to wait_s seconds for it to
+    start; says how long after its start the attach came, the moves before that are missed."""
     deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return find_pid_by_name(name)
-        except ObserverError as error:
-            if "no running process" not in str(error) or time.monotonic() >= deadline:
-                if wait_s == 0 and "no running process" in str(error):
-                    raise ObserverError(f"{error}, or wait for it with --wait SECONDS") from None
-                raise
+    if wait_s:
+        print(f"waiting for a process named {name} (polling /proc)", file=sys.stderr, flush=True)
+    while (pid := running(name)) is None:
+        if time.monotonic() >= deadline:
+            hint = ", or wait for it with --wait SECONDS" if wait_s == 0 else f" within {wait_s:g} s"
+            raise ObserverError(f"no running process named {name!r}{hint}")
         time.sleep(0.001)
+    if wait_s:
+        late_ms = (time.time() - psutil.Process(pid).create_time()) * 1000
+        print(f"found PID {pid} about {late_ms:.0f} ms after it started (process start times are "
+              f"kept to 10 ms): what it wrote before the attach is missed", file=sys.stderr)
+    return pid
 
 
 def command_watch(args) -> int:
@@ -344,6 +360,8 @@ def command_watch(args) -> int:
         if getattr(args, name, None) is None:
             options[name] = value
     attaching = bool(args.pid or args.name)
+    if attaching and not args.ebpf and observer_class.attach_unavailable_reason():
+        raise ObserverUnavailable(observer_class.attach_unavailable_reason())  # before any waiting
     if attaching:
         # A backend whose default cannot attach says which option can (ptrace: step).
         for name, value in observer_class.attach_options.items():
@@ -361,14 +379,22 @@ def command_watch(args) -> int:
             print(f"note: PID {pid} ({name}) is not tapbench's opponent: a write is a move when it "
                   f"holds rock, paper or scissors (or --pattern)", file=sys.stderr)
     elif args.name:
-        pid = wait_for_name(args.name, wait_s)
-        print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
+        # A mechanism that can be in place before the program starts catches it at exec, from
+        # its first write; the others poll /proc and say how late they came.
+        catch_at_exec = observer_class.can_catch_exec and wait_s > 0 and running(args.name) is None
+        if not catch_at_exec:
+            pid = wait_for_name(args.name, wait_s)
+            print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
         return print_program(args.method, pid or 0, options)
     placement = args.placement or observer_class.default_placement
     with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
         observer.target_cpus = target_cpus
-        if pid:
+        if args.name and pid is None:
+            pid = observer.attach_at_exec(args.name, wait_s, armed=lambda: print(
+                f"waiting for a process named {args.name} (caught at exec)", file=sys.stderr, flush=True))
+            print(f"caught PID {pid} ({args.name}) at exec", file=sys.stderr)
+        elif pid:
             observer.attach(pid)
         else:
             observer.launch(args.cmd)

@@ -18,13 +18,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import psutil
 
-from bench.targets import ROOT, Workload, is_opponent, target_seen_by
-from bench.truth import decode_move_name
+from bench.targets import OPPONENT_NAME, ROOT, Workload, is_opponent, target_seen_by
+from bench.truth import Truth, decode_move_name
 from methods.base import REGISTRY, SKIP_CAPABILITY_PRECHECK, proc_status_field
 
 # Capability sets tried in order, smallest first; "all" is root as it is.
@@ -236,3 +237,40 @@ def sigkill_fate(method: str, options: dict) -> dict:
             opponent.wait()
         elif target is not None and psutil.pid_exists(target):
             psutil.Process(target).kill()  # a launched opponent that outlived tapbench
+
+
+EXEC_MOVES, EXEC_RATE = 2000, 10_000  # the opponent writes from its start, a move every 100 µs
+
+
+def missed_after_exec(method: str, options: dict) -> dict:
+    """`tapbench watch --name` started before the opponent exists; the opponent then starts
+    writing at once. How many of its moves did the watch miss? Its ground truth says."""
+    watch = subprocess.Popen(tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
+                                      "--name", OPPONENT_NAME, "--wait", "60"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    opponent = None
+    try:
+        ready = ""
+        while "waiting for a process named" not in ready:
+            line = watch.stderr.readline()
+            if not line:  # the watch ended without waiting: it cannot watch that way
+                return {"method": method, "options": options, "written": None, "seen": None, "missed": None,
+                        "how": None, "error": (ready + watch.stderr.read()).strip().splitlines()[-1]}
+            ready += line
+        with tempfile.TemporaryDirectory(prefix="tapbench-exec-") as scratch:
+            report = f"{scratch}/truth.json"
+            opponent = subprocess.Popen(Workload("go", EXEC_MOVES, rate=EXEC_RATE).argv(report),
+                                        stdout=subprocess.DEVNULL)
+            out, err = watch.communicate(timeout=120)
+            opponent.wait(timeout=30)
+            written = Truth.load(report).written
+        seen = out.count("opponent played: ")
+        return {"method": method, "options": options, "written": written, "seen": seen, "missed": written - seen,
+                "how": "caught at exec" if "at exec" in err else "polling /proc, then attach", "error": None}
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+        if opponent is not None and opponent.poll() is None:
+            opponent.kill()
+            opponent.wait()

@@ -188,6 +188,7 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
                            tablefmt="github", disable_numparse=True)]
     lines += placement_section(document["runs"], methods)
     lines += duel_section(document.get("duels", []))
+    lines += exec_section(document.get("exec", []))
     lines += latency_section(document["runs"], methods)
     lines += ceiling_section(document.get("ceilings", []), methods)
     lines += startup_section(document["runs"], document.get("attach", []), methods)
@@ -220,6 +221,21 @@ def duel_table(duels: list[dict], fmt: str = "github") -> str:
     return tabulate(rows, headers=["spy watches through", "target", "placement", "moves",
                                    *(f"≤ {d:g} µs" for d in deadlines), "answer delay p50 µs",
                                    "unanswered", "wrong"], tablefmt=fmt, disable_numparse=True)
+
+
+def exec_section(found: list[dict]) -> list[str]:
+    if not found:
+        return []
+    rows = [[method_label(e), e["how"] or f"cannot: {e['error']}", e["written"] if e["written"] is not None else "-",
+             e["seen"] if e["seen"] is not None else "-", e["missed"] if e["missed"] is not None else "-"]
+            for e in found]
+    return ["", "## Watching from the first move", "",
+            "`tapbench watch --name rock-paper-scissors --wait 60` started before the opponent exists; "
+            "the opponent then writes from its start, a move every 100 µs. A mechanism in place "
+            "before the program starts catches it at exec (eBPF: a program on `sched_process_exec` "
+            "hands the new PID to the write hook through a map); the others poll /proc and attach. "
+            "What they missed, by the opponent's own count:", "",
+            _table(rows, ["method", "how it found the opponent", "moves written", "seen", "missed"])]
 
 
 def duel_section(duels: list[dict]) -> list[str]:

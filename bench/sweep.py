@@ -14,7 +14,7 @@ import numpy as np
 from bench.bystander import bystander_cost
 from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
-from bench.intrusion import attach_startup, least_privilege, sigkill_fate
+from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
 from bench.results import load_json, metadata, method_label, summarize
 from bench.store import store_quick
 from bench.placement import split_applicable
@@ -200,7 +200,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
     if not quick:
         total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
-            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS)
+            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES)
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
     if placement == "split" and "split" not in placements:
@@ -231,7 +231,8 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
 
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
-    found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": []}
+    found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
+                   "exec": []}
     maxima = {}
     for placement in placements:
         for (method, options), target in CEILINGS:
@@ -246,7 +247,8 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
               (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {} (launch)"),
               (ATTACH_PRIVILEGES, "privileges", partial(least_privilege, mode="attach"),
                "least privilege of {} {} (attach)"),
-              (SIGKILLS, "sigkill", sigkill_fate, "SIGKILL of tapbench while {} {} watches")]
+              (SIGKILLS, "sigkill", sigkill_fate, "SIGKILL of tapbench while {} {} watches"),
+              (ATTACHES, "exec", missed_after_exec, "{} {} waiting for the opponent to start")]
     for lineup, section, measure, text in probes:
         for method, options in available(lineup, skipped):
             progress.phase(text.format(method, options))

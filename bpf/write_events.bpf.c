@@ -1,7 +1,11 @@
 /* tapbench eBPF observer: one event per write() of the watched process to its stdout.
  *
  * methods/ebpf.py specialises this text by prepending #defines:
- *   TARGET_TGID     process to watch (all its threads count)
+ *   TARGET_TGID     process to watch (all its threads count); or, instead,
+ *   TARGET_COMM_LO, TARGET_COMM_HI   the name of a program not started yet, as its kernel
+ *                   name's 16 bytes (NUL-padded) in two little-endian words: a program on sched_process_exec
+ *                   writes the tgid of the first process that execs it into the map `watched`,
+ *                   and the write hooks compare with that (one map lookup per write)
  *   WATCHED_FD      descriptor whose writes are moves (1, stdout)
  *   CAPTURE_BYTES   how much of the buffer to copy (32)
  *   RINGBUF_PAGES   ring buffer size in pages (a power of two)
@@ -43,6 +47,36 @@ static __always_inline void count(int slot)
         (*value)++;
 }
 
+#ifdef TARGET_COMM_LO
+BPF_ARRAY(watched, u32, 1);
+
+/* Whether a task belongs to the process caught at exec (none yet: nothing is). */
+static __always_inline bool is_target(u64 pid_tgid)
+{
+    int zero = 0;
+    u32 *tgid = watched.lookup(&zero);
+    return tgid && *tgid && *tgid == (u32)(pid_tgid >> 32);
+}
+
+/* The first exec of a program with the target's name: from then on, that process is watched.
+ * The comm is the kernel's 15-character name, already the new program's at this tracepoint. */
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    /* Two word compares, not a string: no constant data for the loader to place. */
+    u64 comm[2] = {};
+    bpf_get_current_comm(comm, sizeof(comm));
+    if (comm[0] != TARGET_COMM_LO || comm[1] != TARGET_COMM_HI)
+        return 0;
+    int zero = 0;
+    u32 *tgid = watched.lookup(&zero);
+    if (tgid && *tgid == 0)
+        *tgid = bpf_get_current_pid_tgid() >> 32;
+    return 0;
+}
+#else
+#define is_target(pid_tgid) (((pid_tgid) >> 32) == TARGET_TGID)
+#endif
+
 static __always_inline int record_write(u64 pid_tgid, u64 fd, const char *buf, u64 bytes)
 {
     if (fd != WATCHED_FD)
@@ -77,7 +111,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     if (ctx->args[1] != SYSCALL_WRITE_NR)
         return 0;
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((pid_tgid >> 32) != TARGET_TGID)
+    if (!is_target(pid_tgid))
         return 0;
     struct x86_regs *regs = (struct x86_regs *)ctx->args[0];
     /* write(fd, buf, count) arrives in di, si, dx. x86-64 pt_regs stores them adjacent, in
@@ -98,7 +132,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 int on_go_syscall_write(struct x86_regs *ctx)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((pid_tgid >> 32) != TARGET_TGID)
+    if (!is_target(pid_tgid))
         return 0;
     return record_write(pid_tgid, ctx->ax, (const char *)ctx->bx, ctx->cx);
 }
@@ -106,7 +140,7 @@ int on_go_syscall_write(struct x86_regs *ctx)
 TRACEPOINT_PROBE(syscalls, sys_enter_write)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
-    if ((pid_tgid >> 32) != TARGET_TGID)
+    if (!is_target(pid_tgid))
         return 0;
     return record_write(pid_tgid, args->fd, args->buf, args->count);
 }

@@ -139,6 +139,9 @@ class Observer(ABC):
     # the CLI turns each into --keyword. Several backends may declare one option, but only
     # with the same settings: one option name means one thing.
     cli_options: ClassVar[dict[str, dict]] = {}
+    # Whether the mechanism can be in place before a program starts, and catch it at exec by
+    # name (attach_at_exec), so that not one of its writes is missed.
+    can_catch_exec: ClassVar[bool] = False
     # Options that watch uses to attach when the user did not choose (ptrace: strategy step).
     attach_options: ClassVar[dict[str, object]] = {}
     # Options that watch (live, a move at a time) uses when the user did not choose, where the
@@ -222,7 +225,7 @@ class Observer(ABC):
         """The results JSON's `methods` entry: what tables need to know without this code."""
         return {"description": cls.description, "baseline": cls.baseline,
                 "reference_peer": cls.reference_peer, "targets": list(cls.targets),
-                "can_attach": cls.can_attach,
+                "can_attach": cls.can_attach, "can_catch_exec": cls.can_catch_exec,
                 "attach_unavailable": None if cls.can_attach else cls.attach_unavailable_reason(),
                 "loss_source": cls.loss_source, "claims": list(cls.claims),
                 "default_placement": cls.default_placement, "article_name": cls.article_name,
@@ -329,6 +332,11 @@ class Observer(ABC):
                 self._restore_placement_of(pid)
                 raise ObserverError(f"cannot move PID {pid} to CPU {sorted(self.target_cpus)}: permission "
                                     "denied (needs CAP_SYS_NICE); watch it with --placement free") from None
+
+    def attach_at_exec(self, name: str, timeout_s: float, armed=lambda: None) -> int:
+        """Be in place first, then watch the first process that execs a program named `name`
+        (armed() is called once in place); returns its PID."""
+        raise ObserverUnavailable(f"{self.method} cannot catch a program at exec")
 
     def _restore_placement(self) -> None:
         self._restore_placement_of(self.pid)

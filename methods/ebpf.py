@@ -13,6 +13,8 @@ import mmap
 import os
 import platform
 import select
+import struct
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -35,6 +37,8 @@ WAKEUPS = {"adaptive": "0", "poll": "BPF_RB_NO_WAKEUP"}
 # poll is the default: it measured the lower overhead per move (no wakeup work in the target's
 # write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
 DEFAULT_WAKEUP = "poll"
+COMM_LENGTH = 15  # TASK_COMM_LEN - 1
+EXEC_POLL_S = 0.001  # how often the map the exec program fills is read while waiting
 # The raw hook reads the arguments from x86-64 pt_regs, and RingReader relies on x86-64 memory
 # ordering, so this backend is x86-64 only.
 SYSCALL_WRITE_NR = {"x86_64": 1}
@@ -123,12 +127,21 @@ def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int, capture: s
     check_capture(capture)
 
 
-def text_for(tgid: int, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
+def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
              poll_ms: int = 10, capture: str | None = None) -> str:
-    """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c."""
+    """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c. tgid: the
+    process to watch, or the name of a program not started yet, caught when it execs."""
     check_options(hook, ring_mb, wakeup, poll_ms, capture)
+    if isinstance(tgid, str):
+        name = tgid.encode()[:COMM_LENGTH]  # the kernel keeps 15 characters and a NUL
+        if not name:
+            raise ObserverError("cannot wait for a program with an empty name")
+        low, high = struct.unpack("<QQ", name.ljust(16, b"\0"))
+        target = {"TARGET_COMM_LO": f"{low:#x}ULL", "TARGET_COMM_HI": f"{high:#x}ULL"}
+    else:
+        target = {"TARGET_TGID": tgid}
     defines = {
-        "TARGET_TGID": tgid,
+        **target,
         "WATCHED_FD": WATCHED_FD,
         "CAPTURE_BYTES": CAPTURE_BYTES,
         "RINGBUF_PAGES": ring_mb * 1024 * 1024 // PAGE_SIZE,
@@ -148,6 +161,7 @@ def text_for(tgid: int, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str
 class EbpfObserver(Observer):
     method = "ebpf"
     live_options = {"wakeup": "adaptive"}
+    can_catch_exec = True
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
     article_name = "eBPF tracepoint"
@@ -221,23 +235,47 @@ class EbpfObserver(Observer):
         return None
 
     def _observe(self, pid: int) -> None:
+        self._load(pid)
+        self._attach_program(pid)
+        self._wakeups.register(self._pidfd, select.EPOLLIN)
+
+    def _load(self, target: int | str) -> None:
         from bcc import BPF
 
         # bcc prints compiler noise to stderr; a failure still raises and is reported below.
         try:
-            self.bpf = BPF(text=self.program_text(pid, hook=self.hook, ring_mb=self.ring_mb,
+            self.bpf = BPF(text=self.program_text(target, hook=self.hook, ring_mb=self.ring_mb,
                                                   wakeup=self.wakeup, capture=self.capture).encode())
         except Exception as error:
             raise ObserverError(f"the BPF program did not compile or load: {error}") from None
         self._check_event_layout()
-        self._attach_program(pid)
         ring_fd = self.bpf[b"events"].map_fd
         self._ring = RingReader(ring_fd, self.ring_mb * 1024 * 1024)
         # One wait for both: new events (the ring's fd is readable when it holds data and the
-        # kernel chose to wake us) and the target's exit (its pidfd becomes readable).
+        # kernel chose to wake us) and the target's exit (its pidfd, registered once known).
         self._wakeups = select.epoll()
         self._wakeups.register(ring_fd, select.EPOLLIN)
-        self._wakeups.register(self._pidfd, select.EPOLLIN)
+
+    def attach_at_exec(self, name: str, timeout_s: float, armed=lambda: None) -> int:
+        """Watch the first process that execs a program named `name`, from its first write:
+        the program is in place before the process exists. armed() is called once it is;
+        returns the process's PID."""
+        self._load(name)
+        armed()
+        watched = self.bpf[b"watched"]
+        deadline = time.monotonic() + timeout_s
+        while not (tgid := watched[ctypes.c_int(0)].value):
+            if time.monotonic() > deadline:
+                raise ObserverError(f"no process named {name!r} started within {timeout_s:g} s")
+            time.sleep(EXEC_POLL_S)
+        self.pid = tgid
+        try:
+            self._pidfd = os.pidfd_open(tgid)
+        except ProcessLookupError:
+            self._pidfd = None  # it has already exited: what it wrote is in the ring
+        if self._pidfd is not None:
+            self._wakeups.register(self._pidfd, select.EPOLLIN)
+        return tgid
 
     def _attach_program(self, pid: int) -> None:
         """TRACEPOINT_PROBE and RAW_TRACEPOINT_PROBE attach themselves when the program loads;

@@ -78,6 +78,7 @@ class UprobeObserver(EbpfObserver):
     loss_source = "kernel counter"
     claims = ()  # the article's claims are about the syscall tracepoint, not this
     article_name = None
+    can_catch_exec = False  # a uprobe needs the binary's path, not just a name
     cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name != "hook"}
 
     @classmethod

@@ -89,3 +89,30 @@ def test_watch_by_name_waits_for_the_opponent_and_ptrace_steps(method, foreign_o
 def test_a_missing_name_mentions_wait():
     result = watch("--method", "ptrace", "--name", "no-such-program-here")
     assert result.returncode == 2 and "--wait SECONDS" in result.stderr
+
+
+def test_ebpf_catches_a_program_at_exec_and_misses_not_one_move(foreign_opponent):
+    available("ebpf")
+    watcher = subprocess.Popen([sys.executable, "-m", "bench", "watch", "--method", "ebpf",
+                                "--name", "rock-paper-scissors", "--wait", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert "waiting for a process named rock-paper-scissors (caught at exec)" in watcher.stderr.readline()
+        # No delay at all: it writes from its first instant.
+        opponent = subprocess.Popen([foreign_opponent, str(MOVES_PER_GOROUTINE), "0", "0"], stdout=subprocess.DEVNULL)
+        out, err = watcher.communicate(timeout=60)
+        opponent.wait(timeout=30)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    assert "at exec" in err and summary_of(EXPECTED) in out
+
+
+def test_the_sweep_counts_what_each_method_missed_after_exec():
+    from bench.intrusion import missed_after_exec
+
+    available("ebpf")
+    found = missed_after_exec("ebpf", {})
+    assert found["how"] == "caught at exec" and found["missed"] == 0 and found["seen"] == found["written"]
+    refused = missed_after_exec("preload", {})  # LD_PRELOAD cannot attach: said, not counted
+    assert refused["missed"] is None and "only at launch" in refused["error"]
