@@ -35,11 +35,16 @@ def techniques(methods: dict) -> list[str]:
     return sorted((name for name, info in methods.items() if not info.get("baseline")), key=order)
 
 
-def _default(row: dict, info: dict) -> bool:
-    """Whether a row ran the method's default variant (an option the row does not record, as
-    in older results, counts as its default)."""
+def _runs_variant(row: dict, wanted: dict, defaults: dict) -> bool:
+    """Whether a row ran with the wanted options (an option the row does not record, as in
+    older results, had its default)."""
     options = row.get("options") or {}
-    return all(options.get(name, value) == value for name, value in info.get("default_options", {}).items())
+    return all(options.get(name, defaults.get(name)) == value for name, value in wanted.items())
+
+
+def _default(row: dict, info: dict) -> bool:
+    defaults = info.get("default_options", {})
+    return _runs_variant(row, defaults, defaults)
 
 
 def representative_rows(document: dict, name: str) -> tuple[dict | None, dict | None]:
@@ -48,10 +53,12 @@ def representative_rows(document: dict, name: str) -> tuple[dict | None, dict | 
     variant (what watch uses: a consumer woken, not polled) where one was measured."""
     info = document["methods"][name]
     target = (info.get("targets") or ["go"])[0]
-    def mine(row: dict, options: dict) -> bool:
-        return (row["method"] == name and _default(row, {"default_options": options}) and row["target"] == target
-                and row["goroutines"] == 1 and not row.get("not_applicable"))
     defaults = info.get("default_options", {})
+
+    def mine(row: dict, options: dict) -> bool:
+        return (row["method"] == name and _runs_variant(row, options, defaults) and row["target"] == target
+                and row["goroutines"] == 1 and not row.get("not_applicable"))
+
     flat = [r for r in document["runs"] if mine(r, defaults) and not r.get("paced")]
     if not flat:
         return None, None
