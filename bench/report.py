@@ -74,6 +74,8 @@ def floor_cell(run: dict) -> str:
     """The backend's overhead over its floor's (the same mechanism only counting), or why none."""
     if run.get("capture") == "count":
         return "(the floor)"
+    if run.get("over_floor_note") or (run.get("over_floor") is not None and run["over_floor"] < 0):
+        return "floor not above noise"
     if run.get("over_floor") is None:
         return "-"
     low, high = run["over_floor_ci"]

@@ -185,6 +185,10 @@ def add_floor_ratios(rows: list[dict]) -> None:
         bare = np.array(row["samples_bare_ns_per_move"])
         mine = np.array(row["samples_observed_ns_per_move"]) - bare
         theirs = np.array(floor["samples_observed_ns_per_move"]) - bare
+        if np.median(theirs) <= 0:
+            # A floor that costs nothing measurable (preload's counter) divides nothing.
+            row["over_floor_note"] = "floor not above noise"
+            continue
         samples = (mine / theirs).tolist()
         ratio, low, high = median_interval(samples)
         row |= {"over_floor": ratio, "over_floor_ci": [low, high], "over_floor_samples": samples}

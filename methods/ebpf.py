@@ -230,7 +230,12 @@ class EbpfObserver(Observer):
         if not kernel_headers_dir().exists():
             return (f"no kernel headers at {kernel_headers_dir()}: bcc needs them to compile; "
                     "`sudo make setup` installs the distribution's headers and links them there")
-        if not (TRACEFS / "events").is_dir():
+        try:
+            mounted = (TRACEFS / "events").is_dir()
+        except PermissionError:
+            # Capabilities are not enough: bcc reads tracefs, which only root may by default.
+            return f"{TRACEFS} is not readable by uid {os.geteuid()}: bcc needs tracefs (mode 700, root's)"
+        if not mounted:
             return f"tracefs is not mounted at {TRACEFS}: mount -t tracefs tracefs {TRACEFS}"
         return None
 

@@ -51,6 +51,20 @@ def test_overhead_over_floor_pairs_the_repeats():
     assert "over_floor" not in floor
 
 
+def test_a_floor_below_noise_gives_a_note_not_a_ratio():
+    from bench.report import floor_cell
+
+    def row(capture, observed):
+        return {"method": "preload", "options": {"capture": capture}, "capture": capture or "full",
+                "paced": False, "samples_bare_ns_per_move": [100.0, 200.0],
+                "samples_observed_ns_per_move": observed}
+    backend, floor = row(None, [160.0, 260.0]), row("count", [95.0, 205.0])
+    backend["options"].pop("capture")
+    add_floor_ratios([backend, floor])
+    assert "over_floor" not in backend and backend["over_floor_note"] == "floor not above noise"
+    assert floor_cell(backend) == "floor not above noise"
+
+
 def test_run_reports_a_floor_row(tmp_path):
     if REGISTRY["ptrace"].unavailable_reason():
         pytest.skip("ptrace unavailable")
