@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
                            target_seen_by_all)
 from bench.truth import TruthMismatch
 from methods import REGISTRY, ObserverError, ObserverUnavailable
-from methods.base import MOVES, check_pid, find_pid_by_name, move_word
+from methods.base import MOVES, bpf_run_time_stats, check_pid, find_pid_by_name, move_word
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -149,6 +150,9 @@ def make_parser() -> argparse.ArgumentParser:
                       "others; free: the scheduler decides")
     run.add_argument("--placement", choices=PLACEMENTS,
                      help=placement_help + " (default: each method's own, the one measured cheaper for it)")
+    run.add_argument("--bpf-stats", action="store_true",
+                     help="have the kernel time every run of the BPF programs and print ns per run (each run "
+                          "then pays two clock reads: overheads measured with it are inflated)")
 
     watch = commands.add_parser("watch", help="print the opponent's moves live")
     add_method_arguments(watch, sorted(name for name, cls in REGISTRY.items() if not cls.baseline))
@@ -277,7 +281,8 @@ def command_run(args) -> int:
     rows, comparisons = [], []
     for placement, group in by_placement.items():
         placed = replace(workload, placement=placement)
-        bare, observed = compare(group, placed, repeats, progress)
+        with bpf_run_time_stats() if args.bpf_stats else nullcontext():
+            bare, observed = compare(group, placed, repeats, progress)
         group_rows = [summarize(method, options, placed, bare, executions)
                       for (method, options), executions in zip(group, observed)]
         sweep_module.add_floor_ratios(group_rows)
@@ -288,6 +293,8 @@ def command_run(args) -> int:
     for comparison in comparisons:
         print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
               f"{comparison['ratio']:.2f} (median of {len(comparison['samples'])} same-repeat ratios)")
+    if args.bpf_stats:
+        print_program_times(rows)
     if args.json:
         write_json(args.json, rows, comparisons=comparisons)
         print(f"results written to {args.json}")
@@ -295,6 +302,24 @@ def command_run(args) -> int:
         print("ERROR: a capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
         return 1
     return 0
+
+
+def print_program_times(rows: list[dict]) -> None:
+    """Per BPF program of each row, over its repeats: runs per move and ns per run as the kernel
+    timed them (the timing's own two clock reads included)."""
+    for row in rows:
+        programs: dict[str, list[int]] = {}
+        for mechanism in row["mechanism"]:
+            for name, stats in mechanism.get(row["method"], {}).get("programs", {}).items():
+                totals = programs.setdefault(name, [0, 0])
+                totals[0] += stats["runs"]
+                totals[1] += stats["run_ns"]
+        if not programs and not REGISTRY[row["method"]].baseline:
+            print(f"{method_label(row)}: no BPF program of tapbench's own to time")
+        moves = row["moves"] * len(row["mechanism"])
+        for name, (runs, run_ns) in programs.items():
+            print(f"{method_label(row)} {name}: {runs / moves:.3f} runs/move, "
+                  f"{run_ns / runs if runs else 0:.0f} ns/run (timing included)")
 
 
 def move_decoder(pattern: str | None):

@@ -191,6 +191,7 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
     lines += placement_section(document["runs"], methods)
     lines += duel_section(document.get("duels", []))
     lines += exec_section(document.get("exec", []))
+    lines += profile_section(document.get("bpf_profile", []), document["runs"])
     lines += latency_section(document["runs"], methods)
     lines += ceiling_section(document.get("ceilings", []), methods)
     lines += startup_section(document["runs"], document.get("attach", []), methods)
@@ -238,6 +239,49 @@ def exec_section(found: list[dict]) -> list[str]:
             "hands the new PID to the write hook through a map); the others poll /proc and attach. "
             "What they missed, by the opponent's own count:", "",
             _table(rows, ["method", "how it found the opponent", "moves written", "seen", "missed"])]
+
+
+def profile_section(profiles: list[dict], runs: list[dict]) -> list[str]:
+    """The kernel's timing of each BPF program, beside the overhead per move the sweep measured
+    for the same variant, target and placement: what the program accounts for, and what not."""
+    if not profiles:
+        return []
+
+    def measured_overhead(row: dict) -> float | None:
+        same = [r for r in runs if r["method"] == row["method"] and r["options"] == row["options"]
+                and r["target"] == row["target"] and r["goroutines"] == 1 and not r["rate"]
+                and r.get("placement") == row["placement"]]
+        return max(same, key=lambda r: r["moves"])["overhead_ns"] if same else None
+
+    rows = []
+    for profile in profiles:
+        variants: dict[str, list[dict]] = {}
+        for row in profile["programs"]:
+            variants.setdefault(method_label(row), []).append(row)
+        for label, programs in variants.items():
+            overhead = measured_overhead(programs[0])
+            in_programs = sum(p["ns_per_move"] for p in programs)
+            for index, row in enumerate(programs):
+                first = index == 0  # the variant's overhead once, beside all its programs' time
+                rows.append([label, row["placement"], row["program"], f"{row['runs_per_move']:.3f}",
+                             "-" if row["ns_per_run"] is None else f"{row['ns_per_run']:.0f}",
+                             f"{row['ns_per_move']:.0f}",
+                             f"{overhead:.0f}" if first and overhead is not None else "-",
+                             f"{overhead - in_programs:.0f}" if first and overhead is not None else "-"])
+    empty = ", ".join(f"{p['empty_program_ns']:.0f} ns ({p['placement']})" for p in profiles)
+    return ["", "## Where the BPF time goes", "",
+            "Each BPF variant run once more (flat out, `go`) with the kernel timing every run of its "
+            "programs (BPF run-time statistics, `kernel.bpf_stats_enabled`; on only for these runs: "
+            f"the timing costs two clock reads a run). An empty program measured {empty} a run under "
+            "it; that is subtracted. *Program ns/move* is the program's whole time over the moves; "
+            "*overhead* is the same variant's measured overhead per move in the table above; "
+            "*outside the programs* is the difference: entering the hook (a syscall tracepoint "
+            "sends every system call through the slow path), the consumer's share of the CPU, "
+            "caches. The `exec` variant finds its target through a map that `sched_process_exec` "
+            "fills (what `watch --name --wait` uses): its extra ns per run over `raw, poll` is the "
+            "lookup's cost.", "",
+            _table(rows, ["variant", "placement", "program", "runs/move", "ns/run", "program ns/move",
+                          "overhead ns/move", "outside the programs"])]
 
 
 def duel_section(duels: list[dict]) -> list[str]:

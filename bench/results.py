@@ -180,7 +180,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     return row
 
 
-SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec")
+SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec", "bpf_profile")
 
 
 def method_label(row: dict) -> str:

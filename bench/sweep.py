@@ -18,6 +18,7 @@ from bench.intrusion import attach_startup, least_privilege, missed_after_exec, 
 from bench.results import load_json, metadata, method_label, summarize
 from bench.store import store_quick
 from bench.placement import split_applicable
+from bench.profile import bpf_profile
 from bench.runner import compare
 from bench.stats import median_interval
 from bench.targets import Workload
@@ -26,6 +27,8 @@ from methods import REGISTRY
 EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
 EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
 EBPF_TRACEPOINT = ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})
+# the raw hook finding its target through the map that watch --name --wait fills at exec
+EBPF_EXEC = ("ebpf", {"hook": "raw", "wakeup": "poll", "match": "exec"})
 PRELOAD = ("preload", {"ring_slots": 1 << 20})
 PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
 PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
@@ -50,7 +53,7 @@ TRACER_MOVES = 20_000  # tracers stop the target at every write: fewer moves kee
 PACED = 20_000  # moves/s: the article's "20k events/s on one core"
 FULL_GROUPS = [
     # each backend beside its floor (the same mechanism, only counting), against the same bare runs
-    (Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_ADAPTIVE, EBPF_TRACEPOINT,
+    (Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_ADAPTIVE, EBPF_TRACEPOINT,
                                    floor_of(EBPF_TRACEPOINT)]),
     (Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
     # a uprobe traps on every call: fewer moves
@@ -99,6 +102,11 @@ BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy")
 # The duel: a move a millisecond, every move stamped; each technique in its live settings.
 DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 DUEL_MOVES, DUEL_RATE = 3000, 1000
+# Where the BPF backends' time goes (bench/profile.py): each variant once with the kernel timing
+# its programs, including the eBPF hook that finds its target at exec (a map lookup per write).
+PROFILED = [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_TRACEPOINT,
+            floor_of(EBPF_TRACEPOINT), UPROBE, floor_of(UPROBE)]
+PROFILE_MOVES = {"ebpf": BENCH_MOVES, "uprobe": TRACER_MOVES}
 CEILING_PROBES_GUESS = 18  # for the progress bar's ETA only: ramp, confirmed bisection, control
 
 
@@ -204,7 +212,8 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
     if not quick:
         total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
-            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES)
+            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
+            + len(placements)
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
     if placement == "split" and "split" not in placements:
@@ -236,7 +245,14 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
-                   "exec": []}
+                   "exec": [], "bpf_profile": []}
+    profiled = available(PROFILED, skipped)
+    for placement in placements if profiled else ():
+        progress.phase(f"timing the BPF programs, {placement}")
+        found["bpf_profile"].append(bpf_profile(profiled, {method: Workload("go", moves, placement=placement)
+                                                           for method, moves in PROFILE_MOVES.items()})
+                                    | {"placement": placement})
+        progress.step(f"BPF programs {placement}")
     maxima = {}
     for placement in placements:
         for (method, options), target in CEILINGS:

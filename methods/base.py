@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import re
 import select
 import shutil
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, ClassVar, Iterator, NamedTuple, Sequence
 
@@ -561,6 +563,41 @@ def bpf_program_leftovers() -> set[str]:
     """What a BPF backend could leave: loaded programs (the kernel unloads ours when the last
     file descriptor closes, however tapbench dies; the SIGKILL probe checks it)."""
     return {f"BPF program {program_id}" for program_id in loaded_bpf_program_ids()}
+
+
+SYS_BPF = {"x86_64": 321}
+BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
+
+
+@contextmanager
+def bpf_run_time_stats():
+    """While held, the kernel times every run of every BPF program (BPF_ENABLE_STATS, the
+    sysctl kernel.bpf_stats_enabled without touching it: the kernel turns it off when the
+    descriptor closes, however tapbench ends, so it is never left on). Each run then pays two
+    clock reads of its own: for profiling, never around a measured overhead."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME)
+    number = SYS_BPF.get(platform.machine())
+    fd = -1 if number is None else libc.syscall(number, BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))
+    if fd < 0:
+        error = ctypes.get_errno()
+        why = os.strerror(error) if error else f"no bpf(2) number known for {platform.machine()}"
+        raise ObserverError(f"BPF run-time statistics cannot be enabled: {why} (needs CAP_SYS_ADMIN)")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def bpf_program_run_stats(program_fd: int) -> dict[str, int]:
+    """How often a loaded BPF program ran and for how long in all, from its descriptor's fdinfo.
+    The kernel counts both only while BPF statistics are on (bpf_run_time_stats())."""
+    fields = {}
+    with open(f"/proc/self/fdinfo/{program_fd}") as info:
+        for line in info:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return {"runs": int(fields.get("run_cnt", 0)), "run_ns": int(fields.get("run_time_ns", 0))}
 
 
 def wait_until_exited(observer: Observer, poll_s: float = 0.05) -> None:

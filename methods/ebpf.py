@@ -22,8 +22,8 @@ import numpy as np
 
 from methods.base import (CAPABILITY_NAMES, CAPTURE_BYTES, CAPTURE_OPTION, CAP_BPF, CAP_PERFMON,
                           CAP_SYS_ADMIN, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
-                          ObserverError, bpf_program_leftovers, check_capture, claim,
-                          POLL_MS_OPTION, WAKEUP_OPTION, effective_capabilities)
+                          ObserverError, bpf_program_leftovers, bpf_program_run_stats, check_capture,
+                          claim, POLL_MS_OPTION, WAKEUP_OPTION, effective_capabilities)
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
@@ -37,6 +37,11 @@ WAKEUPS = {"adaptive": "0", "poll": "BPF_RB_NO_WAKEUP"}
 # poll is the default: it measured the lower overhead per move (no wakeup work in the target's
 # write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
 DEFAULT_WAKEUP = "poll"
+# How the write hook knows the target's writes:
+#   pid   its tgid, a constant compiled into the program (the default: nothing to look up)
+#   exec  a one-entry map that a sched_process_exec program fills when the program starts: what
+#         `watch --name --wait` needs; offered for launched runs so the lookup's cost is measured
+MATCHES = ("pid", "exec")
 COMM_LENGTH = 15  # TASK_COMM_LEN - 1
 EXEC_POLL_S = 0.001  # how often the map the exec program fills is read while waiting
 # The raw hook reads the arguments from x86-64 pt_regs, and RingReader relies on x86-64 memory
@@ -183,26 +188,32 @@ class EbpfObserver(Observer):
         "poll_ms": POLL_MS_OPTION,
         "ring_mb": {"type": int, "default": 64, "help": "ring buffer size in MiB, a power of two"},
         "capture": CAPTURE_OPTION,
+        "match": {"choices": MATCHES, "default": "pid",
+                  "help": "how the hook knows the target: pid, compiled in (default); exec, a map filled "
+                          "when the program starts, as watch --name --wait does (launched runs only)"},
     }
 
     @classmethod
     def check_options(cls, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                      poll_ms: int = 10, capture: str | None = None) -> None:
+                      poll_ms: int = 10, capture: str | None = None, match: str = "pid") -> None:
         check_options(hook, ring_mb, wakeup, poll_ms, capture)
+        if match not in MATCHES:
+            raise ObserverError(f"unknown match {match!r}; choose one of {', '.join(MATCHES)}")
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                 poll_ms: int = 10, capture: str | None = None) -> None:
-        check_options(hook, ring_mb, wakeup, poll_ms, capture)
+                 poll_ms: int = 10, capture: str | None = None, match: str = "pid") -> None:
+        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match)
         super().__init__()
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
-        self.capture = capture
+        self.capture, self.match = capture, match
+        self._program_name: str | None = None  # what a launched target will exec, for match=exec
         self.bpf = None
         self._ring: RingReader | None = None
         self._wakeups: select.epoll | None = None
         self.kernel_matched = 0
 
     @classmethod
-    def program_text(cls, pid: int, **options) -> str:
+    def program_text(cls, pid: int, match: str = "pid", **options) -> str:
         return text_for(pid, **options)
 
     @classmethod
@@ -210,7 +221,11 @@ class EbpfObserver(Observer):
         return bpf_program_leftovers()
 
     def facts(self) -> dict:
-        return {"kernel_matched": self.kernel_matched}
+        # Runs and run time of each program (both 0 unless BPF statistics are on:
+        # `tapbench run --bpf-stats` and the sweep's profile turn them on).
+        programs = {} if self.bpf is None else {
+            name.decode(): bpf_program_run_stats(function.fd) for name, function in self.bpf.funcs.items()}
+        return {"kernel_matched": self.kernel_matched, "match": self.match, "programs": programs}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -239,8 +254,20 @@ class EbpfObserver(Observer):
             return f"tracefs is not mounted at {TRACEFS}: mount -t tracefs tracefs {TRACEFS}"
         return None
 
+    def launch(self, argv, **kwargs):
+        # The kernel names a process after the file it execs, cut to 15 characters.
+        self._program_name = os.path.basename(os.fspath(argv[0]))
+        return super().launch(argv, **kwargs)
+
     def _observe(self, pid: int) -> None:
-        self._load(pid)
+        if self.match == "exec":
+            if self._program_name is None:
+                raise ObserverError("--match exec finds a program as it starts: launch it, or use "
+                                    "watch --name NAME --wait SECONDS")
+            # The gate shell execs the program in place, so it is caught under the same PID.
+            self._load(self._program_name)
+        else:
+            self._load(pid)
         self._attach_program(pid)
         self._wakeups.register(self._pidfd, select.EPOLLIN)
 

@@ -79,7 +79,7 @@ class UprobeObserver(EbpfObserver):
     claims = ()  # the article's claims are about the syscall tracepoint, not this
     article_name = None
     can_catch_exec = False  # a uprobe needs the binary's path, not just a name
-    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name != "hook"}
+    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name not in ("hook", "match")}
 
     @classmethod
     def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,

@@ -136,3 +136,52 @@ def test_a_full_ring_behind_a_slowed_consumer_counts_every_loss(tmp_path):
     verdict = verify(events, truth.seed, truth.counts, truth.report["pid"])
     assert lost > 0 and verdict.lost == lost and verdict.captured == moves - lost
     assert verdict.phantom == 0 and not verdict.exact
+
+
+def test_a_hook_that_finds_its_target_at_exec_is_exact():
+    execution = execute("ebpf", {"match": "exec"}, Workload("go", 50_000, goroutines=2))
+    assert_exact(execution, 50_000)
+    facts = execution.mechanism["ebpf"]
+    assert facts["match"] == "exec" and facts["kernel_matched"] == 50_000
+    assert "tracepoint__sched__sched_process_exec" in facts["programs"]
+
+
+def test_match_exec_refuses_a_running_process(running_opponent):
+    process, _ = running_opponent()
+    with EbpfObserver(match="exec") as observer, pytest.raises(ObserverError, match="watch --name"):
+        observer.attach(process.pid)
+
+
+def test_the_kernel_times_the_programs_only_while_statistics_are_held():
+    from methods.base import bpf_run_time_stats
+
+    untimed = execute("ebpf", {}, Workload("go", 20_000))
+    with bpf_run_time_stats():
+        timed = execute("ebpf", {}, Workload("go", 20_000))
+    after = execute("ebpf", {}, Workload("go", 20_000))
+    for execution, expect_time in ((untimed, False), (timed, True), (after, False)):
+        assert_exact(execution, 20_000)
+        stats = execution.mechanism["ebpf"]["programs"]["raw_tracepoint__sys_enter"]
+        if expect_time:  # the raw hook runs for every system call, filtering
+            assert stats["runs"] >= 20_000 and stats["run_ns"] > 0
+        else:  # the kernel counts runs only while it times them
+            assert stats == {"runs": 0, "run_ns": 0}
+
+
+def test_the_profile_splits_each_variant_into_its_programs():
+    from bench.profile import bpf_profile
+
+    profile = bpf_profile([("ebpf", {}), ("ebpf", {"capture": "count"}), ("ebpf", {"match": "exec"})],
+                          {"ebpf": Workload("go", 20_000, placement="shared")})
+    assert profile["empty_program_ns"] > 0
+    programs = {(tuple(sorted(p["options"].items())), p["program"]): p for p in profile["programs"]}
+    full = programs[((), "raw_tracepoint__sys_enter")]
+    assert full["moves"] == 20_000 and full["runs_per_move"] >= 1 and full["ns_per_run"] is not None
+    assert ((("match", "exec"),), "tracepoint__sched__sched_process_exec") in programs
+
+
+def test_run_prints_program_times_with_bpf_stats():
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ebpf", "--moves", "5000",
+                             "--repeats", "1", "--bpf-stats"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "raw_tracepoint__sys_enter:" in result.stdout and "ns/run (timing included)" in result.stdout

@@ -102,3 +102,18 @@ def test_the_headline_table_judges_each_claim_by_one_rule():
     assert text.index("**ptrace injection**") < text.index("**eBPF tracepoint**") < text.index("**bpftrace**")
     assert "not measured in this sweep" in text
     assert "Cheapest per move on this machine: ebpf, 150 ns (split placement)." in text
+
+
+def test_the_bpf_profile_sets_each_program_beside_the_measured_overhead():
+    program = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "moves": 100, "placement": "shared",
+               "runs": 101, "runs_per_move": 1.01, "ns_per_run": 99.0, "ns_per_move": 100.0}
+    document = DOCUMENT | {
+        "runs": [RUN | {"placement": "shared"}],
+        "bpf_profile": [{"placement": "shared", "empty_program_ns": 36.0,
+                         "programs": [program, program | {"program": "exec_hook", "ns_per_move": 0.5}]}]}
+    program["program"] = "raw_tracepoint__sys_enter"
+    text = " ".join(markdown(document).split())  # table padding aside
+    assert "## Where the BPF time goes" in text and "36 ns (shared)" in text
+    # overhead 400 ns/move, 100.5 of it in the two programs: 300 outside, shown once per variant
+    assert "| ebpf (raw) | shared | raw_tracepoint__sys_enter | 1.010 | 99 | 100 | 400 | 300 |" in text
+    assert "| ebpf (raw) | shared | exec_hook | 1.010 | 99 | 0 | - | - |" in text
