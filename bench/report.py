@@ -482,6 +482,9 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
     lines = ["", "## Sweeps", ""]
     if meta.get("wall_s") is not None:
         lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats): {meta['wall_s']:.0f} s")
+        if meta.get("phase_s"):
+            lines.append("  - where the time went: " + ", ".join(
+                f"{kind} {seconds:.0f} s" for kind, seconds in sorted(meta["phase_s"].items(), key=lambda k: -k[1])))
     if quick and quick["metadata"].get("wall_s") is not None:
         lines.append(f"- quick sweep (`tapbench sweep --quick`, this machine's `baseline.json`, "
                      f"{quick['metadata']['date']}): {quick['metadata']['wall_s']:.0f} s")

@@ -116,6 +116,10 @@ class Progress:
 
     def __init__(self, total: int):
         self.interactive = sys.stderr.isatty()
+        # Where the sweep's wall time goes, by kind of phase: what to shorten when it is long.
+        self.seconds: dict[str, float] = {}
+        self._kind: str | None = None
+        self._since = 0.0
         if self.interactive:
             from rich.console import Console
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
@@ -126,7 +130,10 @@ class Progress:
             self._task = self._bar.add_task("sweep", total=total)
             self._bar.start()
 
-    def phase(self, text: str) -> None:
+    def phase(self, text: str, kind: str) -> None:
+        """A new phase begins; kind: what it measures, under which its wall time is summed."""
+        self._end_phase()
+        self._kind = kind
         if self.interactive:
             self._bar.console.print(text)
         else:
@@ -136,7 +143,14 @@ class Progress:
         if self.interactive:
             self._bar.update(self._task, advance=1, description=text[:60])
 
+    def _end_phase(self) -> None:
+        now = time.monotonic()
+        if self._kind is not None:
+            self.seconds[self._kind] = self.seconds.get(self._kind, 0.0) + now - self._since
+        self._kind, self._since = None, now
+
     def close(self) -> None:
+        self._end_phase()
         if self.interactive:
             self._bar.stop()
 
@@ -224,7 +238,8 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
             methods = available(lineup, skipped)
             if not methods:
                 continue
-            progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {workload.label()}")
+            progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {workload.label()}",
+                           "paced runs" if workload.rate else "flat-out runs")
             bare, observed = compare(methods, workload, repeats, progress.step)
             rows = [summarize(method, options, workload, bare, executions)
                     for (method, options), executions in zip(methods, observed)]
@@ -238,7 +253,8 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
         progress.close()
     sections["meta"] = metadata() | {"wall_s": round(time.monotonic() - started, 1),
                                      "profile": "quick" if quick else "full", "repeats": repeats,
-                                     "placements": list(placements)}
+                                     "placements": list(placements),
+                                     "phase_s": {kind: round(s, 1) for kind, s in progress.seconds.items()}}
     return sections
 
 
@@ -248,7 +264,7 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
                    "exec": [], "bpf_profile": []}
     profiled = available(PROFILED, skipped)
     for placement in placements if profiled else ():
-        progress.phase(f"timing the BPF programs, {placement}")
+        progress.phase(f"timing the BPF programs, {placement}", "BPF program times")
         found["bpf_profile"].append(bpf_profile(profiled, {method: Workload("go", moves, placement=placement)
                                                            for method, moves in PROFILE_MOVES.items()})
                                     | {"placement": placement})
@@ -260,7 +276,7 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
                 continue
             if (target, placement) not in maxima:
                 maxima[target, placement] = unobserved_maximum(target, placement)
-            progress.phase(f"searching the throughput ceiling of {method} on {target}, {placement}")
+            progress.phase(f"searching the throughput ceiling of {method} on {target}, {placement}", "ceilings")
             found["ceilings"].append(find_ceiling(method, options, target, maxima[target, placement],
                                                   progress.step, placement))
     probes = [(ATTACHES, "attach", attach_startup, "attaching {} {} to a running opponent"),
@@ -271,12 +287,12 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
               (ATTACHES, "exec", missed_after_exec, "{} {} waiting for the opponent to start")]
     for lineup, section, measure, text in probes:
         for method, options in available(lineup, skipped):
-            progress.phase(text.format(method, options))
+            progress.phase(text.format(method, options), section)
             found[section].append(measure(method, options))
             progress.step(f"{section} {method}")
     for method, options in available(DUELISTS, skipped):
         cls = REGISTRY[method]
-        progress.phase(f"duel: the spy watches through {method}")
+        progress.phase(f"duel: the spy watches through {method}", "duels")
         found["duels"].append(duel(method, options | cls.live_options,
                                    Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
                                             placement=cls.default_placement), DEFAULT_DEADLINES_US))
@@ -284,7 +300,7 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
     for (method, options), kind in BYSTANDERS:
         if not available([(method, options)], skipped):
             continue
-        progress.phase(f"measuring the bystander cost of {method} {options} ({kind})")
+        progress.phase(f"measuring the bystander cost of {method} {options} ({kind})", "bystanders")
         found["bystanders"].append(bystander_cost(method, options, repeats=repeats,
                                                   progress=progress.step, kind=kind))
     return found

@@ -62,11 +62,13 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     def with_ratio(ratio):
         run = RUN | {"samples_bare_ns_per_move": [500.0] * 5,
                      "samples_observed_ns_per_move": [500.0 * (1 + ratio)] * 5}
-        return DOCUMENT | {"runs": [run], "metadata": DOCUMENT["metadata"] | {"wall_s": 600, "repeats": 5}}
+        return DOCUMENT | {"runs": [run], "metadata": DOCUMENT["metadata"] | {
+            "wall_s": 600, "repeats": 5, "phase_s": {"ceilings": 100.4, "flat-out runs": 480.0}}}
 
     quick = {"metadata": {"wall_s": 40.0, "date": "yesterday"}, "runs": []}
     text = sweeps_section(with_ratio(0.8), with_ratio(0.9), quick)
     assert "`make bench`, 5 repeats): 600 s" in text and "quick sweep" in text and ": 40 s" in text
+    assert "where the time went: flat-out runs 480 s, ceilings 100 s" in text
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
     assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
     other_machine = with_ratio(0.9)
@@ -117,3 +119,16 @@ def test_the_bpf_profile_sets_each_program_beside_the_measured_overhead():
     # overhead 400 ns/move, 100.5 of it in the two programs: 300 outside, shown once per variant
     assert "| ebpf (raw) | shared | raw_tracepoint__sys_enter | 1.010 | 99 | 100 | 400 | 300 |" in text
     assert "| ebpf (raw) | shared | exec_hook | 1.010 | 99 | 0 | - | - |" in text
+
+
+def test_the_sweep_sums_its_wall_time_by_kind_of_phase(monkeypatch):
+    from bench import sweep
+
+    clock = iter([0.0, 10.0, 15.0, 40.0, 41.0])
+    monkeypatch.setattr(sweep.time, "monotonic", lambda: next(clock))
+    progress = sweep.Progress(total=1)
+    progress.interactive = False
+    for text, kind in (("a", "flat-out runs"), ("b", "ceilings"), ("c", "flat-out runs"), ("d", "duels")):
+        progress.phase(text, kind)
+    progress.close()
+    assert progress.seconds == {"flat-out runs": 10.0 - 0.0 + 40.0 - 15.0, "ceilings": 5.0, "duels": 1.0}
