@@ -377,14 +377,19 @@ class Observer(ABC):
 
     def _events_from_batch(self, batch, pids=None) -> Iterator[MoveEvent]:
         """MoveEvents from a numpy batch of records with ts_ns, tid, count, copied and a
-        CAPTURE_BYTES-wide head: what the ring-buffer backends read. pids: a column, or
-        None when every record is the target's."""
+        CAPTURE_BYTES-wide head: what the ring-buffer backends read. pids: the name of the
+        column that holds each record's process, or a function giving the one process that
+        wrote the whole batch (as the mechanism knows it: the verifier checks it), or None
+        when nothing but the target can have written it."""
         seen_ns = time.monotonic_ns()  # the whole batch reached Python now
         self.counters.captured += batch.size
         self.counters.bytes += int(batch["count"].sum())
         width = batch.dtype["head"].itemsize
         heads = batch["head"].tobytes()  # keeps NUL bytes, unlike a bytes-string column
-        pids = batch[pids].tolist() if pids else [self.pid] * batch.size
+        if isinstance(pids, str):
+            pids = batch[pids].tolist()
+        else:
+            pids = [self.pid if pids is None else pids()] * batch.size
         offset = 0
         for ts_ns, pid, tid, copied in zip(batch["ts_ns"].tolist(), pids, batch["tid"].tolist(),
                                            batch["copied"].tolist()):

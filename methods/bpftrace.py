@@ -24,12 +24,12 @@ READY = b"tapbench-ready"
 # BEGIN runs once every probe is attached, so its line means the tracepoint is live.
 PROGRAM = """BEGIN { printf("READY\\n"); }
 tracepoint:syscalls:sys_enter_write /pid == PID && args->fd == FD/ {
-  printf("%llu %d %llu %r\\n", nsecs, tid, args->count,
+  printf("%llu %d %d %llu %r\\n", nsecs, pid, tid, args->count,
          buf(args->buf, args->count < BYTES ? args->count : BYTES));
 }
 """
-# "<nsecs> <tid> <count> <bytes, non-printable ones as \\xNN>"
-EVENT_LINE = re.compile(rb"^(\d+) (\d+) (\d+) (.*)$", re.DOTALL)
+# "<nsecs> <pid> <tid> <count> <bytes, non-printable ones as \\xNN>"
+EVENT_LINE = re.compile(rb"^(\d+) (\d+) (\d+) (\d+) (.*)$", re.DOTALL)
 LOST_LINE = re.compile(rb"Lost (\d+) events")
 ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
 # Per-CPU perf buffer pages (bpftrace's default is 64, 256 KiB, which a flat-out opponent fills).
@@ -138,14 +138,14 @@ class BpftraceObserver(PrintedEvents, Observer):
             if line.strip():
                 self.unparsed_lines += 1
             return None
-        ts_ns, tid, count, escaped = match.groups()
+        ts_ns, pid, tid, count, escaped = match.groups()
         self.counters.captured += 1
         self.counters.bytes += int(count)
         # %r prints printable bytes as they are and the others as \xNN. A move line is all
         # printable; a literal backslash in a non-move could be misread, which only changes
         # how a non-move looks, never turns one into a move.
         raw = ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), escaped)
-        return MoveEvent(int(ts_ns), seen_ns, self.pid, int(tid), raw)
+        return MoveEvent(int(ts_ns), seen_ns, int(pid), int(tid), raw)
 
     def _end_tracer(self) -> None:
         if self._tracer is not None and self._tracer.poll() is None:

@@ -200,7 +200,9 @@ class PreloadObserver(Observer):
         # exits. adaptive: sleep on the futex the hook wakes, a period at most.
         wait = self._sleep_until_woken if self.wakeup == "adaptive" else \
             (lambda: self.target_exited(self.poll_ms / 1000))
-        yield from self._drain_batches(self._take, wait)
+        # Every slot was written by the one process that claimed the ring (hook_pid): a child
+        # that inherits the hook never claims it, and a fork()ed one stops recording.
+        yield from self._drain_batches(self._take, wait, pids=lambda: int(self._header[0]["hook_pid"]))
         header = self._header[0]
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])

@@ -2,16 +2,19 @@
 
 Two strategies, both measured (`--strategy`):
   seccomp  launch only: before exec, the child installs a seccomp filter that returns
-           SECCOMP_RET_TRACE for write() and allows everything else, so the target stops once
-           per write and never for other system calls (what `strace --seccomp-bpf` does).
+           SECCOMP_RET_TRACE for write() to stdout and allows everything else, so the target
+           stops once per move and never for other system calls or descriptors (what
+           `strace --seccomp-bpf -e write` does, with its fd filter in the kernel too).
   step     PTRACE_SYSCALL: two stops per system call, every system call. Works on attach too.
 
 Every tracee is PTRACE_SEIZEd (also at launch), so PTRACE_INTERRUPT can stop any thread for a
 clean detach, and threads created later are followed through PTRACE_O_TRACECLONE.
 
-The per-stop path is what the overhead is made of, so it is kept to: os.waitpid, one
+The per-stop path is what the overhead is made of, so it is kept to: os.wait4, one
 PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one
-process_vm_readv of at most 32 bytes into a preallocated buffer, and the resume.
+process_vm_readv of at most 32 bytes into a preallocated buffer, and the resume. Those two
+ptrace calls go straight to libc with fixed argument types (_hot_ptrace_function): python-ptrace's
+wrapper, used for everything else, added about a microsecond to each.
 """
 from __future__ import annotations
 
@@ -156,22 +159,31 @@ class PtraceObserver(Observer):
         self._count_only = capture == "count"  # the floor: the same stop, no memory read
         self.strategy = strategy
         self.exitkill = exitkill
-        self.threads: set[int] = set()  # tids we trace
+        # The threads we trace, each with its process as the kernel said when we first saw it:
+        # every event carries that, so the verifier's check of the writer's process is real.
+        self.threads: dict[int, int] = {}
         self.detached_early = False  # we stopped watching before the target exited
+        self.seccomp_stops = 0  # stops the seccomp filter made: what the target paid for
         self._held_tid: int | None = None  # thread stopped while its event is with the consumer
         self._ptrace = _ptrace_function()
+        self._hot_ptrace = _hot_ptrace_function()
         self._info = ctypes.create_string_buffer(SYSCALL_INFO_SIZE)
         self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
         self._local = _Iovec(ctypes.addressof(self._head), CAPTURE_BYTES)
         self._remote = _Iovec(0, 0)
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.process_vm_readv.restype = ctypes.c_ssize_t
+        self._read_memory = ctypes.CDLL(None, use_errno=True).process_vm_readv
+        self._read_memory.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p,
+                                      ctypes.c_ulong, ctypes.c_ulong)
+        self._read_memory.restype = ctypes.c_ssize_t
+        # Made once: both describe buffers whose fields change in place, stop after stop.
+        self._local_pointer, self._remote_pointer = ctypes.byref(self._local), ctypes.byref(self._remote)
+        self._info_address = ctypes.addressof(self._info)
         # seccomp: the filter stops the target at each write; step: stop at every syscall.
         self._resume_request = PTRACE_CONT if strategy == "seccomp" else PTRACE_SYSCALL
         self._extra_work_ns = int(os.environ.get(EXTRA_WORK_VARIABLE, "0"))
 
     def facts(self) -> dict:
-        return {"detached_early": self.detached_early}
+        return {"detached_early": self.detached_early, "seccomp_stops": self.seccomp_stops}
 
     @classmethod
     def leftovers(cls) -> set[str]:
@@ -216,7 +228,7 @@ class PtraceObserver(Observer):
         # Seize every thread; repeat until no new thread appeared meanwhile (threads that the
         # seized ones create are followed by PTRACE_O_TRACECLONE).
         while True:
-            tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - self.threads
+            tids = {int(t) for t in os.listdir(f"/proc/{pid}/task")} - self.threads.keys()
             if not tids:
                 break
             for tid in tids:
@@ -228,7 +240,7 @@ class PtraceObserver(Observer):
                                             "(needs CAP_SYS_PTRACE, or ptrace_scope 0 for a "
                                             "process of your own)") from None
                     continue  # the thread exited meanwhile
-                self.threads.add(tid)
+                self.threads[tid] = pid
                 if self.process is None:
                     # Attach: stop each thread once so it enters syscall stepping. A launched
                     # target needs no stop: the first is its exec, when the gate opens.
@@ -236,7 +248,7 @@ class PtraceObserver(Observer):
 
     # --- events -------------------------------------------------------------------------
     def events(self) -> Iterator[MoveEvent]:
-        ptrace, resume = self._ptrace, self._resume_request
+        ptrace, resume = self._hot_ptrace, self._resume_request
         detaching = False
         while self.threads:
             if self._stopping and not detaching:
@@ -250,7 +262,7 @@ class PtraceObserver(Observer):
                 continue
             stopped_ns = time.monotonic_ns()
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-                self.threads.discard(tid)
+                self.threads.pop(tid, None)
                 if tid == self.pid and self.process is not None:
                     self.process.returncode = os.waitstatus_to_exitcode(status)
                     self.process.rusage = usage  # the leader goes last: the whole group's
@@ -258,12 +270,14 @@ class PtraceObserver(Observer):
             if tid not in self.threads:
                 # waitpid(-1) also reports our other children; a new thread of the target
                 # can report its first stop before its creator's clone event does.
-                if _tgid_of(tid) != self.pid:
+                tgid = _tgid_of(tid)
+                if tgid != self.pid:
                     continue
-                self.threads.add(tid)
+                self.threads[tid] = tgid
             signum, event = (status >> 8) & 0xFF, status >> 16
             inject = 0
             if event == PTRACE_EVENT_SECCOMP or signum == SYSCALL_STOP:
+                self.seccomp_stops += event == PTRACE_EVENT_SECCOMP
                 try:
                     head = self._write_head(tid)
                 except ProcessLookupError:
@@ -275,7 +289,7 @@ class PtraceObserver(Observer):
                     # While the consumer holds the event, this thread sits in its stop. If the
                     # consumer never comes back (an exception), close() detaches it from here.
                     self._held_tid = tid
-                    yield MoveEvent(stopped_ns, time.monotonic_ns(), self.pid, tid, head)
+                    yield MoveEvent(stopped_ns, time.monotonic_ns(), self.threads[tid], tid, head)
                     self._held_tid = None
             elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP):
                 pass  # a new thread, the exec, an interrupt or a group stop: just go on
@@ -292,7 +306,7 @@ class PtraceObserver(Observer):
     def _write_head(self, tid: int) -> bytes | None:
         """The first bytes of a write to stdout at this stop, or None for anything else (and,
         with --capture count, for every write: it is counted, nothing is read)."""
-        self._ptrace(PTRACE_GET_SYSCALL_INFO, tid, SYSCALL_INFO_SIZE, ctypes.addressof(self._info))
+        self._hot_ptrace(PTRACE_GET_SYSCALL_INFO, tid, SYSCALL_INFO_SIZE, self._info_address)
         op, _, _, _, nr, fd, buf, count = SYSCALL_INFO.unpack_from(self._info)
         if op not in (INFO_ENTRY, INFO_SECCOMP) or nr != SYSCALL_WRITE_NR or fd != WATCHED_FD:
             return None
@@ -301,8 +315,7 @@ class PtraceObserver(Observer):
             self.counters.counted += 1
             return None
         self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
-        read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
-                                           ctypes.byref(self._remote), 1, 0)
+        read = self._read_memory(tid, self._local_pointer, 1, self._remote_pointer, 1, 0)
         return self._head.raw[:max(read, 0)]
 
     def stop(self) -> None:
@@ -323,7 +336,7 @@ class PtraceObserver(Observer):
             try:
                 self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)
             except OSError:
-                self.threads.discard(tid)
+                self.threads.pop(tid, None)
         if self.strategy == "seccomp":
             self.detached_early = True
 
@@ -332,7 +345,7 @@ class PtraceObserver(Observer):
             self._ptrace(PTRACE_DETACH, tid, 0, signum)
         except OSError:
             pass  # gone meanwhile
-        self.threads.discard(tid)
+        self.threads.pop(tid, None)
 
     # --- cleanup ------------------------------------------------------------------------
     def close(self) -> None:
@@ -358,15 +371,33 @@ def _ptrace_function():
     return call
 
 
+def _hot_ptrace_function():
+    """ptrace() for the per-stop path: libc's, with its argument types fixed once, raising
+    OSError (ProcessLookupError for ESRCH) only when it returns -1."""
+    libc_ptrace = ctypes.CDLL(None, use_errno=True).ptrace
+    libc_ptrace.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)
+    libc_ptrace.restype = ctypes.c_long
+
+    def call(request: int, pid: int, addr: int, data: int) -> int:
+        result = libc_ptrace(request, pid, addr, data)
+        if result == -1:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+        return result
+
+    return call
+
+
 def _write_trace_filter():
-    """A libseccomp filter: write() -> SECCOMP_RET_TRACE, everything else allowed."""
+    """A libseccomp filter: write(1, ...) -> SECCOMP_RET_TRACE, everything else allowed: a
+    write to another descriptor (stderr ...) never stops the target."""
     try:
         import seccomp
     except ImportError:
         raise ObserverUnavailable("the seccomp strategy needs libseccomp's Python bindings "
                                   "(Debian python3-seccomp; `make setup` installs it)") from None
     seccomp_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    seccomp_filter.add_rule(seccomp.TRACE(0), "write")
+    seccomp_filter.add_rule(seccomp.TRACE(0), "write", seccomp.Arg(0, seccomp.EQ, WATCHED_FD))
     if CAP_SYS_ADMIN in effective_capabilities():
         # libseccomp sets no_new_privs by default, which the target can see in
         # /proc/self/status. Only a process without CAP_SYS_ADMIN needs it to load a filter.

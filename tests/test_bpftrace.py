@@ -25,7 +25,9 @@ def test_the_one_liner_filters_the_pid_and_stdout_and_reads_32_bytes():
 
 def test_a_paced_launch_is_captured_exactly_and_leaves_nothing():
     programs_before, tracers_before = loaded_bpf_program_ids(), bpftrace_processes()
-    execution = execute("bpftrace", {}, Workload("go", 3000, rate=3000))
+    # One CPU for all: bpftrace's per-CPU perf buffers reorder the writes of a target that
+    # moves between CPUs (a finding the sweep reports); here the capture itself is checked.
+    execution = execute("bpftrace", {}, Workload("go", 3000, rate=3000, placement="shared"))
     assert execution.verdict.exact, execution.verdict
     assert execution.lost_reported == 0
     assert bpftrace_processes() - tracers_before == set()
@@ -33,7 +35,7 @@ def test_a_paced_launch_is_captured_exactly_and_leaves_nothing():
 
 
 def test_adversarial_writes_are_counted_as_non_moves_never_as_moves():
-    execution = execute("bpftrace", {}, Workload("go", 2000, rate=4000, noise=200))
+    execution = execute("bpftrace", {}, Workload("go", 2000, rate=4000, noise=200, placement="shared"))
     assert execution.verdict.phantom == 0 and execution.verdict.captured == 2000
     assert execution.verdict.not_a_move == execution.verdict.expected_not_a_move > 0
 
