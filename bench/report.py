@@ -192,7 +192,7 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
     lines += duel_section(document.get("duels", []))
     lines += exec_section(document.get("exec", []))
     lines += profile_section(document.get("bpf_profile", []), document["runs"])
-    lines += latency_section(document["runs"], methods)
+    lines += latency_section(document["runs"], methods, document.get("latency_floor", []))
     lines += ceiling_section(document.get("ceilings", []), methods)
     lines += startup_section(document["runs"], document.get("attach", []), methods)
     lines += intrusiveness_section(document)
@@ -325,11 +325,21 @@ def placement_section(runs: list[dict], methods: dict) -> list[str]:
                           "cheaper here", "default"])]
 
 
-def latency_section(runs: list[dict], methods: dict) -> list[str]:
+def latency_section(runs: list[dict], methods: dict, floors: list[dict] = ()) -> list[str]:
     rows = [r for r in runs if not is_baseline(methods, r) and r.get("latency_p50_ns") is not None]
     if not rows:
         return []
     batch_us = [r.get("batch_ns_max") or 0 for r in rows]
+    floor_lines = [] if not floors else [
+        "", "The floor, with no interception at all: the same opponent at the same rate, its stdout a "
+        "pipe that Python reads blocking (the kernel wakes the reader at each write), every move "
+        "stamped and measured the same way. No technique whose consumer is woken can beat it in "
+        "that placement: what it shows is this machine's wake-up and Python's.", "",
+        _table([[f["placement"], f"{f['rate']:g}/s", f["stamped"],
+                 *(_us(f.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
+                                           "latency_p999_ns", "latency_max_ns"))] for f in floors],
+               ["pipe reader, placement", "rate", "stamped moves", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs",
+                "max µs"])]
     return ["", "## Observation latency", "",
             "From the opponent's own CLOCK_MONOTONIC stamp, taken through the vDSO immediately "
             "before its write(), to the moment Python received the move: one definition for every "
@@ -346,7 +356,7 @@ def latency_section(runs: list[dict], methods: dict) -> list[str]:
                                                "mechanism_latency_p50_ns", "mechanism_latency_p99_ns"))]
                     for r in rows],
                    ["method", "target", "G", "placement", "moves×runs", "rate", "latency from", "p50 µs", "p90 µs",
-                    "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"])]
+                    "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"]), *floor_lines]
 
 
 def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:

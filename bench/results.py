@@ -88,7 +88,7 @@ def metadata() -> dict:
     }
 
 
-def _percentiles(samples: np.ndarray, prefix: str = "latency", points=(50, 90, 99, 99.9)) -> dict:
+def percentiles(samples: np.ndarray, prefix: str = "latency", points=(50, 90, 99, 99.9)) -> dict:
     if samples.size == 0:
         return {f"{prefix}_p{str(p).replace('.', '')}_ns": None for p in points} | {f"{prefix}_max_ns": None}
     values = np.percentile(samples, points)
@@ -165,9 +165,9 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         # move, for the stamped moves; the mechanism's own stamp to Python as a breakdown.
         "latency_from": "target",
         "latency_samples": int(latencies.size),
-        **_percentiles(latencies),
+        **percentiles(latencies),
         "latency_cdf_ns": _cdf(latencies),
-        **_percentiles(by_mechanism, "mechanism_latency"),
+        **percentiles(by_mechanism, "mechanism_latency"),
         # Python stamps a batch's arrival once; an event is handled at most this long after.
         "batch_ns_max": max((e.mechanism.get("batch_ns_max", 0) for e in observed), default=0),
         "samples_bare_ns_per_move": bare_ns.tolist(),
@@ -180,7 +180,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     return row
 
 
-SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec", "bpf_profile")
+SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec", "bpf_profile", "latency_floor")
 
 
 def method_label(row: dict) -> str:

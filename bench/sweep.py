@@ -14,6 +14,7 @@ import numpy as np
 from bench.bystander import bystander_cost
 from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
+from bench.latency_floor import pipe_latency
 from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
 from bench.results import load_json, metadata, method_label, summarize
 from bench.store import store_quick
@@ -227,7 +228,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     if not quick:
         total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
             + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
-            + len(placements)
+            + 2 * len(placements)
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
     if placement == "split" and "split" not in placements:
@@ -261,7 +262,13 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
-                   "exec": [], "bpf_profile": []}
+                   "exec": [], "bpf_profile": [], "latency_floor": []}
+    for placement in placements:
+        # the least live latency here: the opponent's stdout read from a pipe, every move stamped
+        progress.phase(f"latency of a plain pipe reader, {placement}", "latency floor")
+        found["latency_floor"].append(pipe_latency(Workload("go", PACED, rate=PACED, stamp_every=1,
+                                                            placement=placement)))
+        progress.step(f"pipe latency {placement}")
     profiled = available(PROFILED, skipped)
     for placement in placements if profiled else ():
         progress.phase(f"timing the BPF programs, {placement}", "BPF program times")

@@ -1,0 +1,55 @@
+"""The least live latency this machine allows: the opponent's stdout read straight from a pipe.
+
+No interception at all: the kernel wakes a reader blocked on the pipe at each write, and Python
+stamps what it read. Measured like every method's latency (from the opponent's own stamp, taken
+just before its write, to Python), in the same placement, so the latency table can say how much
+of a technique's delay is the machine's cross-CPU wake-up and Python, and how much is its own.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from array import array
+
+import numpy as np
+
+from bench.placement import observer_placed
+from bench.results import percentiles
+from bench.runner import latencies_from_target
+from bench.targets import Workload
+from bench.truth import Truth
+from bench.verify import verify
+
+READ_SIZE = 1 << 16
+
+
+def pipe_latency(workload: Workload) -> dict:
+    """Run the opponent with its stdout a pipe that this process reads, blocking; verify what
+    was read against the ground truth; the latency of its stamped moves."""
+    with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
+        report_path = os.path.join(scratch, "truth.json")
+        with observer_placed(workload.placement) as target_cpus:
+            place = (lambda: os.sched_setaffinity(0, target_cpus)) if target_cpus else None
+            process = subprocess.Popen(workload.argv(report_path), stdout=subprocess.PIPE, preexec_fn=place)
+            lines, seen = [], array("q")
+            pending = b""
+            while chunk := os.read(process.stdout.fileno(), READ_SIZE):
+                now = time.monotonic_ns()
+                *complete, pending = (pending + chunk).split(b"\n")
+                lines += complete
+                seen.extend([now] * len(complete))
+            process.stdout.close()
+            if process.wait() != 0:
+                raise RuntimeError(f"the opponent ended with exit status {process.returncode} writing to a pipe")
+        truth = Truth.load(report_path)
+    truth.check()
+    verdict = verify(((process.pid, line + b"\n") for line in lines), truth.seed, truth.counts, process.pid,
+                     truth.report["noise_writes_stdout"], truth.report["stamp_every"])
+    if not verdict.exact:
+        raise RuntimeError(f"reading the opponent's pipe was not exact: {verdict}")
+    latencies = latencies_from_target(verdict, np.frombuffer(seen, dtype=np.int64), truth)
+    return {"workload": workload.label(), "placement": workload.placement, "rate": workload.rate,
+            "moves": workload.moves, "stamped": int(latencies.size), **percentiles(latencies)}
+

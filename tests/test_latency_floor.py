@@ -1,0 +1,33 @@
+"""The latency floor: the opponent's stdout read from a pipe, verified and measured like a method."""
+import pytest
+
+from bench.latency_floor import pipe_latency
+from bench.placement import split_applicable
+from bench.report import latency_section
+from bench.targets import Workload
+
+
+@pytest.mark.parametrize("placement", ["shared", "split"])
+def test_a_pipe_reader_sees_every_stamped_move(placement):
+    if placement == "split" and not split_applicable():
+        pytest.skip("split placement needs two CPUs")
+    floor = pipe_latency(Workload("go", 2000, rate=4000, stamp_every=1, placement=placement))
+    assert floor["stamped"] == 2000  # every move stamped, every one read and matched
+    assert 0 < floor["latency_p50_ns"] <= floor["latency_p99_ns"] <= floor["latency_max_ns"]
+    assert floor["placement"] == placement
+
+
+def test_eight_writers_through_one_pipe_are_matched_to_their_stamps():
+    floor = pipe_latency(Workload("go", 4000, rate=8000, goroutines=8, stamp_every=4, placement="shared"))
+    assert floor["stamped"] == 1000
+
+
+def test_the_latency_table_shows_the_floor_beside_the_methods():
+    run = {"method": "ebpf", "options": {}, "target": "go", "goroutines": 1, "placement": "split", "moves": 10,
+           "repeats": 1, "rate": 20000.0, "paced": True, "latency_from": "target", "latency_p50_ns": 50_000,
+           "latency_p99_ns": 90_000, "batch_ns_max": 1000}
+    floor = {"placement": "split", "rate": 20000.0, "stamped": 20000, "latency_p50_ns": 12_000,
+             "latency_p90_ns": 15_000, "latency_p99_ns": 40_000, "latency_p999_ns": 80_000,
+             "latency_max_ns": 200_000}
+    text = " ".join("\n".join(latency_section([run], {}, [floor])).split())
+    assert "| split | 20000/s | 20000 | 12.00 | 15.00 | 40.00 | 80.00 | 200.00 |" in text
