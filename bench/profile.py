@@ -35,6 +35,19 @@ def empty_program_ns() -> float:
     return sum(s["run_ns"] for s in stats) / runs if runs else 0.0
 
 
+def empty_program_load_ms(times: int = 3) -> float:
+    """Median ms for bcc to compile and load a program that does nothing: what any bcc backend
+    pays at start before its own program, the least its launch-to-ready can be."""
+    from bcc import BPF
+
+    took = []
+    for _ in range(times):
+        started = time.monotonic()
+        BPF(text=EMPTY_PROGRAM).cleanup()
+        took.append((time.monotonic() - started) * 1000)
+    return sorted(took)[len(took) // 2]
+
+
 def bpf_profile(variants: list[tuple[str, dict]], workloads: dict[str, Workload]) -> dict:
     """One run of each (method, options) on its workload (by method) with the statistics on;
     per program: runs per move, ns per run net of the timing's cost, ns per move."""
@@ -56,4 +69,4 @@ def bpf_profile(variants: list[tuple[str, dict]], workloads: dict[str, Workload]
                          "runs": runs, "runs_per_move": runs / moves,
                          "ns_per_run": net_ns / runs if runs else None,
                          "ns_per_move": net_ns / moves})
-    return {"empty_program_ns": empty_ns, "programs": rows}
+    return {"empty_program_ns": empty_ns, "empty_program_load_ms": empty_program_load_ms(), "programs": rows}

@@ -194,7 +194,7 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
     lines += profile_section(document.get("bpf_profile", []), document["runs"])
     lines += latency_section(document["runs"], methods, document.get("latency_floor", []))
     lines += ceiling_section(document.get("ceilings", []), methods)
-    lines += startup_section(document["runs"], document.get("attach", []), methods)
+    lines += startup_section(document["runs"], document.get("attach", []), methods, document.get("bpf_profile", []))
     lines += intrusiveness_section(document)
     drawn = [(name, title) for name, title in PLOTS if plots is None or name in plots]
     if drawn:
@@ -387,7 +387,7 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
                           "target alone, flat out", "probes", "claimed"])]
 
 
-def startup_section(runs: list[dict], attaches: list[dict], methods: dict) -> list[str]:
+def startup_section(runs: list[dict], attaches: list[dict], methods: dict, profiles: list[dict] = ()) -> list[str]:
     launch = {}
     for r in runs:
         if not is_baseline(methods, r) and not r.get("not_applicable"):
@@ -404,7 +404,11 @@ def startup_section(runs: list[dict], attaches: list[dict], methods: dict) -> li
         rows.append([label, f"{np.median(launch[label]):.0f}" if label in launch else "-",
                      _median_ms(attach["attach_ms"]) if attach else "-",
                      _median_ms(attach["first_move_ms"]) if attach else "-"])
-    return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])]
+    loads = [p["empty_program_load_ms"] for p in profiles if p.get("empty_program_load_ms") is not None]
+    bcc_floor = [] if not loads else [
+        "", f"bcc compiles every program with clang at start: one that does nothing took {np.median(loads):.0f} ms "
+        "to compile and load here (median), the least any bcc backend's launch or attach can take."]
+    return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])] + bcc_floor
 
 
 def _median_ms(values: list[float]) -> str:

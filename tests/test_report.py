@@ -111,7 +111,7 @@ def test_the_bpf_profile_sets_each_program_beside_the_measured_overhead():
                "runs": 101, "runs_per_move": 1.01, "ns_per_run": 99.0, "ns_per_move": 100.0}
     document = DOCUMENT | {
         "runs": [RUN | {"placement": "shared"}],
-        "bpf_profile": [{"placement": "shared", "empty_program_ns": 36.0,
+        "bpf_profile": [{"placement": "shared", "empty_program_ns": 36.0, "empty_program_load_ms": 181.0,
                          "programs": [program, program | {"program": "exec_hook", "ns_per_move": 0.5}]}]}
     program["program"] = "raw_tracepoint__sys_enter"
     text = " ".join(markdown(document).split())  # table padding aside
@@ -119,6 +119,7 @@ def test_the_bpf_profile_sets_each_program_beside_the_measured_overhead():
     # overhead 400 ns/move, 100.5 of it in the two programs: 300 outside, shown once per variant
     assert "| ebpf (raw) | shared | raw_tracepoint__sys_enter | 1.010 | 99 | 100 | 400 | 300 |" in text
     assert "| ebpf (raw) | shared | exec_hook | 1.010 | 99 | 0 | - | - |" in text
+    assert "one that does nothing took 181 ms to compile and load" in text
 
 
 def test_the_sweep_sums_its_wall_time_by_kind_of_phase(monkeypatch):
