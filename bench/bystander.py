@@ -13,11 +13,10 @@ import os
 import subprocess
 import tempfile
 import threading
-import time
 
 import numpy as np
 
-from bench.runner import SETTLE_S
+from bench.runner import settle, teardown_tracked
 from bench.targets import TARGETS, Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
@@ -85,12 +84,13 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
         for repeat in range(repeats):
             steps = [("alone", alone), ("watching", watching)]
             for name, samples in steps if repeat % 2 == 0 else reversed(steps):
-                time.sleep(SETTLE_S)  # let the previous observer's teardown finish
+                settle()  # the previous observer's teardown finished
                 progress(f"bystander {method}: {name} {repeat + 1}/{repeats}")
-                if name == "alone":
-                    samples.append(bystander_alone(method, workload, scratch))
-                else:
-                    samples.append(bystander_while_watching(method, options, workload, scratch))
+                with teardown_tracked():
+                    if name == "alone":
+                        samples.append(bystander_alone(method, workload, scratch))
+                    else:
+                        samples.append(bystander_while_watching(method, options, workload, scratch))
     alone_ns, watching_ns = np.array(alone), np.array(watching)
     paired = watching_ns - alone_ns
     return {"method": method, "options": options, "moves": moves, "repeats": repeats,

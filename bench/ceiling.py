@@ -16,11 +16,10 @@ that schedule unobserved either, the limit is the machine's, not the method's, a
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
-from bench.runner import SETTLE_S, execute
+from bench.runner import execute, settle
 from bench.targets import Workload
 from methods.base import baseline_method
 
@@ -50,7 +49,7 @@ def unobserved_maximum(target: str, placement: str = "free") -> float:
 
 def probe(method: str, options: dict, target: str, rate: float, placement: str = "free") -> dict:
     moves = max(MIN_PROBE_MOVES, int(rate * PROBE_SECONDS))
-    time.sleep(SETTLE_S)
+    settle()
     execution = execute(method, options, Workload(target, moves, rate=rate, placement=placement))
     verdict = execution.verdict  # None for the unobserved control
     wall_s = execution.truth.wall_ns / 1e9

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench.runner import SETTLE_S, execute
+from bench.runner import execute, settle
 from bench.targets import Workload
 from methods.base import bpf_program_run_stats, bpf_run_time_stats
 
@@ -55,7 +55,7 @@ def bpf_profile(variants: list[tuple[str, dict]], workloads: dict[str, Workload]
     rows = []
     for method, options in variants:
         workload = workloads[method]
-        time.sleep(SETTLE_S)
+        settle()
         with bpf_run_time_stats():
             execution = execute(method, options, workload)
         if not execution.verdict.exact:

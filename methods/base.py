@@ -10,7 +10,6 @@ import os
 import platform
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
@@ -556,12 +555,32 @@ def find_pid_by_name(name: str) -> int:
     return matches[0]
 
 
-def loaded_bpf_program_ids() -> set[int]:
-    """IDs of every BPF program loaded on the machine (bpftool; empty without it)."""
-    if shutil.which("bpftool") is None:
+BPF_PROG_GET_NEXT_ID, BPF_MAP_GET_NEXT_ID = 11, 12
+
+
+def _bpf_ids(command: int) -> set[int]:
+    """Every ID the kernel lists for BPF_{PROG,MAP}_GET_NEXT_ID; empty where it refuses (the
+    listing needs CAP_SYS_ADMIN)."""
+    number = SYS_BPF.get(platform.machine())
+    if number is None:
         return set()
-    out = subprocess.run(["bpftool", "prog", "list"], capture_output=True, text=True)
-    return {int(line.split(":", 1)[0]) for line in out.stdout.splitlines() if line[:1].isdigit()}
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = (ctypes.c_uint32 * 4)()  # start_id, next_id
+    found: set[int] = set()
+    while libc.syscall(number, command, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
+        found.add(attr[1])
+        attr[0] = attr[1]
+    return found
+
+
+def loaded_bpf_program_ids() -> set[int]:
+    """IDs of every BPF program loaded on the machine (empty where listing them is not allowed)."""
+    return _bpf_ids(BPF_PROG_GET_NEXT_ID)
+
+
+def loaded_bpf_objects() -> set[tuple[str, int]]:
+    """Every BPF program and map on the machine, as ("program" | "map", ID)."""
+    return {("program", i) for i in _bpf_ids(BPF_PROG_GET_NEXT_ID)} | {("map", i) for i in _bpf_ids(BPF_MAP_GET_NEXT_ID)}
 
 
 def bpf_program_leftovers() -> set[str]:

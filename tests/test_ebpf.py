@@ -185,3 +185,17 @@ def test_run_prints_program_times_with_bpf_stats():
                              "--repeats", "1", "--bpf-stats"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "raw_tracepoint__sys_enter:" in result.stdout and "ns/run (timing included)" in result.stdout
+
+
+def test_the_next_run_waits_until_the_kernel_has_freed_the_programs_and_maps():
+    from bench import runner
+    from methods.base import loaded_bpf_objects
+
+    execute("ebpf", {}, Workload("go", 2000))
+    created = runner._created_by_last_execution
+    # A program and its maps (the ring, the counters) were made by that run, and the kernel
+    # frees them some 200 ms after the run closed them...
+    assert {kind for kind, _ in created} == {"program", "map"}
+    runner.settle()
+    # ...and none is left once settle() returns
+    assert not created & loaded_bpf_objects()
