@@ -489,7 +489,7 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
     """Wall times of the sweeps, and the spread of each overhead ratio between this sweep and
     the one before it (same rows, same machine)."""
     from bench.gate import compare_documents, machines_differ
-    from bench.results import row_key
+    from bench.results import row_key, same_code
 
     meta = document["metadata"]
     methods = document.get("methods", {})
@@ -510,9 +510,14 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
         if changes:
             cvs = [c.cv for c in changes]
             old_commit, new_commit = previous["metadata"].get("commit"), meta.get("commit")
-            code = ("same commit" if old_commit == new_commit else
-                    f"**different commits** ({str(old_commit)[:12]} then {str(new_commit)[:12]}): "
-                    "the spread includes what the code changed")
+            if old_commit == new_commit:
+                code = "same commit"
+            elif same_code(old_commit, new_commit):
+                code = (f"commits {str(old_commit)[:12]} then {str(new_commit)[:12]}, which differ only in "
+                        "results/: the same code")
+            else:
+                code = (f"**different commits** ({str(old_commit)[:12]} then {str(new_commit)[:12]}): "
+                        "the spread includes what the code changed")
             lines += ["", f"Run-to-run spread: each flat-out row's target slowdown in this sweep and in "
                       f"the one before ({previous['metadata']['date']}; {code}), and their coefficient of "
                       f"variation (median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of "

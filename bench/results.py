@@ -69,6 +69,19 @@ def uncommitted_changes() -> list[str]:
     return [line[3:] for line in out.stdout.splitlines()] if out.returncode == 0 else []
 
 
+def same_code(old_commit: str | None, new_commit: str | None, repository: Path = ROOT) -> bool:
+    """Whether two measured commits differ only in results/ (a commit that stores results
+    changes no code): asked of git, so False when either is unknown here or was dirty."""
+    if not old_commit or not new_commit or "dirty" in old_commit or "dirty" in new_commit:
+        return False
+    try:
+        out = subprocess.run(["git", "diff", "--quiet", old_commit, new_commit, "--", ".", ":(exclude)results"],
+                             capture_output=True, timeout=10, cwd=repository)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0
+
+
 def metadata() -> dict:
     """What was measured on, shared by all runs of one invocation: the machine's fingerprint
     (bench/machine.py) and the id it is stored under, the software, the commit."""

@@ -133,3 +133,29 @@ def test_the_sweep_sums_its_wall_time_by_kind_of_phase(monkeypatch):
         progress.phase(text, kind)
     progress.close()
     assert progress.seconds == {"flat-out runs": 10.0 - 0.0 + 40.0 - 15.0, "ceilings": 5.0, "duels": 1.0}
+
+
+def test_two_commits_that_differ_only_in_results_are_the_same_code(tmp_path):
+    import subprocess
+
+    from bench.results import same_code
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def commit(path, text):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+        git("add", "-A")
+        git("commit", "-qm", path)
+        return git("rev-parse", "HEAD")
+
+    git("init", "-q")
+    measured = commit("bench/code.py", "1")
+    stored = commit("results/latest.json", "{}")
+    changed = commit("bench/code.py", "2")
+    assert same_code(measured, stored, tmp_path)
+    assert not same_code(measured, changed, tmp_path)
+    assert not same_code(measured, stored + "-dirty", tmp_path)
+    assert not same_code(measured, "0" * 40, tmp_path)  # not in this history
