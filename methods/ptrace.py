@@ -3,8 +3,8 @@
 Two strategies, both measured (`--strategy`):
   seccomp  launch only: before exec, the child installs a seccomp filter that returns
            SECCOMP_RET_TRACE for write() to stdout and allows everything else, so the target
-           stops once per move and never for other system calls or descriptors (what
-           `strace --seccomp-bpf -e write` does, with its fd filter in the kernel too).
+           stops once per move and never for other system calls or descriptors (strace's
+           --seccomp-bpf filters on the system call only).
   step     PTRACE_SYSCALL: two stops per system call, every system call. Works on attach too.
 
 Every tracee is PTRACE_SEIZEd (also at launch), so PTRACE_INTERRUPT can stop any thread for a
@@ -13,8 +13,9 @@ clean detach, and threads created later are followed through PTRACE_O_TRACECLONE
 The per-stop path is what the overhead is made of, so it is kept to: os.wait4, one
 PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one
 process_vm_readv of at most 32 bytes into a preallocated buffer, and the resume. Those two
-ptrace calls go straight to libc with fixed argument types (_hot_ptrace_function): python-ptrace's
-wrapper, used for everything else, added about a microsecond to each.
+ptrace calls go straight to libc with fixed argument types (_hot_ptrace_function): without
+python-ptrace's wrapper, used for everything else, the tracer's CPU per move fell by about a
+microsecond (13.1 to 12.1 µs, shared placement).
 """
 from __future__ import annotations
 
