@@ -555,6 +555,7 @@ def find_pid_by_name(name: str) -> int:
     return matches[0]
 
 
+SYS_BPF = {"x86_64": 321}  # bpf(2)'s system-call number
 BPF_PROG_GET_NEXT_ID, BPF_MAP_GET_NEXT_ID = 11, 12
 
 
@@ -580,7 +581,8 @@ def loaded_bpf_program_ids() -> set[int]:
 
 def loaded_bpf_objects() -> set[tuple[str, int]]:
     """Every BPF program and map on the machine, as ("program" | "map", ID)."""
-    return {("program", i) for i in _bpf_ids(BPF_PROG_GET_NEXT_ID)} | {("map", i) for i in _bpf_ids(BPF_MAP_GET_NEXT_ID)}
+    return ({("program", i) for i in _bpf_ids(BPF_PROG_GET_NEXT_ID)}
+            | {("map", i) for i in _bpf_ids(BPF_MAP_GET_NEXT_ID)})
 
 
 def bpf_program_leftovers() -> set[str]:
@@ -589,7 +591,6 @@ def bpf_program_leftovers() -> set[str]:
     return {f"BPF program {program_id}" for program_id in loaded_bpf_program_ids()}
 
 
-SYS_BPF = {"x86_64": 321}
 BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
 
 
