@@ -35,12 +35,18 @@ def pipe_latency(workload: Workload) -> dict:
             process = subprocess.Popen(workload.argv(report_path), stdout=subprocess.PIPE, preexec_fn=place)
             lines, seen = [], array("q")
             pending = b""
-            while chunk := os.read(process.stdout.fileno(), READ_SIZE):
-                now = time.monotonic_ns()
-                *complete, pending = (pending + chunk).split(b"\n")
-                lines += complete
-                seen.extend([now] * len(complete))
-            process.stdout.close()
+            try:
+                while chunk := os.read(process.stdout.fileno(), READ_SIZE):
+                    now = time.monotonic_ns()
+                    *complete, pending = (pending + chunk).split(b"\n")
+                    lines += complete
+                    seen.extend([now] * len(complete))
+            except BaseException:  # never leave the opponent behind, however this ends
+                process.kill()
+                process.wait()
+                raise
+            finally:
+                process.stdout.close()
             if process.wait() != 0:
                 raise RuntimeError(f"the opponent ended with exit status {process.returncode} writing to a pipe")
         truth = Truth.load(report_path)
