@@ -23,7 +23,7 @@ from bench.profile import bpf_profile
 from bench.runner import compare
 from bench.stats import median_interval
 from bench.targets import Workload
-from methods import REGISTRY
+from methods import REGISTRY, ObserverError
 
 EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
 EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
@@ -259,6 +259,22 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     return sections
 
 
+def profile_programs(placements: tuple[str, ...], skipped: list[dict], progress: Progress) -> list[dict]:
+    """bench/profile.py for every BPF variant that can run here, in each placement."""
+    profiled, profiles = available(PROFILED, skipped), []
+    for placement in placements if profiled else ():
+        progress.phase(f"timing the BPF programs, {placement}", "BPF program times")
+        try:
+            profiles.append(bpf_profile(profiled, {method: Workload("go", moves, placement=placement)
+                                                   for method, moves in PROFILE_MOVES.items()})
+                            | {"placement": placement})
+        except ObserverError as error:  # the statistics need CAP_SYS_ADMIN, the backends less
+            skipped.append({"method": "(BPF program times)", "reason": str(error)})
+            break
+        progress.step(f"BPF programs {placement}")
+    return profiles
+
+
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
@@ -269,13 +285,7 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
         found["latency_floor"].append(pipe_latency(Workload("go", PACED, rate=PACED, stamp_every=1,
                                                             placement=placement)))
         progress.step(f"pipe latency {placement}")
-    profiled = available(PROFILED, skipped)
-    for placement in placements if profiled else ():
-        progress.phase(f"timing the BPF programs, {placement}", "BPF program times")
-        found["bpf_profile"].append(bpf_profile(profiled, {method: Workload("go", moves, placement=placement)
-                                                           for method, moves in PROFILE_MOVES.items()})
-                                    | {"placement": placement})
-        progress.step(f"BPF programs {placement}")
+    found["bpf_profile"] = profile_programs(placements, skipped, progress)
     maxima = {}
     for placement in placements:
         for (method, options), target in CEILINGS:

@@ -159,3 +159,20 @@ def test_two_commits_that_differ_only_in_results_are_the_same_code(tmp_path):
     assert not same_code(measured, changed, tmp_path)
     assert not same_code(measured, stored + "-dirty", tmp_path)
     assert not same_code(measured, "0" * 40, tmp_path)  # not in this history
+
+
+def test_a_sweep_without_bpf_statistics_says_so_and_goes_on(monkeypatch):
+    from bench import sweep
+    from methods import ObserverError
+
+    def refused(*args):
+        raise ObserverError("BPF run-time statistics cannot be enabled: Operation not permitted")
+
+    monkeypatch.setattr(sweep, "bpf_profile", refused)
+    monkeypatch.setattr(sweep, "available", lambda lineup, skipped: lineup)
+    skipped = []
+    progress = sweep.Progress(total=1)
+    progress.interactive = False
+    assert sweep.profile_programs(("shared", "split"), skipped, progress) == []
+    assert skipped == [{"method": "(BPF program times)",
+                        "reason": "BPF run-time statistics cannot be enabled: Operation not permitted"}]
