@@ -51,24 +51,25 @@ class UsageError(Exception):
     pass
 
 
-def seconds_arg(text: str, name: str, limit: float) -> float:
+def bounded_number(text: str, name: str, convert, kind: str, low, high, unit: str = ""):
+    """text as a number (convert: int or float) from low to high, or a UsageError that says why."""
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
-        raise UsageError(f"{name} must be a number of seconds, got {text!r}") from None
-    if not 0 <= value <= limit:
-        raise UsageError(f"{name} must be between 0 and {limit:g} seconds, got {text}")
+        raise UsageError(f"{name} must be {kind}, got {text!r}") from None
+    if not low <= value <= high:
+        def show(number) -> str:
+            return f"{number:,}" if isinstance(number, int) else f"{number:g}"
+        raise UsageError(f"{name} must be between {show(low)} and {show(high)}{unit}, got {show(value)}")
     return value
+
+
+def seconds_arg(text: str, name: str, limit: float) -> float:
+    return bounded_number(text, name, float, "a number of seconds", 0, limit, " seconds")
 
 
 def positive_int(text: str, name: str, limit: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{name} must be a whole number, got {text!r}") from None
-    if not 1 <= value <= limit:
-        raise UsageError(f"{name} must be between 1 and {limit:,}, got {value:,}")
-    return value
+    return bounded_number(text, name, int, "a whole number", 1, limit)
 
 
 def declared_options(methods: list[str]) -> dict[str, tuple[dict, list[str]]]:

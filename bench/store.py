@@ -114,6 +114,9 @@ def merge(results: Path, sources: list[str]) -> list[str]:
     for path in files:
         document = load_json(path)  # refuses a file of an unknown format, in one line
         meta = document["metadata"]
+        if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty"):
+            raise ResultsError(f"{path}: measured with uncommitted changes ({meta.get('commit')}), so nobody "
+                               "can reproduce it; measure again from a clean commit")
         folder = machine_dir(results, meta)
         _describe_machine(folder, meta)
         name = "quick.json" if meta.get("profile") == "quick" else "latest.json"

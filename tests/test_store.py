@@ -89,3 +89,21 @@ def test_the_cross_machine_table_has_one_column_per_machine():
                                       intel["metadata"]["machine_id"]))
     assert "| ebpf     | bpftrace | w          | 0.10" in text and "| -" in text  # missing, not zero
     assert "500,000" in text
+
+
+def test_merge_refuses_a_result_measured_with_uncommitted_changes(tmp_path):
+    dirty = document()
+    dirty["metadata"] |= {"commit": "abc-dirty", "dirty": True}
+    path = tmp_path / "dirty.json"
+    path.write_text(json.dumps(dirty))
+    with pytest.raises(ResultsError, match="uncommitted changes .* measure again from a clean commit"):
+        merge(tmp_path / "results", [str(path)])
+    assert not (tmp_path / "results" / "machines").exists()
+
+
+def test_every_stored_result_comes_from_a_clean_commit():
+    stored = [p for p in (ROOT / "results" / "machines").rglob("*.json") if p.name != "machine.json"]
+    assert stored
+    for path in stored:
+        meta = load_json(path)["metadata"]
+        assert not meta.get("dirty") and not str(meta.get("commit", "")).endswith("-dirty"), path
