@@ -214,6 +214,9 @@ class EbpfObserver(Observer):
 
     @classmethod
     def program_text(cls, pid: int, match: str = "pid", **options) -> str:
+        if match == "exec":  # its text holds the name of the program it waits for: not known here
+            raise ObserverError("--ebpf shows the --match pid program; with --match exec the same C is "
+                                "compiled with the program's name instead of a PID (TARGET_COMM_LO/HI)")
         return text_for(pid, **options)
 
     @classmethod

@@ -199,3 +199,9 @@ def test_the_next_run_waits_until_the_kernel_has_freed_the_programs_and_maps():
     runner.settle()
     # ...and none is left once settle() returns
     assert not created & loaded_bpf_objects()
+
+
+def test_ebpf_text_refuses_to_show_a_program_it_would_not_load():
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ebpf", "--match", "exec", "--ebpf"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--match exec" in result.stderr and "TARGET_TGID" not in result.stdout
