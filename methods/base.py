@@ -509,6 +509,25 @@ def proc_status_field(pid: int, field: str) -> int | None:
     return None
 
 
+class ThreadProcesses(dict):
+    """tid -> the process (thread group) the thread belongs to, asked of the kernel the first
+    time the thread is seen, so an event from a child process of the target is not taken for
+    the target's. A thread already gone cannot be placed: it counts as its own process (and so
+    as a wrong process, unless it was the main thread) and is counted in `unresolved`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unresolved = 0
+
+    def __missing__(self, tid: int) -> int:
+        tgid = proc_status_field(tid, "Tgid")
+        if tgid is None:
+            self.unresolved += 1
+            tgid = tid
+        self[tid] = tgid
+        return tgid
+
+
 PR_SET_PDEATHSIG = 1
 
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import psutil
 
 from methods.base import (CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents,
-                          die_with_parent, proc_status_field)
+                          die_with_parent, proc_status_field, ThreadProcesses)
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
@@ -42,9 +42,13 @@ class StraceObserver(PrintedEvents, Observer):
         self._clock_offset_ns = 0
         self._attached_tracer: subprocess.Popen | None = None  # `strace -p`, when attaching
         self.unparsed_lines = 0
+        # strace prints thread ids only; their process is asked of the kernel when the parser
+        # first meets one. strace -f also follows the target's children, whose writes must not
+        # pass for the target's.
+        self._processes = ThreadProcesses()
 
     def facts(self) -> dict:
-        return {"unparsed_lines": self.unparsed_lines}
+        return {"unparsed_lines": self.unparsed_lines, "threads_unresolved": self._processes.unresolved}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -142,8 +146,8 @@ class StraceObserver(PrintedEvents, Observer):
         self.counters.captured += 1
         self.counters.bytes += int(count)
         ts_ns = int(seconds) * 1_000_000_000 + int(nanos) - self._clock_offset_ns
-        # strace -f follows only the target's tree, so every thread here is the target's.
-        return MoveEvent(ts_ns, seen_ns, self.pid, int(tid), bytes.fromhex(hexbytes.replace(b"\\x", b"").decode()))
+        return MoveEvent(ts_ns, seen_ns, self._processes[int(tid)], int(tid),
+                         bytes.fromhex(hexbytes.replace(b"\\x", b"").decode()))
 
     def close(self) -> None:
         if self._attached_tracer is not None:

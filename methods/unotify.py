@@ -39,7 +39,7 @@ from typing import Iterator
 
 from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, WATCHED_FD, MoveEvent,
                           Observer, ObserverError, ObserverUnavailable, check_capture,
-                          effective_capabilities, proc_status_field)
+                          effective_capabilities, ThreadProcesses)
 
 # <linux/seccomp.h>
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call
@@ -87,7 +87,7 @@ class UnotifyObserver(Observer):
         self._listener: int | None = None
         self._parent_end: socket.socket | None = None
         self._child_end: socket.socket | None = None
-        self._tgids: dict[int, int] = {}
+        self._processes = ThreadProcesses()  # filled only while the thread waits in its write
         self._notification = bytearray(NOTIF.size)
         self._zeroes = bytes(NOTIF.size)
         self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
@@ -114,7 +114,7 @@ class UnotifyObserver(Observer):
 
     def facts(self) -> dict:
         return {"sync_wake_up": self.sync_wake_up, "wait_killable_recv": self.wait_killable_recv,
-                "retried": self.retried}
+                "retried": self.retried, "threads_unresolved": self._processes.unresolved}
 
     # --- starting -----------------------------------------------------------------------
     def launch(self, argv, **kwargs):
@@ -208,21 +208,13 @@ class UnotifyObserver(Observer):
             elif head is not None:
                 self.counters.captured += 1
                 self.counters.bytes += count
-                yield MoveEvent(stopped_ns, time.monotonic_ns(), self._tgid(tid), tid, head)
+                yield MoveEvent(stopped_ns, time.monotonic_ns(), self._processes[tid], tid, head)
 
     def _read_head(self, tid: int, buf: int, count: int) -> bytes:
         self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
         read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
                                            ctypes.byref(self._remote), 1, 0)
         return self._head.raw[:max(read, 0)]
-
-    def _tgid(self, tid: int) -> int:
-        """The process a notifying thread belongs to: the filter is inherited by the target's
-        children too, and their writes must not pass for the target's."""
-        tgid = self._tgids.get(tid)
-        if tgid is None:
-            tgid = self._tgids[tid] = proc_status_field(tid, "Tgid") or tid
-        return tgid
 
     # --- cleanup ------------------------------------------------------------------------
     def close(self) -> None:

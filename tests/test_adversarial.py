@@ -34,3 +34,23 @@ def test_non_moves_and_a_bystander_never_become_moves(method, options, target):
     assert (verdict.captured, verdict.phantom, verdict.wrong_pid) == (4000, 0, 0)
     assert verdict.not_a_move == truth["noise_writes_stdout"]  # the other fd's writes: unseen
     assert verdict.exact
+
+
+# Backends whose mechanism follows the target's children too (strace -f, an inherited seccomp
+# filter): a child's write must come out with the child's process, for the verifier to reject.
+@pytest.mark.parametrize("method", ["strace", "unotify"])
+def test_a_child_process_write_is_not_taken_for_the_target(method):
+    reason = REGISTRY[method].unavailable_reason()
+    if reason:
+        pytest.skip(f"{method} unavailable: {reason}")
+    # dash's printf is a builtin: the first line is written by the target itself, the second
+    # by the subshell, a forked child that then lives on for a second (so it can be looked up).
+    script = "printf 'rock 0 0\\n'; (printf 'rock 0 1\\n'; sleep 1)"
+    with REGISTRY[method]() as observer:
+        process = observer.launch(["/bin/sh", "-c", script])
+        observer.release()
+        events = list(observer.events())
+        process.wait()
+    writers = [(event.raw, event.pid == observer.pid) for event in events]
+    assert writers == [(b"rock 0 0\n", True), (b"rock 0 1\n", False)], writers
+    assert observer.facts()["threads_unresolved"] == 0
