@@ -10,6 +10,7 @@ see is reported, not hidden:
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 import secrets
@@ -27,7 +28,7 @@ from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, POLL_MS_OPTION, WAKEUP_
                           Observer, ObserverError, check_capture, claim)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 4
+RING_MAGIC, RING_VERSION = 0x52425054, 5
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
 # The ring's shared-memory segment: /dev/shm/tapbench-<random>.
 SEGMENT_PREFIX = "tapbench-"
@@ -36,15 +37,17 @@ SEGMENT_GLOB = f"/dev/shm/{SEGMENT_PREFIX}*"
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
     "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "count_only", "wake_consumer",
-              "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes", "counted"],
-    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8", "<u8"],
-    "offsets": [0, 4, 8, 12, 16, 20, 24, 64, 128, 136, 192, 200, 208],
+              "stamp_tsc", "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes", "counted"],
+    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8",
+                "<u8"],
+    "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 64, 128, 136, 192, 200, 208],
     "itemsize": 256,
 })
 SLOT = np.dtype([("published", "<u8"), ("ts_ns", "<u8"), ("count", "<u8"), ("tid", "<u4"),
                  ("copied", "<u4"), ("head", f"V{CAPTURE_BYTES}")])
 LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "watched_fd", "magic", "version",
-                 "off_slot_count", "off_hook_pid", "off_count_only", "off_wake_consumer", "off_claimed",
+                 "off_slot_count", "off_hook_pid", "off_count_only", "off_wake_consumer", "off_stamp_tsc",
+                 "off_claimed",
                  "off_consumed", "off_consumer_sleeping", "off_lost", "off_failed_writes", "off_counted",
                  "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
                  "off_head"]
@@ -56,19 +59,50 @@ def python_layout() -> dict[str, int]:
         "header_size": HEADER.itemsize, "slot_size": SLOT.itemsize, "capture_bytes": CAPTURE_BYTES,
         "watched_fd": WATCHED_FD, "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
-           ("slot_count", "hook_pid", "count_only", "wake_consumer", "claimed", "consumed",
+           ("slot_count", "hook_pid", "count_only", "wake_consumer", "stamp_tsc", "claimed", "consumed",
             "consumer_sleeping", "lost", "failed_writes", "counted")},
         **{f"off_{name}": slot[name][1] for name in
            ("published", "ts_ns", "count", "tid", "copied", "head")},
     }
 
 
-def c_layout() -> dict[str, int]:
-    """The layout the compiled hook was built with. Loading it here is harmless: without
+@functools.cache
+def hook_library() -> ctypes.CDLL:
+    """The hook, loaded here for its layout table and its clock pair. Harmless: without
     $TAPBENCH_SHM its constructor does nothing, and RTLD_LOCAL does not interpose our write()."""
-    values = (ctypes.c_uint32 * len(LAYOUT_FIELDS)).in_dll(ctypes.CDLL(str(HOOK_LIBRARY)),
-                                                           "tapbench_ring_layout")
+    return ctypes.CDLL(str(HOOK_LIBRARY))
+
+
+def c_layout() -> dict[str, int]:
+    """The layout the compiled hook was built with."""
+    values = (ctypes.c_uint32 * len(LAYOUT_FIELDS)).in_dll(hook_library(), "tapbench_ring_layout")
     return dict(zip(LAYOUT_FIELDS, values))
+
+
+def clock_pair() -> tuple[int, int]:
+    """(TSC, CLOCK_MONOTONIC ns) at one moment, read by the hook's own code."""
+    tsc, ns = ctypes.c_uint64(), ctypes.c_uint64()
+    hook_library().tapbench_clock_pair(ctypes.byref(tsc), ctypes.byref(ns))
+    return tsc.value, ns.value
+
+
+def tsc_unusable_reason() -> str | None:
+    """Why the hook must not stamp with the TSC here, or None. The TSC is usable as a clock
+    when it ticks at one rate whatever the CPU's frequency or sleep state (constant_tsc,
+    nonstop_tsc) and the kernel itself keeps time with it (it is the current clock source
+    only if the kernel found it synchronised across CPUs): CLOCK_MONOTONIC is then a linear
+    function of it between NTP adjustments, which tapbench's interpolation follows."""
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            source = f.read().strip()
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError as error:
+        return f"cannot tell ({error})"
+    if source != "tsc":
+        return f"the kernel's clock source is {source}, not the TSC"
+    missing = [flag for flag in ("constant_tsc", "nonstop_tsc") if flag not in flags]
+    return f"the CPU lacks {', '.join(missing)}" if missing else None
 
 
 class PreloadObserver(Observer):
@@ -119,10 +153,16 @@ class PreloadObserver(Observer):
         self.hook_writes_seen = 0
         self.failed_writes = 0  # writes to stdout that returned an error: nothing was written
         self._static = False  # the launched program is a static ELF: the loader never runs
+        # The hook stamps with the TSC where it is a trustworthy clock: cheaper than
+        # clock_gettime. Its ticks become CLOCK_MONOTONIC ns here, interpolated between a
+        # clock pair taken at launch and one taken after each batch was published.
+        self.tsc_unusable = tsc_unusable_reason()
+        self._first_pair: tuple[int, int] | None = None
 
     def facts(self) -> dict:
         return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen,
-                "failed_writes": self.failed_writes}
+                "failed_writes": self.failed_writes,
+                "stamp": "TSC" if self.tsc_unusable is None else f"clock_gettime: {self.tsc_unusable}"}
 
     @classmethod
     def leftovers(cls) -> set[str]:
@@ -166,7 +206,9 @@ class PreloadObserver(Observer):
         self._sleeping_word = buffer.ctypes.data + HEADER.fields["consumer_sleeping"][1]
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
         self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
-                           int(self.capture == "count"), int(self.wakeup == "adaptive"), 0, 0, 0, 0, 0, 0)
+                           int(self.capture == "count"), int(self.wakeup == "adaptive"),
+                           int(self.tsc_unusable is None), 0, 0, 0, 0, 0, 0)
+        self._first_pair = clock_pair()
         self._static = is_static_executable(argv[0])
         return super().launch(argv, **kwargs)
 
@@ -193,7 +235,18 @@ class PreloadObserver(Observer):
             batch = batch[:unpublished[0]]  # a writer is still filling this slot
         batch = batch.copy()
         self._header["consumed"] = consumed + batch.size
+        if self.tsc_unusable is None and batch.size:
+            batch["ts_ns"] = self._tsc_to_ns(batch["ts_ns"])
         return batch
+
+    def _tsc_to_ns(self, ticks: np.ndarray) -> np.ndarray:
+        """TSC ticks to CLOCK_MONOTONIC ns. Every tick was read after the launch pair and
+        before the pair taken now, so this interpolates: its error is about a pair's own
+        uncertainty (tens of ns), whatever the run's length."""
+        first_tsc, first_ns = self._first_pair
+        now_tsc, now_ns = clock_pair()
+        ns_per_tick = (now_ns - first_ns) / (now_tsc - first_tsc)
+        return np.rint(first_ns + (ticks.astype(np.int64) - first_tsc) * ns_per_tick).astype(np.uint64)
 
     def events(self) -> Iterator[MoveEvent]:
         # poll: nothing wakes us on new slots: sleep a polling period, or less if the target

@@ -17,13 +17,14 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 4u
+#define TAPBENCH_RING_VERSION 5u
 #define TAPBENCH_CAPTURE_BYTES 32
 #define TAPBENCH_WATCHED_FD 1
 
 struct tapbench_slot { /* one cache line */
     _Atomic uint64_t published; /* sequence + 1 once the slot is complete */
-    uint64_t ts_ns;             /* CLOCK_MONOTONIC before the real write() */
+    uint64_t ts_ns;             /* taken before the real write(): CLOCK_MONOTONIC ns, or TSC
+                                   ticks if stamp_tsc (tapbench converts them to ns) */
     uint64_t count;             /* bytes the write() asked for */
     uint32_t tid;
     uint32_t copied;            /* bytes of head that hold the buffer's start: at most what
@@ -40,7 +41,9 @@ struct tapbench_ring_header {
     _Atomic uint32_t hook_pid;  /* the first process the hook loaded into; 0: never loaded */
     uint32_t count_only;        /* set by tapbench before launch: the floor, count and record nothing */
     uint32_t wake_consumer;     /* set by tapbench before launch: adaptive wakeups (a futex) */
-    uint32_t pad0[9];
+    uint32_t stamp_tsc;         /* set by tapbench before launch: stamp with the TSC, which
+                                   it has found invariant and the kernel's clock source */
+    uint32_t pad0[8];
     _Atomic uint64_t claimed;   /* next sequence number (producers) */
     uint64_t pad1[7];
     _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
@@ -57,7 +60,8 @@ struct tapbench_ring_header {
 
 struct tapbench_ring_layout { /* what methods/preload.py checks its mirror against */
     uint32_t header_size, slot_size, capture_bytes, watched_fd, magic, version;
-    uint32_t off_slot_count, off_hook_pid, off_count_only, off_wake_consumer, off_claimed;
+    uint32_t off_slot_count, off_hook_pid, off_count_only, off_wake_consumer, off_stamp_tsc;
+    uint32_t off_claimed;
     uint32_t off_consumed, off_consumer_sleeping, off_lost, off_failed_writes, off_counted;
     uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
 };
