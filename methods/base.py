@@ -390,12 +390,18 @@ class Observer(ABC):
         else:
             pids = [self.pid if pids is None else pids()] * batch.size
         offset = 0
-        for ts_ns, pid, tid, copied in zip(batch["ts_ns"].tolist(), pids, batch["tid"].tolist(),
+        for ts_ns, pid, tid, copied in zip(self._stamps_ns(batch["ts_ns"]).tolist(), pids, batch["tid"].tolist(),
                                            batch["copied"].tolist()):
             yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
             offset += width
         if batch.size:
             self.counters.batch_ns_max = max(self.counters.batch_ns_max, time.monotonic_ns() - seen_ns)
+
+    def _stamps_ns(self, stamps: np.ndarray) -> np.ndarray:
+        """A batch's mechanism stamps as CLOCK_MONOTONIC ns. A backend that stamps with
+        another clock converts them here: after the batch's arrival was stamped, so the
+        conversion does not count as delay."""
+        return stamps
 
     def _drain_batches(self, take, wait, pids=None) -> Iterator[MoveEvent]:
         """The ring-buffer backends' loop: take() returns the batch waiting (maybe empty),

@@ -10,6 +10,7 @@ see is reported, not hidden:
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import glob
 import os
@@ -43,6 +44,7 @@ HEADER = np.dtype({
     "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 64, 128, 136, 192, 200, 208],
     "itemsize": 256,
 })
+CLAIMED_WORD, CONSUMED_WORD = HEADER.fields["claimed"][1] // 8, HEADER.fields["consumed"][1] // 8
 SLOT = np.dtype([("published", "<u8"), ("ts_ns", "<u8"), ("count", "<u8"), ("tid", "<u4"),
                  ("copied", "<u4"), ("head", f"V{CAPTURE_BYTES}")])
 LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "watched_fd", "magic", "version",
@@ -158,10 +160,11 @@ class PreloadObserver(Observer):
         # clock pair taken at launch and one taken after each batch was published.
         self.tsc_unusable = tsc_unusable_reason()
         self._first_pair: tuple[int, int] | None = None
+        self.missed_wakeups = 0  # adaptive: sleeps that ended at the timeout with a slot waiting
 
     def facts(self) -> dict:
         return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen,
-                "failed_writes": self.failed_writes,
+                "failed_writes": self.failed_writes, "missed_wakeups": self.missed_wakeups,
                 "stamp": "TSC" if self.tsc_unusable is None else f"clock_gettime: {self.tsc_unusable}"}
 
     @classmethod
@@ -203,7 +206,10 @@ class PreloadObserver(Observer):
                                                   create=True, size=size)
         buffer = np.frombuffer(self.segment.buf, dtype=np.uint8)
         self._header = buffer[:HEADER.itemsize].view(HEADER)
-        self._sleeping_word = buffer.ctypes.data + HEADER.fields["consumer_sleeping"][1]
+        self._words = buffer[:HEADER.itemsize].view("<u8")
+        sleeping_offset = HEADER.fields["consumer_sleeping"][1]
+        self._sleeping_word = buffer.ctypes.data + sleeping_offset
+        self._sleeping = buffer[sleeping_offset:sleeping_offset + 4].view("<u4")
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
         self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
                            int(self.capture == "count"), int(self.wakeup == "adaptive"),
@@ -221,8 +227,8 @@ class PreloadObserver(Observer):
 
     def _take(self) -> np.ndarray:
         """Copy of the published slots not yet consumed, in sequence order; frees them."""
-        header = self._header[0]
-        consumed, claimed = int(header["consumed"]), int(header["claimed"])
+        # Two words, not the structured header: this is on the live latency's path.
+        consumed, claimed = int(self._words[CONSUMED_WORD]), int(self._words[CLAIMED_WORD])
         count = min(claimed - consumed, self.ring_slots)
         if count <= 0:
             return np.empty(0, dtype=SLOT)
@@ -234,15 +240,15 @@ class PreloadObserver(Observer):
         if unpublished.size:
             batch = batch[:unpublished[0]]  # a writer is still filling this slot
         batch = batch.copy()
-        self._header["consumed"] = consumed + batch.size
-        if self.tsc_unusable is None and batch.size:
-            batch["ts_ns"] = self._tsc_to_ns(batch["ts_ns"])
+        self._words[CONSUMED_WORD] = consumed + batch.size
         return batch
 
-    def _tsc_to_ns(self, ticks: np.ndarray) -> np.ndarray:
+    def _stamps_ns(self, ticks: np.ndarray) -> np.ndarray:
         """TSC ticks to CLOCK_MONOTONIC ns. Every tick was read after the launch pair and
         before the pair taken now, so this interpolates: its error is about a pair's own
         uncertainty (tens of ns), whatever the run's length."""
+        if self.tsc_unusable is not None or not ticks.size:
+            return ticks
         first_tsc, first_ns = self._first_pair
         now_tsc, now_ns = clock_pair()
         ns_per_tick = (now_ns - first_ns) / (now_tsc - first_tsc)
@@ -267,17 +273,25 @@ class PreloadObserver(Observer):
     def _sleep_until_woken(self) -> None:
         """Announce the sleep, look once more (a slot published meanwhile would not wake us),
         then wait on the futex word for the hook's FUTEX_WAKE, at most one polling period."""
-        self._header["consumer_sleeping"] = 1
+        hook_library().tapbench_announce_sleep(ctypes.c_void_p(self._sleeping_word))
         if self._pending():
-            self._header["consumer_sleeping"] = 0
+            self._sleeping[0] = 0
             return
-        timeout = _Timespec(0, self.poll_ms * 1_000_000)
-        self._libc.syscall(SYS_FUTEX, ctypes.c_void_p(self._sleeping_word), FUTEX_WAIT, 1,
-                           ctypes.byref(timeout), None, 0)
-        self._header["consumer_sleeping"] = 0
+        timeout = _Timespec(self.poll_ms // 1000, self.poll_ms % 1000 * 1_000_000)
+        slept = self._libc.syscall(SYS_FUTEX, ctypes.c_void_p(self._sleeping_word), FUTEX_WAIT, 1,
+                                   ctypes.byref(timeout), None, 0)
+        self._sleeping[0] = 0
+        if slept == 0:
+            return
+        error = ctypes.get_errno()
+        if error == errno.ETIMEDOUT and self._pending():
+            self.missed_wakeups += 1  # a slot waited for the timeout: the hook did not wake us
+        elif error not in (errno.ETIMEDOUT, errno.EAGAIN, errno.EINTR):
+            # A wait that fails at once would turn the consumer into a silent busy loop.
+            raise OSError(error, f"futex wait on the preload ring: {os.strerror(error)}")
 
     def _pending(self) -> bool:
-        consumed = int(self._header[0]["consumed"])
+        consumed = int(self._words[CONSUMED_WORD])
         return int(self._slots[consumed % self.ring_slots]["published"]) == consumed + 1
 
     def not_applicable(self, expected: int) -> str | None:
@@ -294,7 +308,7 @@ class PreloadObserver(Observer):
             segment, self.segment = self.segment, None
             segment.unlink()  # first: the name is gone whatever happens next
             # The numpy views export the segment's buffer: drop them before closing it.
-            self._header = self._slots = None
+            self._header = self._words = self._sleeping = self._slots = None
             segment.close()
         super().close()
 

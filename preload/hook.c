@@ -76,6 +76,14 @@ __attribute__((visibility("default"))) void tapbench_clock_pair(uint64_t *tsc, u
     }
 }
 
+/* For tapbench's consumer, before it sleeps on the futex word: a sequentially consistent
+ * store (a locked exchange), so its look at the ring that follows cannot pass the
+ * announcement, which a plain store followed by a load may on x86. */
+__attribute__((visibility("default"))) void tapbench_announce_sleep(_Atomic uint32_t *consumer_sleeping)
+{
+    atomic_store(consumer_sleeping, 1);
+}
+
 static ssize_t (*real_write)(int, const void *, size_t);
 static struct tapbench_ring_header *ring;
 static struct tapbench_slot *slots;
@@ -148,8 +156,8 @@ static void record(const void *buf, size_t count, size_t written, uint64_t stamp
     slot->copied = (uint32_t)copied;
     atomic_store_explicit(&slot->published, sequence + 1, memory_order_release);
     /* Adaptive wakeups: wake the consumer only if it sleeps (one load otherwise). The fence
-     * orders the publication before the load, so a consumer that went to sleep after checking
-     * an empty ring is seen; one that the race still misses wakes at its timeout. */
+     * orders the publication before the load; the consumer's side is tapbench_announce_sleep.
+     * So either it sees this slot before it sleeps, or this sees it sleeping and wakes it. */
     if (ring->wake_consumer) {
         atomic_thread_fence(memory_order_seq_cst);
         uint32_t sleeping = 1;

@@ -64,6 +64,16 @@ def test_the_hook_stamps_every_write_just_after_the_opponent_did(stamp, monkeypa
     assert np.median(hook_after_opponent_ns) < 400
 
 
+def test_adaptive_wakeups_wake_the_consumer_at_each_sleep():
+    """With a one-second timeout, a consumer that only woke at its timeout would hold moves
+    for up to a second: the hook's futex wake brings each within milliseconds."""
+    execution = execute("preload", {"wakeup": "adaptive", "poll_ms": 1000},
+                        Workload("libc", 10_000, rate=20_000, goroutines=2, stamp_every=1))
+    assert execution.verdict.exact
+    assert np.percentile(execution.latencies_ns, 99) < 50_000_000
+    assert execution.mechanism["preload"]["missed_wakeups"] == 0
+
+
 def test_static_binary_is_reported_not_applicable():
     execution = execute("preload", {}, Workload("go", 1000))
     assert execution.not_applicable == "static binary: LD_PRELOAD not applied"
