@@ -390,8 +390,8 @@ class Observer(ABC):
         else:
             pids = [self.pid if pids is None else pids()] * batch.size
         offset = 0
-        for ts_ns, pid, tid, copied in zip(self._stamps_ns(batch["ts_ns"]).tolist(), pids, batch["tid"].tolist(),
-                                           batch["copied"].tolist()):
+        stamps_ns = self._stamps_ns(batch["ts_ns"]).tolist()
+        for ts_ns, pid, tid, copied in zip(stamps_ns, pids, batch["tid"].tolist(), batch["copied"].tolist()):
             yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
             offset += width
         if batch.size:
