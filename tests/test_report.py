@@ -71,6 +71,10 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     assert "where the time went: flat-out runs 480 s, ceilings 100 s" in text
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
     assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
+    assert "| -10.0 " in text  # the difference, in points of the bare time
+    # A floor's +3% then +1%: its CV (71%) is marked, and left out of the summary.
+    floor = sweeps_section(with_ratio(0.01), with_ratio(0.03), quick)
+    assert "70.7% †" in floor and "no row slows the target by 10 % or more" in floor
     other_machine = with_ratio(0.9)
     other_machine["metadata"] = other_machine["metadata"] | {"cpu_model": "another"}
     assert "Run-to-run spread" not in sweeps_section(with_ratio(0.8), other_machine, None)
