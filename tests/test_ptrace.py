@@ -12,8 +12,9 @@ from bench.runner import execute
 from bench.targets import Workload
 from bench.truth import Truth
 from bench.verify import verify
-from methods.base import ObserverUnavailable
-from methods.ptrace import PtraceObserver
+from bench.placement import split_applicable
+from methods.base import ObserverError, ObserverUnavailable
+from methods.ptrace import PtraceObserver, stopped_processes
 
 ptrace_reason = PtraceObserver.unavailable_reason()
 pytestmark = pytest.mark.skipif(ptrace_reason is not None, reason=f"ptrace unavailable: {ptrace_reason}")
@@ -63,6 +64,23 @@ def test_the_seccomp_filter_stops_the_target_only_for_writes_to_stdout():
     report = execution.truth.report
     assert report["noise_writes_other_fd"] > 0 and report["noise_writes_stdout"] > 0
     assert execution.mechanism["ptrace"]["seccomp_stops"] == 20_000 + report["noise_writes_stdout"]
+
+
+@pytest.mark.skipif(not split_applicable(), reason="split placement needs two CPUs")
+@pytest.mark.parametrize("goroutines", [1, 8])
+def test_a_spinning_tracer_in_split_placement_is_exact_and_catches_stops_awake(goroutines):
+    execution = execute("ptrace", {"spin_us": 100}, Workload("go", 20_000, goroutines=goroutines,
+                                                             placement="split"))
+    assert_exact(execution, 20_000)
+    # Flat out, the next stop comes well within 100 µs: nearly all are found while polling.
+    assert execution.mechanism["ptrace"]["stops_caught_spinning"] > 20_000 // 2
+
+
+@pytest.mark.parametrize("placement", ["shared", "free"])
+def test_spinning_on_the_target_s_cpu_is_refused_before_the_target_runs(placement):
+    with pytest.raises(ObserverError, match="--placement split"):
+        execute("ptrace", {"spin_us": 100}, Workload("go", 1000, placement=placement))
+    assert not stopped_processes()
 
 
 def test_libc_target_is_exact():
