@@ -409,7 +409,8 @@ def startup_section(runs: list[dict], attaches: list[dict], methods: dict, profi
     loads = [p["empty_program_load_ms"] for p in profiles if p.get("empty_program_load_ms") is not None]
     bcc_floor = [] if not loads else [
         "", f"bcc compiles every program with clang at start: one that does nothing took {np.median(loads):.0f} ms "
-        "to compile and load here (median), the least any bcc backend's launch or attach can take."]
+        "to compile and load here (median of its own runs, apart from those above: the two differ by the "
+        "machine's noise). That is the floor under every bcc backend's start-up while it compiles at start."]
     return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])] + bcc_floor
 
 

@@ -149,7 +149,8 @@ def bad_values(method: str) -> list[tuple[str, str]]:
     for name, spec in REGISTRY[method].cli_options.items():
         if spec.get("flag"):
             continue
-        cases.append((f"--{name.replace('_', '-')}", "no-such-choice" if "choices" in spec else "0"))
+        # -1: no count, size, period or time any option takes is negative (0 can be: --spin-us 0)
+        cases.append((f"--{name.replace('_', '-')}", "no-such-choice" if "choices" in spec else "-1"))
     return cases
 
 
