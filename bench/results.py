@@ -196,17 +196,16 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
 SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec", "bpf_profile", "latency_floor")
 
 
-# Numeric options that make a variant of their own (others, sizes and periods, stay out of labels).
-NUMBERS_IN_LABELS = {"spin_us": "spin {} µs"}
-
-
 def method_label(row: dict) -> str:
     """'ebpf (raw, poll)', 'strace (seccomp-bpf)': the choices that tell variants apart."""
     options = row.get("options") or {}
     detail = [value for value in options.values() if isinstance(value, str)]
     detail += [name.replace("_", "-") for name, value in options.items() if value is True]
-    detail += [NUMBERS_IN_LABELS[name].format(value) for name, value in options.items()
-               if name in NUMBERS_IN_LABELS and value]
+    # A numeric option names its variant only where the backend gives it a label (sizes and
+    # periods stay out).
+    specs = REGISTRY[row["method"]].cli_options if row["method"] in REGISTRY else {}
+    detail += [specs[name]["label"].format(value) for name, value in options.items()
+               if value and "label" in specs.get(name, {})]
     return f"{row['method']} ({', '.join(detail)})" if detail else row["method"]
 
 

@@ -136,7 +136,8 @@ class Observer(ABC):
     # What the mechanism depends on, and what broke or needed care (headers, the Go ABI, static
     # binaries, libc): declared by the backend, shown as declared, never as measured.
     dependence: ClassVar[str] = ""
-    # Constructor keyword -> argparse settings (plus "default", and "flag": True for booleans);
+    # Constructor keyword -> argparse settings (plus "default", "flag": True for booleans, and
+    # "label": a format naming the variant in results when a numeric option is set);
     # the CLI turns each into --keyword. Several backends may declare one option, but only
     # with the same settings: one option name means one thing.
     cli_options: ClassVar[dict[str, dict]] = {}

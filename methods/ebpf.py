@@ -103,14 +103,13 @@ class RingReader:
             # The usual batch, every record submitted and none discarded: one test, not four
             # (a live consumer's wake-ups start with cold caches, where each numpy call counts).
             batch = records.copy()
-            self._consumer_pos[0] = consumer + records.size * RECORD.itemsize
-            return batch
-        busy = np.flatnonzero(lengths & BUSY_BIT)  # reserved but not yet submitted
-        if busy.size:
-            records, lengths = records[:busy[0]], lengths[:busy[0]]
-        if np.any((lengths & ~np.uint32(DISCARD_BIT)) != SAMPLE_SIZE):
-            raise ObserverError("the ring buffer holds a record that is not a move_event")
-        batch = records[(lengths & DISCARD_BIT) == 0].copy()
+        else:
+            busy = np.flatnonzero(lengths & BUSY_BIT)  # reserved but not yet submitted
+            if busy.size:
+                records, lengths = records[:busy[0]], lengths[:busy[0]]
+            if np.any((lengths & ~np.uint32(DISCARD_BIT)) != SAMPLE_SIZE):
+                raise ObserverError("the ring buffer holds a record that is not a move_event")
+            batch = records[(lengths & DISCARD_BIT) == 0].copy()
         self._consumer_pos[0] = consumer + records.size * RECORD.itemsize
         return batch
 

@@ -144,7 +144,7 @@ class PtraceObserver(Observer):
         "exitkill": {"flag": True, "default": False,
                      "help": "PTRACE_O_EXITKILL: the target dies if the tracer dies"},
         "capture": CAPTURE_OPTION,
-        "spin_us": {"type": int, "default": 0,
+        "spin_us": {"type": int, "default": 0, "label": "spin {} µs",
                     "help": "before sleeping in waitpid, poll it for up to this many µs, so a stop "
                             "that comes soon needs no wake-up of the tracer's CPU; costs that CPU "
                             f"while it spins; needs --placement split (0 = never spin, up to {MAX_SPIN_US})"},

@@ -87,7 +87,7 @@ class UnotifyObserver(Observer):
         self._listener: int | None = None
         self._parent_end: socket.socket | None = None
         self._child_end: socket.socket | None = None
-        self._processes = ThreadProcesses()  # filled only while the thread waits in its write
+        self._processes = ThreadProcesses()  # a thread's process, asked at its first write
         self._notification = bytearray(NOTIF.size)
         self._zeroes = bytes(NOTIF.size)
         self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
