@@ -381,9 +381,10 @@ def command_watch(args) -> int:
     wait_s = 0.0 if args.wait is None else seconds_arg(args.wait, "--wait", 86_400)
     if args.wait is not None and not args.name:
         raise UsageError("--wait applies to --name only")
-    # Live, a move at a time: the backend's live defaults (a consumer woken, not polled), for
-    # every option the user did not choose.
-    for name, value in observer_class.live_options.items():
+    placement = args.placement or observer_class.default_placement
+    # Live, a move at a time: the backend's live defaults (a consumer woken, not polled; in
+    # split, spinning before it sleeps), for every option the user did not choose.
+    for name, value in observer_class.live_options_for(placement).items():
         if getattr(args, name, None) is None:
             options[name] = value
     attaching = bool(args.pid or args.name)
@@ -414,7 +415,6 @@ def command_watch(args) -> int:
             print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
         return print_program(args.method, pid or 0, options)
-    placement = args.placement or observer_class.default_placement
     with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
         observer.target_cpus = target_cpus
         if args.name and pid is None:
@@ -576,8 +576,9 @@ def command_duel(args) -> int:
         if reason:
             raise ObserverUnavailable(f"{method} unavailable: {reason}")
         cls = REGISTRY[method]
-        options = {name: spec.get("default") for name, spec in cls.cli_options.items()} | cls.live_options
         placement = args.placement or cls.default_placement
+        options = {name: spec.get("default") for name, spec in cls.cli_options.items()} | \
+            cls.live_options_for(placement)
         progress(f"duel: {method} ({placement})")
         duels.append(duel_module.duel(method, options, Workload(target, moves, rate=rate, placement=placement),
                                       deadlines))

@@ -63,9 +63,13 @@ def representative_rows(document: dict, name: str) -> tuple[dict | None, dict | 
     if not flat:
         return None, None
     best = min(flat, key=lambda r: (r["overhead_ns"], -r["moves"]))
+    live = defaults | info.get("live_options", {})
+    # watch live in split also spins before each sleep (Observer.live_options_for)
+    spinning = live | {"spin_us": info["live_spin_us"]} if info.get("live_spin_us") else None
     paced = []
-    for options in (defaults | info.get("live_options", {}), defaults):
-        paced = [r for r in document["runs"] if mine(r, options) and r.get("paced") and r["rate"] == PACED_RATE]
+    for options in (spinning if best.get("placement") == "split" else None, live, defaults):
+        paced = [r for r in document["runs"]
+                 if options and mine(r, options) and r.get("paced") and r["rate"] == PACED_RATE]
         if paced:
             break
     same_place = [r for r in paced if r.get("placement") == best.get("placement")]

@@ -24,6 +24,7 @@ from bench.runner import compare
 from bench.stats import median_interval
 from bench.targets import Workload
 from methods import REGISTRY, ObserverError
+from methods.base import LIVE_SPIN_US
 
 EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
 EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
@@ -32,6 +33,9 @@ EBPF_TRACEPOINT = ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})
 EBPF_EXEC = ("ebpf", {"hook": "raw", "wakeup": "poll", "match": "exec"})
 PRELOAD = ("preload", {"ring_slots": 1 << 20})
 PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
+# What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep
+EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
+PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
 PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
 # split only: the tracer polls waitpid for 100 µs before sleeping in it (a flat-out stop comes
@@ -82,6 +86,9 @@ FULL_GROUPS = [
     (Workload("go", PACED, rate=PACED), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY, PTRACE_SECCOMP, STRACE,
                                          BPFTRACE]),
     (Workload("libc", PACED, rate=PACED), [PRELOAD, PRELOAD_ADAPTIVE]),
+    # the same, live as watch runs it in split placement (the consumer spins on a CPU of its own)
+    (Workload("go", PACED, rate=PACED, placement="split"), [EBPF_LIVE]),
+    (Workload("libc", PACED, rate=PACED, placement="split"), [PRELOAD_LIVE]),
 ]
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
 # Mann-Whitney test (9 against 9 can reach p < 0.01 with room to spare; 5 against 5 barely).
@@ -317,7 +324,7 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
     for method, options in available(DUELISTS, skipped):
         cls = REGISTRY[method]
         progress.phase(f"duel: the spy watches through {method}", "duels")
-        found["duels"].append(duel(method, options | cls.live_options,
+        found["duels"].append(duel(method, options | cls.live_options_for(cls.default_placement),
                                    Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
                                             placement=cls.default_placement), DEFAULT_DEADLINES_US))
         progress.step(f"duel {method}")

@@ -23,7 +23,8 @@ import numpy as np
 from methods.base import (CAPABILITY_NAMES, CAPTURE_BYTES, CAPTURE_OPTION, CAP_BPF, CAP_PERFMON,
                           CAP_SYS_ADMIN, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
                           ObserverError, bpf_program_leftovers, bpf_program_run_stats, check_capture,
-                          claim, POLL_MS_OPTION, WAKEUP_OPTION, effective_capabilities)
+                          check_spin, claim, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION, WAKEUP_OPTION,
+                          effective_capabilities)
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
@@ -88,6 +89,10 @@ class RingReader:
         self._consumer_pos = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
         self._producer_pos = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
         self._data = np.frombuffer(self._producer_map, dtype=np.uint8, offset=PAGE_SIZE)
+
+    def pending(self) -> bool:
+        """Whether a record was reserved since the last read: one load, for a spinning consumer."""
+        return self._producer_pos[0] != self._consumer_pos[0]
 
     def read(self) -> np.ndarray:
         """A copy of every committed record not yet consumed, then marks them consumed."""
@@ -171,6 +176,7 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
 class EbpfObserver(Observer):
     method = "ebpf"
     live_options = {"wakeup": "adaptive"}
+    live_spin_us = LIVE_SPIN_US
     can_catch_exec = True
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
@@ -193,6 +199,7 @@ class EbpfObserver(Observer):
         "poll_ms": POLL_MS_OPTION,
         "ring_mb": {"type": int, "default": 64, "help": "ring buffer size in MiB, a power of two"},
         "capture": CAPTURE_OPTION,
+        "spin_us": SPIN_OPTION,
         "match": {"choices": MATCHES, "default": "pid",
                   "help": "how the hook knows the target: pid, compiled in (default); exec, a map filled "
                           "when the program starts, as watch --name --wait does (launched runs only)"},
@@ -200,15 +207,18 @@ class EbpfObserver(Observer):
 
     @classmethod
     def check_options(cls, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                      poll_ms: int = 10, capture: str | None = None, match: str = "pid") -> None:
+                      poll_ms: int = 10, capture: str | None = None, match: str = "pid",
+                      spin_us: int = 0) -> None:
         check_options(hook, ring_mb, wakeup, poll_ms, capture)
+        check_spin(spin_us)
         if match not in MATCHES:
             raise ObserverError(f"unknown match {match!r}; choose one of {', '.join(MATCHES)}")
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                 poll_ms: int = 10, capture: str | None = None, match: str = "pid") -> None:
-        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match)
+                 poll_ms: int = 10, capture: str | None = None, match: str = "pid", spin_us: int = 0) -> None:
+        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match, spin_us)
         super().__init__()
+        self.spin_ns = spin_us * 1000
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
         self.capture, self.match = capture, match
         self._program_name: str | None = None  # what a launched target will exec, for match=exec
@@ -218,7 +228,7 @@ class EbpfObserver(Observer):
         self.kernel_matched = 0
 
     @classmethod
-    def program_text(cls, pid: int, match: str = "pid", **options) -> str:
+    def program_text(cls, pid: int, match: str = "pid", spin_us: int = 0, **options) -> str:
         if match == "exec":  # its text holds the name of the program it waits for: not known here
             raise ObserverError("--ebpf shows the --match pid program; with --match exec the same C is "
                                 "compiled with the program's name instead of a PID (TARGET_COMM_LO/HI)")
@@ -233,7 +243,8 @@ class EbpfObserver(Observer):
         # `tapbench run --bpf-stats` and the sweep's profile turn them on).
         programs = {} if self.bpf is None else {
             name.decode(): bpf_program_run_stats(function.fd) for name, function in self.bpf.funcs.items()}
-        return {"kernel_matched": self.kernel_matched, "match": self.match, "programs": programs}
+        return {"kernel_matched": self.kernel_matched, "match": self.match, "programs": programs,
+                "batches_caught_spinning": self.caught_spinning}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -330,8 +341,8 @@ class EbpfObserver(Observer):
                                 "methods/ebpf.py: update RECORD")
 
     def events(self) -> Iterator[MoveEvent]:
-        yield from self._drain_batches(self._ring.read,
-                                       lambda: self._wakeups.poll(self.poll_ms / 1000), pids="pid")
+        yield from self._drain_batches(self._ring.read, lambda: self._wakeups.poll(self.poll_ms / 1000),
+                                       self._ring.pending, pids="pid")
         self._read_kernel_counters()
 
     def _read_kernel_counters(self) -> None:

@@ -25,8 +25,9 @@ import numpy as np
 
 import psutil
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, POLL_MS_OPTION, WAKEUP_OPTION, WATCHED_FD, MoveEvent,
-                          Observer, ObserverError, check_capture, claim)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
+                          WAKEUP_OPTION, WATCHED_FD, MoveEvent, Observer, ObserverError, check_capture,
+                          check_spin, claim)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
 RING_MAGIC, RING_VERSION = 0x52425054, 5
@@ -124,12 +125,14 @@ class PreloadObserver(Observer):
     )
     cli_options = {"ring_slots": {"type": int, "default": DEFAULT_SLOTS,
                                   "help": "ring size in 64-byte slots, a power of two"},
-                   "wakeup": WAKEUP_OPTION, "poll_ms": POLL_MS_OPTION, "capture": CAPTURE_OPTION}
+                   "wakeup": WAKEUP_OPTION, "poll_ms": POLL_MS_OPTION, "capture": CAPTURE_OPTION,
+                   "spin_us": SPIN_OPTION}
     live_options = {"wakeup": "adaptive"}
+    live_spin_us = LIVE_SPIN_US
 
     @classmethod
     def check_options(cls, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
-                      capture: str | None = None) -> None:
+                      capture: str | None = None, spin_us: int = 0) -> None:
         if ring_slots < 2 or ring_slots & (ring_slots - 1) or ring_slots > 1 << 26:
             raise ObserverError(f"--ring-slots must be a power of two from 2 to {1 << 26}, "
                                 f"got {ring_slots}")
@@ -138,11 +141,13 @@ class PreloadObserver(Observer):
         if not 1 <= poll_ms <= 1000:
             raise ObserverError(f"--poll-ms must be between 1 and 1000, got {poll_ms}")
         check_capture(capture)
+        check_spin(spin_us)
 
     def __init__(self, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
-                 capture: str | None = None) -> None:
-        self.check_options(ring_slots, wakeup, poll_ms, capture)
+                 capture: str | None = None, spin_us: int = 0) -> None:
+        self.check_options(ring_slots, wakeup, poll_ms, capture, spin_us)
         super().__init__()
+        self.spin_ns = spin_us * 1000
         self.capture, self.wakeup = capture, wakeup
         self._libc = ctypes.CDLL(None, use_errno=True)
         if python_layout() != c_layout():
@@ -165,6 +170,7 @@ class PreloadObserver(Observer):
     def facts(self) -> dict:
         return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen,
                 "failed_writes": self.failed_writes, "missed_wakeups": self.missed_wakeups,
+                "batches_caught_spinning": self.caught_spinning,
                 "stamp": "TSC" if self.tsc_unusable is None else f"clock_gettime: {self.tsc_unusable}"}
 
     @classmethod
@@ -216,6 +222,9 @@ class PreloadObserver(Observer):
                            int(self.tsc_unusable is None), 0, 0, 0, 0, 0, 0)
         self._first_pair = clock_pair()
         self._static = is_static_executable(argv[0])
+        # A launch that fails keeps this frame alive in its traceback: a view left here would
+        # stop close() from unmapping the segment (BufferError).
+        del buffer
         return super().launch(argv, **kwargs)
 
     def _target_env(self) -> dict[str, str]:
@@ -261,7 +270,8 @@ class PreloadObserver(Observer):
             (lambda: self.target_exited(self.poll_ms / 1000))
         # Every slot was written by the one process that claimed the ring (hook_pid): a child
         # that inherits the hook never claims it, and a fork()ed one stops recording.
-        yield from self._drain_batches(self._take, wait, pids=lambda: int(self._header[0]["hook_pid"]))
+        yield from self._drain_batches(self._take, wait, self._pending,
+                                       pids=lambda: int(self._header[0]["hook_pid"]))
         header = self._header[0]
         # A slot claimed by a thread that died before publishing it can never be read.
         self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])

@@ -21,7 +21,7 @@ import os
 import shutil
 from typing import Sequence
 
-from methods.base import ObserverError
+from methods.base import ObserverError, check_spin
 from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
 
 SYMBOL = "syscall.write"
@@ -83,12 +83,14 @@ class UprobeObserver(EbpfObserver):
 
     @classmethod
     def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
-                      capture: str | None = None) -> None:
+                      capture: str | None = None, spin_us: int = 0) -> None:
         check_options(GO_UPROBE_HOOK, ring_mb, wakeup, poll_ms, capture)
+        check_spin(spin_us)
 
     def __init__(self, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
-                 capture: str | None = None) -> None:
-        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms, capture=capture)
+                 capture: str | None = None, spin_us: int = 0) -> None:
+        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms, capture=capture,
+                         spin_us=spin_us)
         self.binary: str | None = None
         self.probe_offset: int | None = None
         self.stack_check_found: bool | None = None
@@ -97,6 +99,7 @@ class UprobeObserver(EbpfObserver):
     @classmethod
     def program_text(cls, pid: int, **options) -> str:
         options.pop("hook", None)
+        options.pop("spin_us", None)  # the consumer's, not the program's
         return text_for(pid, hook=GO_UPROBE_HOOK, **options)
 
     def facts(self) -> dict:

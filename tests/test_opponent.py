@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import statistics
 import subprocess
 import time
 
@@ -47,6 +48,20 @@ def test_paced_run_keeps_a_deadline_schedule(tmp_path):
     # 200 moves at 1000/s: the last is due at 199 ms; a deadline schedule cannot finish sooner.
     assert truth["wall_ns"] >= 199e6
     assert truth["writers"][0]["lag_end_ns"] >= 0
+
+
+@pytest.mark.parametrize("goroutines", [1, 4])
+def test_a_paced_run_writes_evenly_not_in_bursts(tmp_path, goroutines):
+    """At 20,000 moves/s a move is due every 50 µs. A millisecond timer (Go's own time.Sleep
+    here) wrote bursts of ~20 moves 0.4 µs apart every 1.1 ms: a median gap of 0.4 µs."""
+    report = tmp_path / "truth.json"
+    opponent("-moves", "4000", "-rate", "20000", "-goroutines", str(goroutines), "-stamp-every", "1",
+             "-report", str(report), check=True)
+    truth = json.loads(report.read_text())
+    stamps = sorted(stamp for writer in truth["writers"] for stamp in writer["stamps_ns"])
+    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    assert len(gaps) == 3999
+    assert 25_000 <= statistics.median(gaps) <= 75_000
 
 
 def test_stdin_gate_waits_for_the_go_signal(tmp_path):

@@ -12,8 +12,9 @@ from bench.placement import USABLE_CPUS, cpus_for, observer_placed, split_applic
 from bench.results import row_key
 from bench.runner import execute
 from bench.targets import ROOT, Workload
-from methods import REGISTRY
+from methods import REGISTRY, ObserverError
 from methods.ebpf import EbpfObserver
+from tests.conftest import needs_ebpf
 
 needs_two_cpus = pytest.mark.skipif(not split_applicable(), reason="split placement needs two CPUs")
 LAST = str(USABLE_CPUS[-1])
@@ -103,3 +104,35 @@ def test_run_places_each_method_in_its_own_default_unless_told(tmp_path):
                              "--placement", "free", "--moves", "2000", "--repeats", "1", "--json", str(out)],
                             capture_output=True, text=True, cwd=ROOT)
     assert {r["placement"] for r in json.loads(out.read_text())["runs"]} == {"free"}
+
+
+RING_BACKENDS = [pytest.param("ebpf", "go", marks=needs_ebpf), ("preload", "libc")]
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("method,target", RING_BACKENDS)
+def test_a_ring_consumer_spinning_in_split_catches_paced_moves_awake_and_exactly(method, target):
+    execution = execute(method, {"wakeup": "adaptive", "spin_us": 200},
+                        Workload(target, 4000, rate=20_000, placement="split"))
+    verdict = execution.verdict
+    assert (verdict.captured, verdict.lost, verdict.phantom, execution.lost_reported) == (4000, 0, 0, 0)
+    # A move is due every 50 µs: most are found within the 200 µs spin, without a sleep.
+    assert execution.mechanism[method]["batches_caught_spinning"] > 4000 // 2
+
+
+@pytest.mark.parametrize("method,target", RING_BACKENDS)
+@pytest.mark.parametrize("placement", ["shared", "free"])
+def test_a_ring_consumer_spinning_on_the_target_s_cpu_is_refused(method, target, placement):
+    with pytest.raises(ObserverError, match="--placement split"):
+        execute(method, {"spin_us": 100}, Workload(target, 100, placement=placement))
+
+
+@pytest.mark.parametrize("method", sorted(REGISTRY))
+def test_live_options_spin_only_where_the_observer_has_a_cpu_of_its_own(method):
+    cls = REGISTRY[method]
+    assert "spin_us" not in cls.live_options_for("shared") | cls.live_options_for("free")
+    live_split = cls.live_options_for("split")
+    assert live_split.get("spin_us", 0) == cls.live_spin_us
+    if cls.live_spin_us:
+        assert "spin_us" in cls.cli_options
+        cls.check_options(**live_split)

@@ -83,6 +83,26 @@ def test_spinning_on_the_target_s_cpu_is_refused_before_the_target_runs(placemen
     assert not stopped_processes()
 
 
+@pytest.mark.parametrize("strategy", ["seccomp", "step"])
+def test_a_bad_pointer_is_read_as_an_empty_head_and_the_write_still_fails(strategy, tmp_path):
+    """The tracer reads the buffer itself (from /proc/PID/mem): an unmapped one gives it
+    nothing, and the target's write fails with EFAULT as it would untraced."""
+    program = tmp_path / "hook_cases"
+    subprocess.run(["gcc", "-O2", "-o", str(program), "tests/hook_cases.c", "-lpthread"], check=True)
+    with PtraceObserver(strategy=strategy) as observer:
+        # a pipe, not /dev/null, whose write() never reads the buffer
+        process = observer.launch([str(program), "bad_pointer"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        observer.release()
+        heads = [event.raw for event in observer.events()]
+        output, errors = process.stdout.read(), process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert heads == [b"", b"", b"rock 0 0\n"]
+    assert output == b"rock 0 0\n" and errors.count(b"Bad address") == 2 and process.returncode == 0
+    assert not stopped_processes()
+
+
 def test_libc_target_is_exact():
     assert_exact(execute("ptrace", {}, Workload("libc", 20_000)), 20_000)
 
