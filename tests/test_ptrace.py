@@ -103,6 +103,14 @@ def test_a_bad_pointer_is_read_as_an_empty_head_and_the_write_still_fails(strate
     assert not stopped_processes()
 
 
+def test_the_target_s_cpu_time_is_the_reaped_usage_not_its_own_report():
+    """The tracer reaps the target itself; its whole usage (exit included) is what reaping it
+    added to our children's: at least what the opponent reported just before it exited."""
+    execution = execute("ptrace", {}, Workload("go", 20_000))
+    reported = execution.truth.report["cpu_ns"]
+    assert reported <= execution.target_cpu_ns <= reported + 50_000_000
+
+
 def test_libc_target_is_exact():
     assert_exact(execute("ptrace", {}, Workload("libc", 20_000)), 20_000)
 
