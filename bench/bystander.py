@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from bench.runner import settle, teardown_tracked
+from bench.runner import collector_paused, settle, teardown_tracked
 from bench.targets import TARGETS, Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
@@ -43,7 +43,7 @@ def bystander_alone(method: str, workload: Workload, scratch: str) -> float:
 
 
 def bystander_while_watching(method: str, options: dict, workload: Workload, scratch: str) -> float:
-    with REGISTRY[method](**options) as observer:
+    with REGISTRY[method](**options) as observer, collector_paused():
         observer.launch(watched_workload(method).argv(os.path.join(scratch, "watched.json")))
         observer.release()
         bystander_report = os.path.join(scratch, "bystander.json")

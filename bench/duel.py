@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from bench.placement import observer_placed
+from bench.runner import collector_paused
 from bench.targets import Workload
 from bench.truth import Truth, decode_line, move_codes
 from methods.base import MOVES, REGISTRY
@@ -28,7 +29,8 @@ def duel(method: str, options: dict, workload: Workload, deadlines_us: list[floa
     with tempfile.TemporaryDirectory(prefix="tapbench-duel-") as scratch:
         report = os.path.join(scratch, "truth.json")
         answers = []  # (writer, n, counter-move code, when the spy gave it)
-        with observer_placed(workload.placement) as target_cpus, REGISTRY[method](**options) as spy:
+        with observer_placed(workload.placement) as target_cpus, REGISTRY[method](**options) as spy, \
+                collector_paused():
             spy.target_cpus = target_cpus
             spy.launch(workload.argv(report))
             spy.release()

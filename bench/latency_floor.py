@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.placement import observer_placed
 from bench.results import percentiles
-from bench.runner import latencies_from_target
+from bench.runner import collector_paused, latencies_from_target
 from bench.targets import Workload
 from bench.truth import Truth
 from bench.verify import verify
@@ -30,7 +30,7 @@ def pipe_latency(workload: Workload) -> dict:
     was read against the ground truth; the latency of its stamped moves."""
     with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
         report_path = os.path.join(scratch, "truth.json")
-        with observer_placed(workload.placement) as target_cpus:
+        with observer_placed(workload.placement) as target_cpus, collector_paused():
             place = (lambda: os.sched_setaffinity(0, target_cpus)) if target_cpus else None
             process = subprocess.Popen(workload.argv(report_path), stdout=subprocess.PIPE, preexec_fn=place)
             lines, seen = [], array("q")

@@ -583,6 +583,48 @@ class ThreadProcesses(dict):
         return tgid
 
 
+class ProcessMemory:
+    """Reads other processes' memory with pread on /proc/PID/mem: one plain system call from
+    Python, 0.5 µs here for 32 bytes against 1.3 µs for process_vm_readv through ctypes. Needs
+    the access a tracer has (PTRACE_MODE_ATTACH), as process_vm_readv does.
+
+    A descriptor is kept per process. One opened before the process exec'd still shows the old
+    program and reads nothing, so a read that gets nothing is tried once more on a new one."""
+
+    MAX_OPEN = 64  # a target that forks many writers must not exhaust our descriptors
+
+    def __init__(self) -> None:
+        self._descriptors: dict[int, int] = {}
+
+    def read(self, pid: int, address: int, size: int) -> bytes:
+        """Up to size bytes at address; fewer where the memory ends, b"" where it is unreadable
+        (an unmapped buffer, a process gone)."""
+        data = self._pread(pid, address, size, fresh=False)
+        return data if data or not size else self._pread(pid, address, size, fresh=True)
+
+    def _pread(self, pid: int, address: int, size: int, fresh: bool) -> bytes:
+        if fresh:
+            self.forget(pid)
+        descriptor = self._descriptors.get(pid)
+        try:
+            if descriptor is None:
+                if len(self._descriptors) >= self.MAX_OPEN:
+                    self.close()
+                descriptor = self._descriptors[pid] = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+            return os.pread(descriptor, size, address)
+        except OSError:
+            return b""
+
+    def forget(self, pid: int) -> None:
+        descriptor = self._descriptors.pop(pid, None)
+        if descriptor is not None:
+            os.close(descriptor)
+
+    def close(self) -> None:
+        for pid in list(self._descriptors):
+            self.forget(pid)
+
+
 PR_SET_PDEATHSIG = 1
 
 

@@ -11,15 +11,17 @@ Every tracee is PTRACE_SEIZEd (also at launch), so PTRACE_INTERRUPT can stop any
 clean detach, and threads created later are followed through PTRACE_O_TRACECLONE.
 
 The per-stop path is what the overhead is made of, so it is kept to: os.waitpid, one
-PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one pread of
-at most 32 bytes from the target's /proc/PID/mem, and the resume. Those two ptrace calls go
-straight to libc (_hot_ptrace_function): without python-ptrace's wrapper, used for everything
-else, the tracer's CPU per move fell by about a microsecond (13.1 to 12.1 µs, shared placement). os.pread is a plain system call from Python; process_vm_readv
-through ctypes, which it replaced, cost 1.3 µs against 0.5 µs for the same 32 bytes here.
-os.waitpid, not os.wait4: wait4 has the kernel gather the stopped thread's resource usage and
-Python build a record of it at every stop. With both changes and untyped ptrace arguments the
-overhead per move fell from 12.2 to 8.8 µs, and the tracer's CPU from 9.3 to 6.4 µs (shared
-placement, `tapbench run --method ptrace,strace --placement shared --moves 20000 --repeats 9`).
+PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one pread of at
+most 32 bytes from the target's /proc/PID/mem (ProcessMemory), and the resume. Those two ptrace
+calls go straight to libc (_hot_ptrace_function): without python-ptrace's wrapper, used for
+everything else, the tracer's CPU per move fell by about a microsecond (13.1 to 12.1 µs, shared
+placement). Then three more changes took the overhead per move from 12.2 to 8.8 µs and the
+tracer's CPU from 9.3 to 6.4 µs (shared placement, `tapbench run --method ptrace,strace
+--placement shared --moves 20000 --repeats 9`):
+  - os.pread, a plain system call from Python, for process_vm_readv through ctypes;
+  - os.waitpid, not os.wait4, which has the kernel gather the stopped thread's resource usage
+    and Python build a record of it at every stop;
+  - the ptrace arguments passed untyped, which ctypes converts faster.
 """
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ from typing import Iterator
 import psutil
 
 from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, SPIN_OPTION, WATCHED_FD, MoveEvent,
-                          Observer, ObserverError, ObserverUnavailable, check_capture, check_spin, claim,
-                          effective_capabilities, proc_status_field, spin_for)
+                          Observer, ObserverError, ObserverUnavailable, ProcessMemory, check_capture,
+                          check_spin, claim, effective_capabilities, proc_status_field, spin_for)
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"
@@ -188,9 +190,7 @@ class PtraceObserver(Observer):
         self._hot_ptrace = _hot_ptrace_function()
         self._info = ctypes.create_string_buffer(SYSCALL_INFO_SIZE)
         self._info_address = ctypes.c_void_p(ctypes.addressof(self._info))
-        # The target's /proc/PID/mem, opened at its first write: a descriptor opened earlier
-        # would still show the program it was before its exec (closed again at each exec).
-        self._memory: int | None = None
+        self._memory = ProcessMemory()
         # seccomp: the filter stops the target at each write; step: stop at every syscall.
         self._resume_request = PTRACE_CONT if strategy == "seccomp" else PTRACE_SYSCALL
         self._extra_work_ns = int(os.environ.get(EXTRA_WORK_VARIABLE, "0"))
@@ -320,10 +320,8 @@ class PtraceObserver(Observer):
                     self._held_tid = tid
                     yield MoveEvent(stopped_ns, time.monotonic_ns(), self.threads[tid], tid, head)
                     self._held_tid = None
-            elif event == PTRACE_EVENT_EXEC:
-                self._forget_memory()  # a new program: the open /proc/PID/mem shows the old one
-            elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_STOP):
-                pass  # a new thread, an interrupt or a group stop: just go on
+            elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP):
+                pass  # a new thread, the exec, an interrupt or a group stop: just go on
             else:
                 inject = signum  # a signal for the target (Go sends itself SIGURG): deliver it
             if detaching:
@@ -345,12 +343,9 @@ class PtraceObserver(Observer):
         if self._count_only:
             self.counters.counted += 1
             return None
-        if self._memory is None:
-            self._memory = os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-        try:  # every traced thread is the target's (see events()), so its memory is the target's
-            return os.pread(self._memory, min(count, CAPTURE_BYTES), buf)
-        except OSError:
-            return b""  # an unreadable buffer (the write fails with EFAULT): an empty head
+        # Every traced thread is the target's (see events()), so its memory is the target's.
+        # An unreadable buffer (the write fails with EFAULT) gives an empty head.
+        return self._memory.read(self.pid, buf, min(count, CAPTURE_BYTES))
 
     def stop(self) -> None:
         """Also interrupt every thread: an idle target reports no stop of its own, and the
@@ -381,11 +376,6 @@ class PtraceObserver(Observer):
             pass  # gone meanwhile
         self.threads.pop(tid, None)
 
-    def _forget_memory(self) -> None:
-        if self._memory is not None:
-            os.close(self._memory)
-            self._memory = None
-
     # --- cleanup ------------------------------------------------------------------------
     def close(self) -> None:
         """Never leave a thread stopped: interrupt and detach whatever is still traced."""
@@ -393,7 +383,7 @@ class PtraceObserver(Observer):
             self._stopping = True
             for _ in self.events():
                 pass
-        self._forget_memory()
+        self._memory.close()
         super().close()
 
 

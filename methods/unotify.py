@@ -5,7 +5,7 @@ Launch only. Before exec, the child installs a libseccomp filter that returns
 SECCOMP_RET_USER_NOTIF for write() on fd 1 and allows everything else, and passes the filter's
 listener descriptor to tapbench over a socketpair (SCM_RIGHTS). For each write tapbench:
   SECCOMP_IOCTL_NOTIF_RECV   takes the notification (thread, system call, arguments);
-  process_vm_readv           copies the first bytes of the buffer;
+  pread of /proc/PID/mem     copies the first bytes of the buffer (ProcessMemory);
   SECCOMP_IOCTL_NOTIF_SEND   answers SECCOMP_USER_NOTIF_FLAG_CONTINUE: the kernel runs the
                              write as if nothing had happened.
 SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+) is asked for, so the kernel wakes the target on
@@ -38,8 +38,8 @@ import time
 from typing import Iterator
 
 from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, WATCHED_FD, MoveEvent,
-                          Observer, ObserverError, ObserverUnavailable, check_capture,
-                          effective_capabilities, ThreadProcesses)
+                          Observer, ObserverError, ObserverUnavailable, ProcessMemory, ThreadProcesses,
+                          check_capture, effective_capabilities)
 
 # <linux/seccomp.h>
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call
@@ -56,10 +56,6 @@ SECCOMP_FILTER_FLAG_NEW_LISTENER, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 
 PR_SET_NO_NEW_PRIVS = 38
 BPF_INSTRUCTION_SIZE = 8  # struct sock_filter
 POLL_MS = 100  # how often the loop looks at stop() while the target writes nothing
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 class UnotifyObserver(Observer):
@@ -90,11 +86,7 @@ class UnotifyObserver(Observer):
         self._processes = ThreadProcesses()  # a thread's process, asked at its first write
         self._notification = bytearray(NOTIF.size)
         self._zeroes = bytes(NOTIF.size)
-        self._head = ctypes.create_string_buffer(CAPTURE_BYTES)
-        self._local = _Iovec(ctypes.addressof(self._head), CAPTURE_BYTES)
-        self._remote = _Iovec(0, 0)
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._libc.process_vm_readv.restype = ctypes.c_ssize_t
+        self._memory = ProcessMemory()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -211,10 +203,7 @@ class UnotifyObserver(Observer):
                 yield MoveEvent(stopped_ns, time.monotonic_ns(), self._processes[tid], tid, head)
 
     def _read_head(self, tid: int, buf: int, count: int) -> bytes:
-        self._remote.base, self._remote.len = buf, min(count, CAPTURE_BYTES)
-        read = self._libc.process_vm_readv(tid, ctypes.byref(self._local), 1,
-                                           ctypes.byref(self._remote), 1, 0)
-        return self._head.raw[:max(read, 0)]
+        return self._memory.read(self._processes[tid], buf, min(count, CAPTURE_BYTES))
 
     # --- cleanup ------------------------------------------------------------------------
     def close(self) -> None:
@@ -226,6 +215,7 @@ class UnotifyObserver(Observer):
         if self._parent_end is not None:
             self._parent_end.close()
             self._parent_end = None
+        self._memory.close()
         super().close()
 
 

@@ -44,3 +44,33 @@ def test_ebpf_run_json_is_verified_and_flat(tmp_path):
     low, high = row["overhead_ratio_ci"]
     assert low <= row["overhead_ratio"] <= high
     assert "40000/40000 exact" in result.stdout
+
+
+def test_the_garbage_collector_is_off_while_a_run_is_observed_and_back_after(monkeypatch):
+    import gc
+
+    from bench.runner import collector_paused, execute
+    from bench.targets import Workload
+    from methods.none import NoObserver
+
+    seen_enabled = []
+    events = NoObserver.events
+
+    def recording(self):
+        seen_enabled.append(gc.isenabled())
+        yield from events(self)
+
+    monkeypatch.setattr(NoObserver, "events", recording)
+    execute("none", {}, Workload("go", 1000))
+    assert seen_enabled == [False] and gc.isenabled()
+    try:
+        with collector_paused():
+            raise KeyError
+    except KeyError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    with collector_paused():
+        pass
+    assert not gc.isenabled()  # left as it was found
+    gc.enable()
