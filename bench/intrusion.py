@@ -240,6 +240,8 @@ def sigkill_fate(method: str, options: dict) -> dict:
 
 
 EXEC_MOVES, EXEC_RATE = 2000, 10_000  # the opponent writes from its start, a move every 100 µs
+# The watch ends when the opponent does (0.2 s of moves) or when its --wait of 60 s runs out.
+EXEC_WATCH_TIMEOUT_S = 120
 
 
 def missed_after_exec(method: str, options: dict) -> dict:
@@ -261,7 +263,14 @@ def missed_after_exec(method: str, options: dict) -> dict:
             report = f"{scratch}/truth.json"
             opponent = subprocess.Popen(Workload("go", EXEC_MOVES, rate=EXEC_RATE).argv(report),
                                         stdout=subprocess.DEVNULL)
-            out, err = watch.communicate(timeout=120)
+            try:
+                out, err = watch.communicate(timeout=EXEC_WATCH_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                # A failure of this probe, said in its row; the sweep goes on (the watch and the
+                # opponent are killed below).
+                return {"method": method, "options": options, "written": None, "seen": None, "missed": None,
+                        "how": None, "failed": True,
+                        "error": f"the watch did not end within {EXEC_WATCH_TIMEOUT_S} s of the opponent's start"}
             opponent.wait(timeout=30)
             written = Truth.load(report).written
         seen = out.count("opponent played: ")

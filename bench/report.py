@@ -231,7 +231,8 @@ def duel_table(duels: list[dict], fmt: str = "github") -> str:
 def exec_section(found: list[dict]) -> list[str]:
     if not found:
         return []
-    rows = [[method_label(e), e["how"] or f"cannot: {e['error']}", e["written"] if e["written"] is not None else "-",
+    rows = [[method_label(e), e["how"] or f"{'FAILED' if e.get('failed') else 'cannot'}: {e['error']}",
+             e["written"] if e["written"] is not None else "-",
              e["seen"] if e["seen"] is not None else "-", e["missed"] if e["missed"] is not None else "-"]
             for e in found]
     return ["", "## Watching from the first move", "",
