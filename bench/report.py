@@ -347,8 +347,8 @@ def latency_section(runs: list[dict], methods: dict, floors: list[dict] = ()) ->
             "From the opponent's own CLOCK_MONOTONIC stamp, taken through the vDSO immediately "
             "before its write(), to the moment Python received the move: one definition for every "
             "method (*latency from: target*), over the stamped moves of every repeat (every 64th "
-            "of each writer flat out, every move at 20,000/s). The last two columns are a breakdown: from the mechanism's own stamp "
-            "of the write (BPF, the hook, the tracer's stop, strace's print) to Python. The ring "
+            "of each writer flat out, every move at 20,000/s). The last two columns are a "
+            "breakdown: from the mechanism's own stamp of the write (BPF, the hook, the tracer's stop, strace's print) to Python. The ring "
             "readers stamp a batch's arrival once, so a move's latency is exact to within the "
             f"time its batch took to hand over (at most {max(batch_us) / 1000:.0f} µs in these rows).", "",
             _table([[method_label(r), r["target"], r["goroutines"], r.get("placement", "free"),

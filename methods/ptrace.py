@@ -204,10 +204,7 @@ class PtraceObserver(Observer):
         asleep in waitpid must be woken by the stopping thread, which on a VM means waking an
         idle virtual CPU, tens of µs in split placement."""
         if self.spin_ns:
-            def stop_waiting():
-                answer = os.waitpid(-1, WAIT_ALL_THREADS | os.WNOHANG)
-                return answer if answer[0] else None  # (0, 0) when no thread has stopped
-            stop = spin_for(stop_waiting, self.spin_ns)
+            stop = spin_for(_stop_waiting, self.spin_ns)
             if stop:
                 self.caught_spinning += 1
                 return stop
@@ -399,6 +396,12 @@ def _ptrace_function():
             raise OSError(error.errno, os.strerror(error.errno or 0)) from None
 
     return call
+
+
+def _stop_waiting() -> tuple[int, int] | None:
+    """A stop already waiting for the tracer (os.waitpid's answer), or None: no waiting."""
+    answer = os.waitpid(-1, WAIT_ALL_THREADS | os.WNOHANG)
+    return answer if answer[0] else None  # (0, 0) when no thread has stopped
 
 
 def _hot_ptrace_function():
