@@ -513,12 +513,13 @@ def command_bench(args) -> int:
 def write_reports(results: Path, current: Path | None = None, readme: Path | None = None) -> list[Path]:
     """results/README.md (the current machine's sweep and the cross-machine table) and each
     stored machine's own README, with their plots."""
+    current = current or store.current_sweep(results)
+    load_json(current)  # a bad --json fails here, before any stored machine's README is rewritten
     machines = store.latest_sweeps(results)
     written = []
     for machine in machines:
         folder = results / store.MACHINES / machine
         written += report_module.write_report(folder / "latest.json", folder / "README.md")
-    current = current or store.current_sweep(results)
     written += report_module.write_report(current, readme or results / "README.md", machines)
     return written
 

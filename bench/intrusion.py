@@ -27,6 +27,7 @@ import psutil
 from bench.targets import OPPONENT_NAME, ROOT, Workload, is_opponent, target_seen_by
 from bench.truth import Truth, decode_move_name
 from methods.base import REGISTRY, SKIP_CAPABILITY_PRECHECK, proc_status_field
+from methods.bpf_loader import forget_compiled
 
 # Capability sets tried in order, smallest first; "all" is root as it is.
 CAPABILITY_SETS = [
@@ -152,8 +153,11 @@ def _running_opponent(rate: float) -> subprocess.Popen:
 
 def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
     """Attach to a running opponent: milliseconds until attach() returns, and until the
-    first move is received."""
-    attach_ms, first_move_ms = [], []
+    first move is received. A bcc backend compiles at the first repeat (the bytecode of earlier
+    runs is forgotten) and reuses it after; compiled_at_start says which, for each first move
+    (None: a method with no compile step)."""
+    attach_ms, first_move_ms, compiled_at_start = [], [], []
+    forget_compiled()
     for _ in range(repeats):
         opponent = _running_opponent(ATTACH_RATE)
         try:
@@ -162,12 +166,14 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
                 started = time.monotonic_ns()
                 observer.attach(opponent.pid)
                 attached = time.monotonic_ns()
+                compiled = getattr(observer, "compiled_at_start", None)
                 # A tracer must keep consuming or the target stalls; stop after the first move.
                 timer = threading.Timer(10, observer.stop)
                 timer.start()
                 for event in observer.events():
                     if decode_move_name(event.raw) and event.pid == opponent.pid:
                         first_move_ms.append((time.monotonic_ns() - started) / 1e6)
+                        compiled_at_start.append(compiled)
                         break
                 timer.cancel()
                 observer.stop()
@@ -176,7 +182,7 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
             opponent.kill()
             opponent.wait()
     return {"method": method, "options": options, "repeats": repeats,
-            "attach_ms": attach_ms, "first_move_ms": first_move_ms}
+            "attach_ms": attach_ms, "first_move_ms": first_move_ms, "compiled_at_start": compiled_at_start}
 
 
 def sigkill_fate(method: str, options: dict) -> dict:

@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from pathlib import Path
 
-from bench.headline import headline
+from bench.headline import attach_by_start, first_move_text, headline
 from bench.results import ResultsError, load_json, method_label
 
 # The plots drawn beside the README (bench/plots.py draws them under these names).
@@ -391,28 +391,46 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
 
 
 def startup_section(runs: list[dict], attaches: list[dict], methods: dict, profiles: list[dict] = ()) -> list[str]:
-    launch = {}
+    launch, compiled, reused = {}, {}, {}
     for r in runs:
         if not is_baseline(methods, r) and not r.get("not_applicable"):
-            launch.setdefault(method_label(r), []).append(r["ready_ms"])
+            label = method_label(r)
+            launch.setdefault(label, []).append(r["ready_ms"])
+            compiled.setdefault(label, []).extend(r.get("ready_ms_compiled", []))
+            reused.setdefault(label, []).extend(r.get("ready_ms_reused", []))
     lines = ["", "## Start-up", "",
              "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
              "(BPF compile and load, tracer attached, preload ring mapped), median over the rows. "
              "*attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
-             "returns and until the first move is received (median of the repeats).", ""]
+             "returns and until the first move is received (median of the repeats).", "",
+             "The bcc backends (ebpf, uprobe) compile their C at the first start in a process and load the "
+             "same bytecode, with fresh maps and the target's PID written in, at every later one "
+             "(`methods/bpf_loader.py`); the sweep is one process. Their starts are shown apart: *compiling* "
+             "(clang runs) and *reusing* (it does not), with how many of each. bpftrace compiles at every start. "
+             "The first attach of each bcc method is made to compile.", ""]
     attach_by_label = {method_label(a): a for a in attaches}
     rows = []
     for label in sorted(set(launch) | set(attach_by_label)):
         attach = attach_by_label.get(label)
+        cold_attach, warm_attach = attach_by_start(attach)
         rows.append([label, f"{np.median(launch[label]):.0f}" if label in launch else "-",
+                     _starts_cell(compiled.get(label, [])), _starts_cell(reused.get(label, [])),
                      _median_ms(attach["attach_ms"]) if attach else "-",
-                     _median_ms(attach["first_move_ms"]) if attach else "-"])
+                     _median_ms(attach["first_move_ms"]) if attach else "-",
+                     _starts_cell(cold_attach), _starts_cell(warm_attach)])
     loads = [p["empty_program_load_ms"] for p in profiles if p.get("empty_program_load_ms") is not None]
     bcc_floor = [] if not loads else [
-        "", f"bcc compiles every program with clang at start: one that does nothing took {np.median(loads):.0f} ms "
+        "", f"bcc compiles every program with clang: one that does nothing took {np.median(loads):.0f} ms "
         "to compile and load here (median of its own runs, apart from those above: the two differ by the "
-        "machine's noise). That is the floor under every bcc backend's start-up while it compiles at start."]
-    return lines + [_table(rows, ["method", "launch: ready ms", "attach ms", "attach: first move ms"])] + bcc_floor
+        "machine's noise). That is the floor under a bcc backend's start-up when it compiles."]
+    return lines + [_table(rows, ["method", "launch: ready ms", "launch, compiling: ms (starts)",
+                                  "launch, reusing: ms (starts)", "attach ms", "attach: first move ms",
+                                  "attach, compiling: first move ms", "attach, reusing: first move ms"])] + bcc_floor
+
+
+def _starts_cell(values: list[float]) -> str:
+    """'-' where the method has no such start, else the median and how many starts."""
+    return "-" if not values else f"{np.median(values):.0f} ({len(values)})"
 
 
 def _median_ms(values: list[float]) -> str:
@@ -466,7 +484,7 @@ def intrusiveness_section(document: dict) -> list[str]:
         noticed = sorted(seen["tracer"] | seen["ld_preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]
         info = method_info(methods, method)
         if method in attach and attach[method]["first_move_ms"]:
-            can_attach = f"yes (measured: first move after {_median_ms(attach[method]['first_move_ms'])} ms)"
+            can_attach = f"yes (measured: {first_move_text(attach[method])})"
         elif not info:
             can_attach = "-"
         elif info["can_attach"]:

@@ -166,6 +166,11 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         "overhead_ratio_ci": [ratio_low, ratio_high],
         "unstable": instability(bare_ns, ratio, ratio_low, ratio_high) if not workload.rate else [],
         "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
+        # A bcc backend compiles at its first start in a process and loads that bytecode at later
+        # ones (methods/bpf_loader.py): its two kinds of start apart. Empty for other methods.
+        **{f"ready_ms_{kind}": [e.ready_ns / 1e6 for e in observed
+                                if e.mechanism.get(method, {}).get("compiled_at_start") is compiled]
+           for kind, compiled in (("compiled", True), ("reused", False))},
         # The observer's own CPU (its process tree; the target's exact usage and the harness's
         # cost in the bare runs taken off) per move written.
         "observer_cpu_ns_per_move": observer_cpu - harness_cpu if observed is not bare else observer_cpu,

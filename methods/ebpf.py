@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
 from methods.base import (CAPABILITY_NAMES, CAPTURE_BYTES, CAPTURE_OPTION, CAP_BPF, CAP_PERFMON,
                           CAP_SYS_ADMIN, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
                           ObserverError, bpf_program_leftovers, bpf_program_run_stats, check_capture,
@@ -181,8 +182,9 @@ class EbpfObserver(Observer):
     can_attach = True
     description = "bcc program on a syscall hook, events through a BPF ring buffer"
     article_name = "eBPF tracepoint"
-    dependence = ("bcc, which is not CO-RE: clang compiles the program at every start against kernel "
-                  "headers (here the distribution's headers linked in for a kernel without its own); "
+    dependence = ("bcc, which is not CO-RE: clang compiles the program against kernel headers (here the "
+                  "distribution's headers linked in for a kernel without its own) at the first start in a "
+                  "process, later starts load its bytecode again; "
                   "tracefs; the raw hook reads x86-64 pt_regs")
     loss_source = "kernel counter"
     claims = (
@@ -193,6 +195,8 @@ class EbpfObserver(Observer):
         claim("privileges", "CAP_BPF + CAP_PERFMON suffice"),
         claim("kernel_dependence", "weak (CO-RE), Linux 5.15+"),
     )
+    # Functions bcc does not load by itself, with their program type (the uprobe's).
+    extra_functions: dict[bytes, int] = {}
     cli_options = {
         "hook": {"choices": HOOKS, "default": DEFAULT_HOOK, "help": "syscall hook"},
         "wakeup": WAKEUP_OPTION,
@@ -222,7 +226,8 @@ class EbpfObserver(Observer):
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
         self.capture, self.match = capture, match
         self._program_name: str | None = None  # what a launched target will exec, for match=exec
-        self.bpf = None
+        self.loaded: LoadedProgram | None = None
+        self.compiled_at_start: bool | None = None  # False: the bytecode of an earlier start, reused
         self._ring: RingReader | None = None
         self._wakeups: select.epoll | None = None
         self.kernel_matched = 0
@@ -241,10 +246,11 @@ class EbpfObserver(Observer):
     def facts(self) -> dict:
         # Runs and run time of each program (both 0 unless BPF statistics are on:
         # `tapbench run --bpf-stats` and the sweep's profile turn them on).
-        programs = {} if self.bpf is None else {
-            name.decode(): bpf_program_run_stats(function.fd) for name, function in self.bpf.funcs.items()}
+        programs = {} if self.loaded is None else {
+            name.decode(): bpf_program_run_stats(fd) for name, fd in self.loaded.program_fds.items()}
         return {"kernel_matched": self.kernel_matched, "match": self.match, "programs": programs,
-                "batches_caught_spinning": self.caught_spinning}
+                "batches_caught_spinning": self.caught_spinning, "compiled_at_start": self.compiled_at_start,
+                "compile_ms": None if self.loaded is None else self.loaded.program.compile_ms}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -291,16 +297,16 @@ class EbpfObserver(Observer):
         self._wakeups.register(self._pidfd, select.EPOLLIN)
 
     def _load(self, target: int | str) -> None:
-        from bcc import BPF
-
-        # bcc prints compiler noise to stderr; a failure still raises and is reported below.
-        try:
-            self.bpf = BPF(text=self.program_text(target, hook=self.hook, ring_mb=self.ring_mb,
-                                                  wakeup=self.wakeup, capture=self.capture).encode())
-        except Exception as error:
-            raise ObserverError(f"the BPF program did not compile or load: {error}") from None
-        self._check_event_layout()
-        ring_fd = self.bpf[b"events"].map_fd
+        """target: the tgid to watch, or the name of a program to catch at exec. bcc compiles
+        the C the first time in this process (it prints compiler noise to stderr; a failure
+        still raises); every start loads the bytecode into maps of its own (methods/bpf_loader.py)."""
+        text = self.program_text(SENTINEL_TGID if isinstance(target, int) else target, hook=self.hook,
+                                 ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture)
+        program, self.compiled_at_start = compiled(text, self.extra_functions, (b"events", b"counters"),
+                                                    check=_check_event_layout)
+        self.loaded = LoadedProgram(program, target if isinstance(target, int) else None)
+        self.loaded.attach_tracepoints()
+        ring_fd = self.loaded.map_fds[b"events"]
         self._ring = RingReader(ring_fd, self.ring_mb * 1024 * 1024)
         # One wait for both: new events (the ring's fd is readable when it holds data and the
         # kernel chose to wake us) and the target's exit (its pidfd, registered once known).
@@ -313,9 +319,8 @@ class EbpfObserver(Observer):
         returns the process's PID."""
         self._load(name)
         armed()
-        watched = self.bpf[b"watched"]
         deadline = time.monotonic() + timeout_s
-        while not (tgid := watched[ctypes.c_int(0)].value):
+        while not (tgid := struct.unpack("<I", self.loaded.lookup(b"watched", 0, 4))[0]):
             if time.monotonic() > deadline:
                 raise ObserverError(f"no process named {name!r} started within {timeout_s:g} s")
             time.sleep(EXEC_POLL_S)
@@ -332,23 +337,14 @@ class EbpfObserver(Observer):
         """TRACEPOINT_PROBE and RAW_TRACEPOINT_PROBE attach themselves when the program loads;
         a backend whose program must be attached by hand (a uprobe) does it here."""
 
-    def _check_event_layout(self) -> None:
-        from bcc.table import _get_event_class
-
-        derived = ctypes.sizeof(_get_event_class(self.bpf[b"events"]))
-        if derived != SAMPLE_SIZE:
-            raise ObserverError(f"struct move_event is {derived} bytes in C but {SAMPLE_SIZE} in "
-                                "methods/ebpf.py: update RECORD")
-
     def events(self) -> Iterator[MoveEvent]:
         yield from self._drain_batches(self._ring.read, lambda: self._wakeups.poll(self.poll_ms / 1000),
                                        self._ring.pending, pids="pid")
         self._read_kernel_counters()
 
     def _read_kernel_counters(self) -> None:
-        counters = self.bpf[b"counters"]
-        self.kernel_matched = sum(counters[ctypes.c_int(0)])
-        self.counters.lost = sum(counters[ctypes.c_int(1)])
+        self.kernel_matched = self._counter(0)
+        self.counters.lost = self._counter(1)
         if self.capture == "count":
             self.counters.counted = self.kernel_matched
 
@@ -359,7 +355,24 @@ class EbpfObserver(Observer):
         if self._ring is not None:
             self._ring.close()
             self._ring = None
-        if self.bpf is not None:
-            self.bpf.cleanup()  # detaches the hook, unloads the program, frees the ring
-            self.bpf = None
+        if self.loaded is not None:
+            self.loaded.close()  # detaches the hook, unloads the program, frees the ring
+            self.loaded = None
         super().close()
+
+    def _counter(self, slot: int) -> int:
+        """A slot of the per-CPU `counters` array, summed over the CPUs."""
+        from bcc.utils import get_possible_cpus
+
+        cpus = len(get_possible_cpus())
+        return sum(struct.unpack(f"<{cpus}Q", self.loaded.lookup(b"counters", slot, 8 * cpus)))
+
+
+def _check_event_layout(bpf) -> None:
+    """Compares struct move_event as bcc derives it from the C with RECORD."""
+    from bcc.table import _get_event_class
+
+    derived = ctypes.sizeof(_get_event_class(bpf[b"events"]))
+    if derived != SAMPLE_SIZE:
+        raise ObserverError(f"struct move_event is {derived} bytes in C but {SAMPLE_SIZE} in "
+                            "methods/ebpf.py: update RECORD")

@@ -22,9 +22,11 @@ import shutil
 from typing import Sequence
 
 from methods.base import ObserverError, check_spin
+from methods.bpf_loader import BPF_PROG_TYPE_KPROBE
 from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
 
 SYMBOL = "syscall.write"
+PROBE_FUNCTION = b"on_go_syscall_write"  # in bpf/write_events.bpf.c
 # Go's amd64 stack check: cmp rsp (or r12, for a large frame), [r14 + 16]; then jbe to the
 # morestack call at the end of the function. The probe goes right after the jbe.
 STACK_CHECKS = (bytes.fromhex("493b6610"), bytes.fromhex("4d3b6610"))
@@ -71,8 +73,8 @@ class UprobeObserver(EbpfObserver):
     method = "uprobe"
     description = "bcc uprobe inside Go's syscall.write (past its stack check), BPF ring buffer"
     dependence = ("Go's register ABI (1.17+) and a syscall.write symbol that is not stripped or "
-                  "inlined; the prologue's stack check, found in the binary; bcc compiles at start; Go "
-                  "writes only")
+                  "inlined; the prologue's stack check, found in the binary; bcc compiles at the first start "
+                  "in a process; Go writes only")
     can_attach = True
     targets = ("go", "cgo")  # Go's own writes; -io libc never calls syscall.write
     loss_source = "kernel counter"
@@ -80,6 +82,7 @@ class UprobeObserver(EbpfObserver):
     article_name = None
     can_catch_exec = False  # a uprobe needs the binary's path, not just a name
     cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name not in ("hook", "match")}
+    extra_functions = {PROBE_FUNCTION: BPF_PROG_TYPE_KPROBE}  # attached by hand, to one binary
 
     @classmethod
     def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
@@ -140,8 +143,7 @@ class UprobeObserver(EbpfObserver):
         try:
             # pid-filtered: the breakpoint is put into this process only (and kept across the
             # gate shell's exec into the program, which is the same process).
-            self.bpf.attach_uprobe(name=self.binary.encode(), sym=SYMBOL.encode(), sym_off=self.probe_offset,
-                                   fn_name=b"on_go_syscall_write", pid=pid)
+            self.loaded.attach_uprobe(PROBE_FUNCTION, self.binary, SYMBOL, self.probe_offset, pid)
         except Exception as error:
             raise ObserverError(f"the uprobe on {SYMBOL} in {self.binary} did not attach: {error}") from None
 

@@ -112,3 +112,10 @@ def test_sweep_is_bench_and_report_redraws_the_plots(tmp_path):
     assert "![Overhead per move, log scale](overhead.png)" in readme and "## Machines" in readme
     for machine in (results / "machines").iterdir():  # every machine keeps its own detail
         assert (machine / "README.md").exists() and (machine / "overhead.png").exists()
+
+
+def test_a_report_of_a_missing_json_rewrites_no_stored_readme():
+    readmes = sorted((ROOT / "results" / "machines").glob("*/README.md"))
+    before = {path: path.stat().st_mtime_ns for path in readmes}
+    assert readmes and tapbench("report", "--json", "/nonexistent/latest.json").returncode == 2
+    assert {path: path.stat().st_mtime_ns for path in readmes} == before

@@ -1,8 +1,10 @@
 """The eBPF backend against the real kernel and the real Go opponent."""
 import signal
+import struct
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +13,8 @@ from bench.targets import Workload
 from bench.truth import Truth
 from bench.verify import verify
 from methods.base import ObserverError, find_pid_by_name
-from methods.ebpf import EbpfObserver
+from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled, forget_compiled
+from methods.ebpf import EbpfObserver, text_for
 from tests.conftest import OPPONENT, loaded_bpf_program_ids, needs_ebpf, wait_until_unloaded
 
 pytestmark = needs_ebpf
@@ -205,3 +208,32 @@ def test_ebpf_text_refuses_to_show_a_program_it_would_not_load():
     result = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "ebpf", "--match", "exec", "--ebpf"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--match exec" in result.stderr and "TARGET_TGID" not in result.stdout
+
+
+def test_a_second_start_reuses_the_bytecode_with_its_own_target_and_maps():
+    forget_compiled()
+    first = execute("ebpf", {}, Workload("go", 3000, seed=1))
+    second = execute("ebpf", {}, Workload("go", 5000, seed=2, goroutines=2))
+    assert_exact(first, 3000)
+    assert_exact(second, 5000)  # another process: the tgid was written into the reused bytecode
+    facts = [first.mechanism["ebpf"], second.mechanism["ebpf"]]
+    assert [f["compiled_at_start"] for f in facts] == [True, False]
+    # Counters of its own: the second start's kernel count is its own moves only.
+    assert [f["kernel_matched"] for f in facts] == [3000, 5000]
+    forget_compiled()
+    assert execute("ebpf", {}, Workload("go", 1000)).mechanism["ebpf"]["compiled_at_start"] is True
+
+
+def test_a_bytecode_without_the_target_is_refused_and_leaves_nothing():
+    program, _ = compiled(text_for(SENTINEL_TGID), maps=(b"events", b"counters"))
+    # The same program with every instruction that names the target made to name nothing.
+    blind = [replace(f, instructions=f.instructions.replace(struct.pack("<i", SENTINEL_TGID), struct.pack("<i", 7)))
+             for f in program.functions]
+    before = loaded_bpf_program_ids()
+    with pytest.raises(ObserverError, match="the target's tgid is nowhere in the bytecode"):
+        LoadedProgram(replace(program, functions=tuple(blind)), tgid=4242)
+    assert loaded_bpf_program_ids() - before == set()
+    loaded = LoadedProgram(program, tgid=4242)  # and the real one loads, then unloads
+    assert set(loaded.program_fds) == {b"raw_tracepoint__sys_enter"}
+    loaded.close()
+    assert wait_until_unloaded(loaded_bpf_program_ids() - before) == set()

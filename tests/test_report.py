@@ -8,7 +8,8 @@ RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines
        "lost_reported": 0, "phantom": 0, "in_order": True, "exact": True, "not_applicable": None,
        "ns_per_move_bare": 500.0, "ns_per_move_observed": 900.0, "overhead_ns": 400.0,
        "overhead_iqr_ns": [390.0, 410.0], "overhead_ratio": 0.8, "overhead_ratio_ci": [0.7, 0.9],
-       "observer_cpu_ns_per_move": 1500.0, "ready_ms": 2000.0, "lag_end_ns_max": 0,
+       "observer_cpu_ns_per_move": 1500.0, "ready_ms": 1150.0, "lag_end_ns_max": 0,
+       "ready_ms_compiled": [2000.0], "ready_ms_reused": [300.0],
        "latency_p50_ns": 1000, "latency_p90_ns": 2000, "latency_p99_ns": 3000, "latency_p999_ns": 4000,
        "latency_max_ns": 5000, "latency_cdf_ns": [[0, 10], [50, 1000], [100, 5000]],
        "latency_from": "target", "unstable": [],
@@ -26,7 +27,8 @@ DOCUMENT = {
                   "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
                   "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
                              {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
-    "attach": [{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0], "first_move_ms": [2001.0]}],
+    "attach": [{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0, 20.0, 22.0],
+                "first_move_ms": [2001.0, 30.0, 32.0], "compiled_at_start": [True, False, False]}],
     "privileges": [{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
     "sigkill": [{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
                  "tracer_pid_after": 0, "left_behind": []}],
@@ -43,7 +45,9 @@ def test_every_section_is_rendered_from_the_document():
     assert "+80% [+70, +90]" in text  # the target's slowdown and its interval
     assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
     assert "ebpf (raw), launch: CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
-    assert "yes (measured: first move after 2001.0 ms)" in text and "ebpf (raw), a copy of the opponent: 1.40×" in text
+    # A bcc backend's starts that compiled are shown apart from those that reused the bytecode.
+    assert "yes (measured: first move 31 ms after (2001 ms when it compiles))" in text
+    assert "| 1150 " in text and "| 2000 (1) " in text and "| 300 (1) " in text and "ebpf (raw), a copy of the opponent: 1.40×" in text
     assert "preload on `go`: static binary: LD_PRELOAD not applied" in text
     assert "bpftrace is not installed" in text
 
