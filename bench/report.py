@@ -18,6 +18,8 @@ PLOTS = [(OVERHEAD_PNG, "Overhead per move, log scale"), (LATENCY_PNG, "Latency 
          (DUEL_PNG, "The duel: moves won against the deadline")]
 # Run-to-run: below this target slowdown a row's CV says little (it divides by nearly zero).
 NEAR_ZERO_SLOWDOWN = 0.10
+# Two sweeps' repeats of a row are told apart below this p (two-sided Mann-Whitney).
+SWEEPS_APART_P = 0.05
 
 
 def _us(ns: float | None) -> str:
@@ -510,7 +512,9 @@ def intrusiveness_section(document: dict) -> list[str]:
 def sweeps_section(document: dict, previous: dict | None, quick: dict | None) -> str:
     """Wall times of the sweeps, and the spread of each overhead ratio between this sweep and
     the one before it (same rows, same machine)."""
-    from bench.gate import compare_documents, machines_differ
+    from scipy.stats import mannwhitneyu  # a second to import: only when comparing
+
+    from bench.gate import compare_documents, machines_differ, overhead_ratios
     from bench.results import row_key, same_code
 
     meta = document["metadata"]
@@ -544,16 +548,34 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
                         "the spread includes what the code changed")
             spread = (f"median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} rows "
                       f"at most 5 %" if cvs else "no row slows the target by 10 % or more")
+            # Whether the two sweeps' per-repeat ratios tell apart at all: a CV above 5 % with a
+            # large p is the sampling spread of a few repeats, not a shift of the machine or code.
+            old_rows, new_rows = ({row_key(r): r for r in d["runs"]} for d in (previous, document))
+            p_values = [_two_sided_p(mannwhitneyu, overhead_ratios(old_rows[c.key]), overhead_ratios(new_rows[c.key]))
+                        for c in changes]
+            above = [p for c, p, small in zip(changes, p_values, near_zero) if not small and c.cv > 0.05]
+            apart = sum(p is not None and p < SWEEPS_APART_P for p in above)
             lines += ["", f"Run-to-run spread: each flat-out row's target slowdown in this sweep and in "
                       f"the one before ({previous['metadata']['date']}; {code}), the difference in "
                       f"points of the bare time, and their coefficient of variation ({spread}). † marks "
                       f"a slowdown below {NEAR_ZERO_SLOWDOWN:.0%} (a floor, mostly): its CV divides by "
-                      f"a number near zero, and the difference says more; it is left out of the median.", "",
+                      f"a number near zero, and the difference says more; it is left out of the median. "
+                      f"*p*: a two-sided Mann-Whitney test of the two sweeps' per-repeat slowdowns; of the "
+                      f"{len(above)} rows above 5 %, {apart} differ at p < {SWEEPS_APART_P} and the others "
+                      f"are within the spread of their own repeats.", "",
                       _table([[c.label, f"{c.old_ratio:+.0%}", f"{c.new_ratio:+.0%}",
-                               f"{(c.new_ratio - c.old_ratio) * 100:+.1f}", f"{c.cv:.1%}" + (" †" if small else "")]
-                              for c, small in zip(changes, near_zero)],
-                             ["row", "previous sweep", "this sweep", "difference, points", "CV"])]
+                               f"{(c.new_ratio - c.old_ratio) * 100:+.1f}", f"{c.cv:.1%}" + (" †" if small else ""),
+                               "-" if p is None else f"{p:.3f}"]
+                              for c, small, p in zip(changes, near_zero, p_values)],
+                             ["row", "previous sweep", "this sweep", "difference, points", "CV", "p"])]
     return "\n".join(lines) + "\n"
+
+
+def _two_sided_p(test, old: np.ndarray, new: np.ndarray) -> float | None:
+    """None where there are too few repeats, or nothing varies, to test."""
+    if min(len(old), len(new)) < 3 or np.ptp(np.concatenate([old, new])) == 0:
+        return None
+    return float(test(old, new, alternative="two-sided").pvalue)
 
 
 def machines_section(machines: dict[str, dict], current: str | None) -> list[str]:

@@ -76,6 +76,16 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
     assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
     assert "| -10.0 " in text  # the difference, in points of the bare time
+    # Every repeat of one sweep above every repeat of the other: told apart.
+    assert "of the 1 rows above 5 %, 1 differ at p < 0.05" in text
+    # Repeats that overlap, medians apart as before: within their own spread.
+    def spread_around(ratio):
+        document = with_ratio(ratio)
+        document["runs"][0]["samples_observed_ns_per_move"] = [500.0 * (1 + ratio + d) for d in
+                                                               (-0.3, -0.1, 0, 0.1, 0.3)]
+        return document
+    overlapping = sweeps_section(spread_around(0.8), spread_around(0.9), quick)
+    assert "of the 1 rows above 5 %, 0 differ at p < 0.05" in overlapping and "| 0.6" in overlapping
     # A floor's +3% then +1%: its CV (71%) is marked, and left out of the summary.
     floor = sweeps_section(with_ratio(0.01), with_ratio(0.03), quick)
     assert "70.7% †" in floor and "no row slows the target by 10 % or more" in floor
