@@ -521,7 +521,9 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
     methods = document.get("methods", {})
     lines = ["", "## Sweeps", ""]
     if meta.get("wall_s") is not None:
-        lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats): {meta['wall_s']:.0f} s")
+        extended = sorted({r["repeats"] for r in document["runs"] if r["repeats"] > meta.get("repeats", r["repeats"])})
+        more = f", up to {extended[-1]} where the spread asked for more" if extended else ""
+        lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats{more}): {meta['wall_s']:.0f} s")
         if meta.get("phase_s"):
             lines.append("  - where the time went: " + ", ".join(
                 f"{kind} {seconds:.0f} s" for kind, seconds in sorted(meta["phase_s"].items(), key=lambda k: -k[1])))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from bench.store import store_quick
 from bench.placement import split_applicable
 from bench.profile import bpf_profile
 from bench.runner import compare
-from bench.stats import median_interval
+from bench.stats import median_interval, per_repeat_ratios
 from bench.targets import Workload
 from methods import REGISTRY, ObserverError
 from methods.base import LIVE_SPIN_US
@@ -100,6 +100,15 @@ QUICK_GROUPS = [
     (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP), STRACE]),
 ]
 FULL_REPEATS, QUICK_REPEATS = 5, 9
+# Repeats chosen from the measured spread, as pyperf calibrates its runs: once every group has
+# run, the flat-out group holding the row whose slowdown is least pinned down (the widest 95 %
+# interval, relative to the slowdown) runs EXTRA_ROUND more repeats, and again, while that
+# interval is wider than WIDE_INTERVAL each side, the group has fewer than MAX_REPEATS_FACTOR
+# times the sweep's repeats, and the extra rounds have taken less than EXTRA_BUDGET_S (the full
+# sweep stays within 20 minutes). A slowdown under SETTLED_BELOW is not judged: its relative
+# interval divides by a number near zero.
+EXTRA_ROUND, MAX_REPEATS_FACTOR, EXTRA_BUDGET_S = 3, 2, 150.0
+WIDE_INTERVAL, SETTLED_BELOW = 0.05, 0.10
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
 CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"),
             (STRACE, "go"), (BPFTRACE, "go")]
@@ -249,6 +258,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     if placement == "split" and "split" not in placements:
         skipped.append({"method": "(all)", "reason": "split placement needs two CPUs"})
     try:
+        measured = []
         for workload, lineup in groups:
             workload.binary()
             methods = available(lineup, skipped)
@@ -256,13 +266,16 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
                 continue
             progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {workload.label()}",
                            "paced runs" if workload.rate else "flat-out runs")
-            bare, observed = compare(methods, workload, repeats, progress.step)
-            rows = [summarize(method, options, workload, bare, executions)
-                    for (method, options), executions in zip(methods, observed)]
+            measured.append(MeasuredGroup(workload, methods, *compare(methods, workload, repeats, progress.step)))
+        if not quick:
+            repeat_the_least_settled(measured, repeats, progress)
+        for group in measured:
+            rows = [summarize(method, options, group.workload, group.bare, executions)
+                    for (method, options), executions in zip(group.methods, group.observed)]
             add_floor_ratios(rows)
             sections["runs"] += rows
-            if not workload.rate:  # paced, the overhead is ~0 and a ratio of two says nothing
-                sections["comparisons"] += [c | {"workload": workload.label()} for c in same_run_ratios(rows)]
+            if not group.workload.rate:  # paced, the overhead is ~0 and a ratio of two says nothing
+                sections["comparisons"] += [c | {"workload": group.workload.label()} for c in same_run_ratios(rows)]
         if not quick:
             sections |= intrusiveness_and_limits(repeats, skipped, progress, placements)
     finally:
@@ -272,6 +285,47 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
                                      "placements": list(placements),
                                      "phase_s": {kind: round(s, 1) for kind, s in progress.seconds.items()}}
     return sections
+
+
+@dataclass
+class MeasuredGroup:
+    workload: Workload
+    methods: list[tuple[str, dict]]
+    bare: list
+    observed: list[list]  # per method, its executions in repeat order, like bare
+
+
+def least_settled_width(group: MeasuredGroup) -> float:
+    """The widest 95 % interval of the group's slowdowns, each side, as a share of the slowdown;
+    0 for a paced group and for slowdowns under SETTLED_BELOW."""
+    if group.workload.rate:
+        return 0.0
+    bare_ns = [e.ns_per_move for e in group.bare]
+    widths = [0.0]
+    for executions in group.observed:
+        ratio, low, high = median_interval(per_repeat_ratios([e.ns_per_move for e in executions], bare_ns))
+        if abs(ratio) >= SETTLED_BELOW:
+            widths.append(max(ratio - low, high - ratio) / abs(ratio))
+    return max(widths)
+
+
+def repeat_the_least_settled(measured: list[MeasuredGroup], repeats: int, progress: "Progress") -> None:
+    """More repeats, EXTRA_ROUND at a time, for the flat-out group whose slowdowns are least
+    pinned down, until each is narrow enough, has its most repeats, or the budget is spent."""
+    started = time.monotonic()
+    while time.monotonic() - started < EXTRA_BUDGET_S:
+        open_groups = [g for g in measured if len(g.bare) + EXTRA_ROUND <= MAX_REPEATS_FACTOR * repeats
+                       and least_settled_width(g) > WIDE_INTERVAL]
+        if not open_groups:
+            return
+        group = max(open_groups, key=least_settled_width)
+        progress.phase(f"{EXTRA_ROUND} more repeats of {', '.join(m for m, _ in group.methods)} on "
+                       f"{group.workload.label()} (interval ±{least_settled_width(group):.0%})",
+                       "extra repeats, from the spread")
+        bare, observed = compare(group.methods, group.workload, EXTRA_ROUND, progress.step)
+        group.bare += bare
+        for executions, more in zip(group.observed, observed):
+            executions += more
 
 
 def profile_programs(placements: tuple[str, ...], skipped: list[dict], progress: Progress) -> list[dict]:

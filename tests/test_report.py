@@ -73,6 +73,9 @@ def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
     text = sweeps_section(with_ratio(0.8), with_ratio(0.9), quick)
     assert "`make bench`, 5 repeats): 600 s" in text and "quick sweep" in text and ": 40 s" in text
     assert "where the time went: flat-out runs 480 s, ceilings 100 s" in text
+    extended = with_ratio(0.8)
+    extended["runs"] = [extended["runs"][0] | {"repeats": 8}]
+    assert "5 repeats, up to 8 where the spread asked for more): 600 s" in sweeps_section(extended, None, None)
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
     assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
     assert "| -10.0 " in text  # the difference, in points of the bare time
