@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from functools import lru_cache
 from typing import Sequence
 
 from methods.base import ObserverError, check_spin
@@ -40,6 +41,16 @@ class ProbeSiteMissing(Exception):
 def probe_site(binary: str) -> tuple[int, bool]:
     """(offset into syscall.write just past its stack check, whether a check was found). A
     function without a check (NOSPLIT) never calls morestack, so its entry is safe."""
+    try:
+        found = os.stat(binary)
+    except OSError as error:
+        raise ProbeSiteMissing(f"cannot read {SYMBOL} from {binary}: {error.strerror}") from None
+    return _probe_site(binary, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+# Reading the symbol table took ~50 ms a start: kept per file, for as long as the file is the same.
+@lru_cache(maxsize=16)
+def _probe_site(binary: str, device: int, inode: int, size: int, mtime_ns: int) -> tuple[int, bool]:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 

@@ -1,4 +1,6 @@
 """The uprobe backend against the real kernel and the real Go opponent."""
+import shutil
+
 import pytest
 
 import methods.uprobe
@@ -7,7 +9,7 @@ from bench.targets import Workload
 from bench.truth import Truth
 from bench.verify import verify
 from methods import REGISTRY
-from methods.uprobe import UprobeObserver, probe_site
+from methods.uprobe import ProbeSiteMissing, UprobeObserver, probe_site
 from tests.conftest import OPPONENT, OPPONENT_CGO
 
 reason = REGISTRY["uprobe"].unavailable_reason()
@@ -20,6 +22,15 @@ def test_the_probe_site_is_read_from_the_code_past_the_stack_check(binary):
     assert stack_check_found and offset > 0
     code = binary.read_bytes()  # the jbe that ends the check is the last thing before it
     assert b"\x49\x3b\x66\x10" in code
+
+
+def test_a_binary_replaced_in_place_is_read_again(tmp_path):
+    binary = tmp_path / "opponent"
+    shutil.copyfile(OPPONENT, binary)
+    assert probe_site(str(binary))[1]
+    binary.write_bytes(b"not an ELF file")  # another size and time: not the file read before
+    with pytest.raises(ProbeSiteMissing, match="cannot read syscall.write"):
+        probe_site(str(binary))
 
 
 @pytest.mark.parametrize("target,goroutines", [("go", 1), ("go", 8), ("cgo", 1), ("cgo", 8)])
