@@ -314,14 +314,15 @@ def repeat_the_least_settled(measured: list[MeasuredGroup], repeats: int, progre
     pinned down, until each is narrow enough, has its most repeats, or the budget is spent."""
     started = time.monotonic()
     while time.monotonic() - started < EXTRA_BUDGET_S:
-        open_groups = [g for g in measured if len(g.bare) + EXTRA_ROUND <= MAX_REPEATS_FACTOR * repeats
-                       and least_settled_width(g) > WIDE_INTERVAL]
-        if not open_groups:
+        # Each width is a bootstrap per row: computed once a round, not at every comparison.
+        widths = [(least_settled_width(g), index) for index, g in enumerate(measured)
+                  if len(g.bare) + EXTRA_ROUND <= MAX_REPEATS_FACTOR * repeats]
+        width, index = max(widths, default=(0.0, None))
+        if width <= WIDE_INTERVAL:
             return
-        group = max(open_groups, key=least_settled_width)
+        group = measured[index]
         progress.phase(f"{EXTRA_ROUND} more repeats of {', '.join(m for m, _ in group.methods)} on "
-                       f"{group.workload.label()} (interval ±{least_settled_width(group):.0%})",
-                       "extra repeats, from the spread")
+                       f"{group.workload.label()} (interval ±{width:.0%})", "extra repeats, from the spread")
         bare, observed = compare(group.methods, group.workload, EXTRA_ROUND, progress.step)
         group.bare += bare
         for executions, more in zip(group.observed, observed):

@@ -20,6 +20,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from methods.base import ObserverError
@@ -73,7 +74,9 @@ class _ProgInfo(ctypes.Structure):  # the head of struct bpf_prog_info
 _compiled: dict[tuple, CompiledProgram] = {}
 
 
+@lru_cache(maxsize=None)
 def _lib():
+    """libbcc, its missing declarations made once (every map, load and lookup goes through it)."""
     from bcc.libbcc import lib
 
     # Exported by libbcc but not declared by bcc's Python module.
