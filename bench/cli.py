@@ -9,39 +9,39 @@ Examples:
   tapbench sweep --quick    # the short sweep CI runs (results/quick.json)
   tapbench report           # regenerate results/README.md from the stored sweeps
   tapbench merge ci-artifacts/   # import sweeps measured on other machines
+  tapbench upgrade old.json      # convert a results file of an older format, in place
   tapbench cleanup          # remove what a killed run left behind (run/watch/bench do it too)
 """
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import re
-import signal
 import sys
-import time
-from collections import Counter
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
-import psutil
-
 from bench import cleanup
 from bench import duel as duel_module
 from bench import gate as gate_module
-from bench import report as report_module
 from bench import store
 from bench import sweep as sweep_module
-from bench.results import (ResultsError, load_json, method_label, methods_section, summarize,
-                           uncommitted_changes, write_json)
-from bench.placement import PLACEMENTS, PlacementNotApplicable, cpus_for, observer_placed
+from bench import watch as watch_module
+from bench.document import compare as compare_module
+from bench.document import report as report_module
+from bench.document.rows import Document, read_json
+from bench.results import (RESULTS_FORMAT, ResultsError, add_floor_ratios, document_of, label_of, make_document,
+                           summarize, uncommitted_changes, upgrade_document)
+from bench.placement import PLACEMENTS, PlacementNotApplicable, cpus_for
 from bench.runner import TargetFailed, compare
 from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload, is_opponent,
                            target_seen_by_all)
 from bench.truth import TruthMismatch
 from methods import REGISTRY, ObserverError, ObserverUnavailable
-from methods.base import MOVES, bpf_run_time_stats, check_pid, find_pid_by_name, move_word
+from methods.base import move_word
+from methods.process import check_pid
+from methods.bpf_system import bpf_run_time_stats
 
 RESULTS_DIR = ROOT / "results"
 MAX_MOVES = 100_000_000
@@ -223,6 +223,10 @@ def make_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="the README to write (default: results/README.md)")
     report.add_argument("--results", default=str(RESULTS_DIR), help=argparse.SUPPRESS)
 
+    upgrade = commands.add_parser("upgrade", help="convert results files of an older format to this one, in place "
+                                                  "(what the old file did not record comes from today's code)")
+    upgrade.add_argument("files", nargs="+", metavar="FILE")
+
     merge = commands.add_parser("merge", help="import results files written by tapbench on other machines "
                                               "(files or folders), then regenerate the reports")
     merge.add_argument("sources", nargs="+", metavar="FILE|DIR")
@@ -288,40 +292,41 @@ def command_run(args) -> int:
             bare, observed = compare(group, placed, repeats, progress)
         group_rows = [summarize(method, options, placed, bare, executions)
                       for (method, options), executions in zip(group, observed)]
-        sweep_module.add_floor_ratios(group_rows)
+        add_floor_ratios(group_rows)
         rows += group_rows
         # Paced, the overhead is ~0 and a ratio of two says nothing.
         comparisons += [] if workload.rate else sweep_module.same_run_ratios(group_rows)
-    print(report_module.runs_table(rows, methods_section(methods), fmt="simple"))
+    document = make_document(rows, comparisons=comparisons)
+    print(report_module.runs_table(document, fmt="simple"))
     for comparison in comparisons:
         print(f"overhead of {comparison['method']} / {comparison['baseline']}: "
               f"{comparison['ratio']:.2f} (median of {len(comparison['samples'])} same-repeat ratios)")
     if args.bpf_stats:
         print_program_times(rows)
     if args.json:
-        write_json(args.json, rows, comparisons=comparisons)
+        document.write(args.json)
         print(f"results written to {args.json}")
-    if any(row["exact"] is False for row in rows):
+    if any(row.exact is False for row in rows):
         print("ERROR: a capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
         return 1
     return 0
 
 
-def print_program_times(rows: list[dict]) -> None:
+def print_program_times(rows) -> None:
     """Per BPF program of each row, over its repeats: runs per move and ns per run as the kernel
     timed them (the timing's own two clock reads included)."""
     for row in rows:
         programs: dict[str, list[int]] = {}
-        for mechanism in row["mechanism"]:
-            for name, stats in mechanism.get(row["method"], {}).get("programs", {}).items():
+        for mechanism in row.mechanism:
+            for name, stats in mechanism.get(row.method, {}).get("programs", {}).items():
                 totals = programs.setdefault(name, [0, 0])
                 totals[0] += stats["runs"]
                 totals[1] += stats["run_ns"]
-        if not programs and not REGISTRY[row["method"]].baseline:
-            print(f"{method_label(row)}: no BPF program of tapbench's own to time")
-        moves = row["moves"] * len(row["mechanism"])
+        if not programs and not REGISTRY[row.method].baseline:
+            print(f"{label_of(row.method, row.options)}: no BPF program of tapbench's own to time")
+        moves = row.moves * len(row.mechanism)
         for name, (runs, run_ns) in programs.items():
-            print(f"{method_label(row)} {name}: {runs / moves:.3f} runs/move, "
+            print(f"{label_of(row.method, row.options)} {name}: {runs / moves:.3f} runs/move, "
                   f"{run_ns / runs if runs else 0:.0f} ns/run (timing included)")
 
 
@@ -343,34 +348,6 @@ def move_decoder(pattern: str | None):
         return found.group(1).decode(errors="replace").lower() if found and found.group(1) else None
 
     return decode
-
-
-def running(name: str) -> int | None:
-    """The PID of the one running process named `name`, None if there is none."""
-    try:
-        return find_pid_by_name(name)
-    except ObserverError as error:
-        if "no running process" in str(error):
-            return None
-        raise
-
-
-def wait_for_name(name: str, wait_s: float) -> int:
-    """The PID of the one process named `name`, polling /proc up to wait_s seconds for it to
-    start; says how long after its start the attach came, the moves before that are missed."""
-    deadline = time.monotonic() + wait_s
-    if wait_s:
-        print(f"waiting for a process named {name} (polling /proc)", file=sys.stderr, flush=True)
-    while (pid := running(name)) is None:
-        if time.monotonic() >= deadline:
-            hint = ", or wait for it with --wait SECONDS" if wait_s == 0 else f" within {wait_s:g} s"
-            raise ObserverError(f"no running process named {name!r}{hint}")
-        time.sleep(0.001)
-    if wait_s:
-        late_ms = (time.time() - psutil.Process(pid).create_time()) * 1000
-        print(f"found PID {pid} about {late_ms:.0f} ms after it started (process start times are "
-              f"kept to 10 ms): what it wrote before the attach is missed", file=sys.stderr)
-    return pid
 
 
 def command_watch(args) -> int:
@@ -403,80 +380,21 @@ def command_watch(args) -> int:
         pid = positive_int(args.pid, "--pid", 2**22)
         if args.ebpf:  # the program as it would be loaded for that PID; nothing is attached
             return print_program(args.method, pid, options)
-        name = check_pid(pid).name()
-        if not is_opponent(name):
-            print(f"note: PID {pid} ({name}) is not tapbench's opponent: a write is a move when it "
+        process_name = check_pid(pid).name()
+        if not is_opponent(process_name):
+            print(f"note: PID {pid} ({process_name}) is not tapbench's opponent: a write is a move when it "
                   f"holds rock, paper or scissors (or --pattern)", file=sys.stderr)
     elif args.name:
         # A mechanism that can be in place before the program starts catches it at exec, from
         # its first write; the others poll /proc and say how late they came.
-        catch_at_exec = observer_class.can_catch_exec and wait_s > 0 and running(args.name) is None
+        catch_at_exec = observer_class.can_catch_exec and wait_s > 0 and watch_module.running(args.name) is None
         if not catch_at_exec:
-            pid = wait_for_name(args.name, wait_s)
+            pid = watch_module.wait_for_name(args.name, wait_s)
             print(f"attaching to PID {pid} ({args.name})", file=sys.stderr)
     if args.ebpf:
         return print_program(args.method, pid or 0, options)
-    with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
-        observer.target_cpus = target_cpus
-        if args.name and pid is None:
-            pid = observer.attach_at_exec(args.name, wait_s, armed=lambda: print(
-                f"waiting for a process named {args.name} (caught at exec)", file=sys.stderr, flush=True))
-            print(f"caught PID {pid} ({args.name}) at exec", file=sys.stderr)
-        elif pid:
-            observer.attach(pid)
-        else:
-            observer.launch(args.cmd)
-            print(f"launched PID {observer.pid}: {' '.join(args.cmd)}", file=sys.stderr)
-        # Ctrl-C and SIGTERM end the watch cleanly: events() drains and returns.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: observer.stop())
-        # A watch may run for hours, so the collector stays on, but what exists now (bcc's
-        # objects ...) is frozen out of it: a full collection then walks only what the watch
-        # made, not the ~10 ms worth of objects that delayed live moves (bench/runner.py).
-        gc.freeze()
-        started = time.monotonic_ns()
-        observer.release()
-        moves, others, first_other = Counter(), 0, None
-        for event in observer.events():
-            stamp = (event.ts_ns - started) / 1e6
-            if args.raw:
-                print(f"[{stamp:.3f}ms] wrote {event.raw!r}")
-            move = decode(event.raw)
-            if move:
-                moves[move] += 1
-                if not args.raw:
-                    print(f"[{stamp:.3f}ms] opponent played: {move}")
-            else:
-                others += 1
-                first_other = first_other if first_other is not None else event.raw
-        seconds = (time.monotonic_ns() - started) / 1e9
-        counters = observer.counters
-        order = {move: index for index, move in enumerate(MOVES)}  # rock, paper, scissors, then others
-        kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
-        ending, killed_by = how_it_ended(observer)
-        source = observer_class.loss_source
-        lost = f"{counters.lost} lost ({source})" if source else f"no loss count ({args.method} keeps none)"
-        other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
-        print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
-              f"({kinds or 'none'}), {other_writes}, {lost}")
-    if killed_by:
-        print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def how_it_ended(observer) -> tuple[str, str | None]:
-    """How the watched target ended, in words, and the signal that killed it if we launched
-    it. An attached process is not our child: its exit status is not ours to read."""
-    if not observer.target_exited():
-        return "stopped", None
-    if observer.process is None:
-        return "target exited", None
-    code = observer.process.wait()
-    if code < 0:
-        name = signal.Signals(-code).name
-        return f"target killed by {name}", name
-    return f"target exited with status {code}", None
+    return watch_module.watch(observer_class, options, placement, pid=pid, name=args.name, wait_s=wait_s,
+                              cmd=args.cmd, decode=decode, raw=args.raw)
 
 
 def command_bench(args) -> int:
@@ -492,17 +410,17 @@ def command_bench(args) -> int:
                          "Commit first, or pass --allow-dirty (the results are then marked dirty)")
     if args.placement:
         cpus_for(args.placement)  # refuses split on a machine with one CPU
-    found = sweep_module.sweep(args.quick, repeats, args.placement)
+    found = document_of(sweep_module.sweep(args.quick, repeats, args.placement))
     path = store.store_quick(out, found, args.baseline) if args.quick else store.store_full(out, found)
-    document = load_json(path)
-    runs, meta = document["runs"], document["metadata"]
-    print(report_module.runs_table(runs, document["methods"], fmt="simple"))
+    document = Document.load(path)
+    runs, meta = document.runs, document.metadata
+    print(report_module.runs_table(document, fmt="simple"))
     written = [path] if args.quick else [path, *write_reports(out)]
     print(f"results written to {', '.join(str(p) for p in written)} ({meta['wall_s']} s)")
     inexact, peers = sweep_module.inexact_rows(runs)
     for row in peers:
-        print(f"note: reference peer {method_label(row)} on {row['target']} was not exact: "
-              f"{row['lost']} lost ({row['lost_reported']} counted by it), in order: {row['in_order']}",
+        print(f"note: reference peer {document.label(row)} on {row.target} was not exact: "
+              f"{row.lost} lost ({row.lost_reported} counted by it), in order: {row.in_order}",
               file=sys.stderr)
     if inexact:
         print(f"ERROR: {len(inexact)} row(s) did not capture exactly", file=sys.stderr)
@@ -514,7 +432,7 @@ def write_reports(results: Path, current: Path | None = None, readme: Path | Non
     """results/README.md (the current machine's sweep and the cross-machine table) and each
     stored machine's own README, with their plots."""
     current = current or store.current_sweep(results)
-    load_json(current)  # a bad --json fails here, before any stored machine's README is rewritten
+    Document.load(current)  # a bad --json fails here, before any stored machine's README is rewritten
     machines = store.latest_sweeps(results)
     written = []
     for machine in machines:
@@ -538,25 +456,39 @@ def command_merge(args) -> int:
     return 0
 
 
+def command_upgrade(args) -> int:
+    plan = [(group.name, group.workload, group.lineup) for group in sweep_module.FULL_GROUPS + sweep_module.QUICK_GROUPS]
+    for name in args.files:
+        data = read_json(name)
+        if isinstance(data, dict) and data.get("format") == RESULTS_FORMAT:
+            print(f"{name}: already results format {RESULTS_FORMAT}")
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("format"), int):
+            raise ResultsError(f"{name} is not a tapbench results file")
+        upgrade_document(data, plan, sweep_module.PRIMARY_GROUPS).write(name)
+        print(f"{name}: results format {data['format']} -> {RESULTS_FORMAT}")
+    return 0
+
+
 def command_compare(args) -> int:
-    changes, warnings = gate_module.compare_documents(load_json(args.old), load_json(args.new),
-                                                      args.threshold, args.alpha)
+    changes, warnings = compare_module.compare_documents(Document.load(args.old), Document.load(args.new),
+                                                         args.threshold, args.alpha)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(gate_module.changes_table(changes))
+    print(compare_module.changes_table(changes))
     return 0
 
 
 def command_gate(args) -> int:
     sweep_again = None if args.new else (lambda: sweep_module.quick_sweep(RESULTS_DIR))
-    new = load_json(args.new) if args.new else sweep_again()
+    new = Document.load(args.new) if args.new else sweep_again()
     baseline_path = args.baseline
     if baseline_path is None:
         # The baseline of the machine that measured the new results, if it has one.
-        baseline_path, fallback = store.baseline_for(RESULTS_DIR, new["metadata"])
+        baseline_path, fallback = store.baseline_for(RESULTS_DIR, new.metadata)
         if fallback:
             print(f"warning: {fallback}", file=sys.stderr)
-    baseline = load_json(baseline_path)
+    baseline = Document.load(baseline_path)
     failed = gate_module.gate(baseline, new, args.threshold, args.alpha, args.across_machines, sweep_again)
     if failed:
         print(f"ERROR: {len(failed)} regression(s): " + "; ".join(c.label for c in failed), file=sys.stderr)
@@ -588,9 +520,10 @@ def command_duel(args) -> int:
         progress(f"duel: {method} ({placement})")
         duels.append(duel_module.duel(method, options, Workload(target, moves, rate=rate, placement=placement),
                                       deadlines))
-    print(report_module.duel_table(duels, fmt="simple"))
+    document = make_document([], duels=duels)
+    print(report_module.duel_table(document, fmt="simple"))
     if args.json:
-        write_json(args.json, [], duels=duels)
+        document.write(args.json)
         print(f"results written to {args.json}")
     return 0
 
@@ -603,7 +536,7 @@ def command_cleanup(args) -> int:
 
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench, "sweep": command_bench,
             "report": command_report, "cleanup": command_cleanup, "compare": command_compare,
-            "gate": command_gate, "merge": command_merge, "duel": command_duel}
+            "gate": command_gate, "merge": command_merge, "duel": command_duel, "upgrade": command_upgrade}
 
 
 def main(argv: list[str] | None = None) -> int:

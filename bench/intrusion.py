@@ -26,7 +26,8 @@ import psutil
 
 from bench.targets import OPPONENT_NAME, ROOT, Workload, is_opponent, target_seen_by
 from bench.truth import Truth, decode_move_name
-from methods.base import REGISTRY, SKIP_CAPABILITY_PRECHECK, proc_status_field
+from methods.base import REGISTRY
+from methods.process import SKIP_CAPABILITY_PRECHECK, proc_status_field
 from methods.bpf_loader import forget_compiled
 
 # Capability sets tried in order, smallest first; "all" is root as it is.

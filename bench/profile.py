@@ -12,7 +12,7 @@ import time
 
 from bench.runner import execute, settle
 from bench.targets import Workload
-from methods.base import bpf_program_run_stats, bpf_run_time_stats
+from methods.bpf_system import bpf_program_run_stats, bpf_run_time_stats
 
 CALIBRATION_CALLS = 200_000
 # A program that does nothing, on a syscall nothing else here makes often.

@@ -1,42 +1,27 @@
-"""Results JSON: machine metadata once at the top, one flat row per (method, workload)."""
+"""Writing results: the metadata of a measurement, a row summarised from its executions, the
+document written atomically, and older documents converted to today's format. This is the
+measuring side (it knows the backends and the sweep plan); bench/document/ reads what it writes.
+"""
 from __future__ import annotations
 
 import datetime
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bench.document.rows import RESULTS_FORMAT, SECTIONS, Document, ResultsError, Row, method_label
 from bench.machine import fingerprint, machine_id
 from bench.runner import Execution
 from bench.stats import instability, median_interval, per_repeat_ratios
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
 
-# Results format version. History:
-#   1  metadata + runs; each run flat keys (method, target, expected, captured, lost, phantom,
-#      in_order, ns_per_move_bare, ns_per_move_observed, overhead_ns, latency_*) + raw samples.
-#   2  adds per run target_slowdown_pct, observer_cpu_ns_per_move, latency_cdf_ns; sections
-#      ceilings, attach, privileges, sigkill. A reader treats a missing key as "not measured".
-#   3  adds the `methods` section (each method's description, claims, attach ability, loss
-#      source, targets, whether it is the baseline or a reference peer), so tables need no
-#      code; run `mechanism` facts sit under the method's name; sigkill's bpf_programs_left and
-#      segments_left become `left_behind` (a list); metadata loses the fixed `note`.
-#      Runs: overhead_ratio is the median of per-repeat ratios (bench/stats.py) with
-#      overhead_ratio_ci and `unstable` reasons; target_slowdown_pct is gone (it was the same
-#      figure); latency_* is from the opponent's own stamp ("latency_from": "target"), the
-#      mechanism's stamp becomes mechanism_latency_*; observer CPU has the target's exact usage
-#      and the harness's cost taken off; self_check becomes self_checks (every repeat).
-RESULTS_FORMAT = 3
-
-
-class ResultsError(Exception):
-    pass
+__all__ = ["RESULTS_FORMAT", "ResultsError", "Document", "Row", "metadata", "summarize", "write_json",
+           "make_document", "document_of", "load_document", "upgrade_document", "methods_section", "label_of"]
 
 
 def _first_line(argv: list[str]) -> str:
@@ -67,19 +52,6 @@ def uncommitted_changes() -> list[str]:
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line[3:] for line in out.stdout.splitlines()] if out.returncode == 0 else []
-
-
-def same_code(old_commit: str | None, new_commit: str | None, repository: Path = ROOT) -> bool:
-    """Whether two measured commits differ only in results/ (a commit that stores results
-    changes no code): asked of git, so False when either is unknown here or was dirty."""
-    if not old_commit or not new_commit or "dirty" in old_commit or "dirty" in new_commit:
-        return False
-    try:
-        out = subprocess.run(["git", "diff", "--quiet", old_commit, new_commit, "--", ".", ":(exclude)results"],
-                             capture_output=True, timeout=10, cwd=repository)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.returncode == 0
 
 
 def metadata() -> dict:
@@ -120,8 +92,9 @@ def _cdf(samples: np.ndarray) -> list[list[float]]:
 
 
 def summarize(method: str, options: dict, workload: Workload, bare: list[Execution],
-              observed: list[Execution]) -> dict:
-    """One flat row: verified capture summed over repeats, medians with intervals, raw samples."""
+              observed: list[Execution], group: str = "run") -> Row:
+    """One row: verified capture summed over repeats, medians with intervals, raw samples.
+    group: the name of the group it ran in (its bare runs are the group's)."""
     if REGISTRY[method].baseline:
         observed = bare
     bare_ns = np.array([e.ns_per_move for e in bare])
@@ -137,88 +110,79 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     # observer's, so taken off its CPU.
     harness_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in bare]))
     observer_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in observed]))
-    row = {
-        "method": method,
-        "options": options,
-        "target": workload.target,
-        "moves": workload.moves,
-        "rate": workload.rate,
-        "goroutines": workload.goroutines,
-        "seed": workload.seed,
-        "placement": workload.placement,
-        # "count": a floor (the mechanism counting only), checked by its count, not its events
-        "capture": options.get("capture") or "full",
-        "repeats": len(observed),
-        "expected": sum(e.truth.written for e in observed),
-        "captured": sum(v.captured for v in verdicts) if verdicts else None,
-        "lost": sum(v.lost for v in verdicts) if verdicts else None,
-        "lost_reported": sum(e.lost_reported for e in observed),
-        "phantom": sum(v.phantom for v in verdicts) if verdicts else None,
-        "in_order": all(v.in_order for v in verdicts) if verdicts else None,
-        "exact": all(v.exact for v in verdicts) if verdicts and not not_applicable else None,
-        "not_applicable": not_applicable,
-        "ns_per_move_bare": float(np.median(bare_ns)),
-        "ns_per_move_observed": float(np.median(observed_ns)),
-        "overhead_ns": float(np.median(paired)),
-        "overhead_iqr_ns": [float(x) for x in np.percentile(paired, [25, 75])],
-        # The target's slowdown, (observed − bare) / bare, median of the repeats (bench/stats.py).
-        "overhead_ratio": ratio,
-        "overhead_ratio_ci": [ratio_low, ratio_high],
-        "unstable": instability(bare_ns, ratio, ratio_low, ratio_high) if not workload.rate else [],
-        "ready_ms": float(np.median([e.ready_ns for e in observed]) / 1e6),
+    return Row(
+        group=group, method=method, options=options, target=workload.target, moves=workload.moves,
+        rate=float(workload.rate), goroutines=workload.goroutines, seed=workload.seed,
+        placement=workload.placement,
+        capture=options.get("capture") or "full",
+        repeats=len(observed),
+        expected=sum(e.truth.written for e in observed),
+        captured=sum(v.captured for v in verdicts) if verdicts else None,
+        lost=sum(v.lost for v in verdicts) if verdicts else None,
+        lost_reported=sum(e.lost_reported for e in observed),
+        phantom=sum(v.phantom for v in verdicts) if verdicts else None,
+        in_order=all(v.in_order for v in verdicts) if verdicts else None,
+        exact=all(v.exact for v in verdicts) if verdicts and not not_applicable else None,
+        not_applicable=not_applicable,
+        ns_per_move_bare=float(np.median(bare_ns)),
+        ns_per_move_observed=float(np.median(observed_ns)),
+        overhead_ns=float(np.median(paired)),
+        overhead_iqr_ns=[float(x) for x in np.percentile(paired, [25, 75])],
+        overhead_ratio=ratio,
+        overhead_ratio_ci=[ratio_low, ratio_high],
+        unstable=instability(bare_ns, ratio, ratio_low, ratio_high) if not workload.rate else [],
+        ready_ms=float(np.median([e.ready_ns for e in observed]) / 1e6),
         # A bcc backend compiles at its first start in a process and loads that bytecode at later
         # ones (methods/bpf_loader.py): its two kinds of start apart. Empty for other methods.
         **{f"ready_ms_{kind}": [e.ready_ns / 1e6 for e in observed
                                 if e.mechanism.get(method, {}).get("compiled_at_start") is compiled]
            for kind, compiled in (("compiled", True), ("reused", False))},
-        # The observer's own CPU (its process tree; the target's exact usage and the harness's
-        # cost in the bare runs taken off) per move written.
-        "observer_cpu_ns_per_move": observer_cpu - harness_cpu if observed is not bare else observer_cpu,
-        "harness_cpu_ns_per_move": harness_cpu,
-        "target_cpu_ns_per_move": float(np.median([e.target_cpu_ns / max(e.truth.written, 1) for e in observed])),
-        # On a paced run the wall time is the schedule's, so overhead shows as lag instead.
-        "paced": workload.rate > 0,
-        "lag_end_ns_max": max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
-        # Latency: from the opponent's stamp just before the write() to Python receiving the
-        # move, for the stamped moves; the mechanism's own stamp to Python as a breakdown.
-        "latency_from": "target",
-        "latency_samples": int(latencies.size),
+        observer_cpu_ns_per_move=observer_cpu - harness_cpu if observed is not bare else observer_cpu,
+        harness_cpu_ns_per_move=harness_cpu,
+        target_cpu_ns_per_move=float(np.median([e.target_cpu_ns / max(e.truth.written, 1) for e in observed])),
+        paced=workload.rate > 0,
+        lag_end_ns_max=max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
+        latency_from="target",
+        latency_samples=int(latencies.size),
         **percentiles(latencies),
-        "latency_cdf_ns": _cdf(latencies),
+        latency_cdf_ns=_cdf(latencies),
         **percentiles(by_mechanism, "mechanism_latency"),
-        # Python stamps a batch's arrival once; an event is handled at most this long after.
-        "batch_ns_max": max((e.mechanism.get("batch_ns_max", 0) for e in observed), default=0),
-        "samples_bare_ns_per_move": bare_ns.tolist(),
-        "samples_observed_ns_per_move": observed_ns.tolist(),
-        "verdicts": [v.as_dict() for v in verdicts],
-        "mechanism": [e.mechanism for e in observed],
-        # What the opponent noticed, at start, in every repeat.
-        "self_checks": [e.truth.report["self_check_start"] for e in observed],
-    }
-    return row
+        batch_ns_max=max((e.mechanism.get("batch_ns_max", 0) for e in observed), default=0),
+        samples_bare_ns_per_move=bare_ns.tolist(),
+        samples_observed_ns_per_move=observed_ns.tolist(),
+        verdicts=[v.as_dict() for v in verdicts],
+        mechanism=[e.mechanism for e in observed],
+        self_checks=[e.truth.report["self_check_start"] for e in observed],
+    )
 
 
-SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec", "bpf_profile", "latency_floor")
+def add_floor_ratios(rows: list[Row]) -> None:
+    """For every row measured beside its floor (the same method and options with --capture
+    count, in the same group, against the same bare runs): its overhead over the floor's,
+    repeat by repeat, with an interval. How close a backend comes to the least its mechanism
+    costs, which carries from one machine to another better than an absolute time. A floor
+    whose own slowdown interval includes zero is noise: nothing is divided by it."""
+    def variant(row: Row) -> tuple:
+        return (row.group, row.method, row.placement, tuple(sorted((k, v) for k, v in row.options.items() if k != "capture")))
 
-
-def method_label(row: dict) -> str:
-    """'ebpf (raw, poll)', 'strace (seccomp-bpf)': the choices that tell variants apart."""
-    options = row.get("options") or {}
-    detail = [value for value in options.values() if isinstance(value, str)]
-    detail += [name.replace("_", "-") for name, value in options.items() if value is True]
-    # A numeric option names its variant only where the backend gives it a label (sizes and
-    # periods stay out).
-    specs = REGISTRY[row["method"]].cli_options if row["method"] in REGISTRY else {}
-    detail += [specs[name]["label"].format(value) for name, value in options.items()
-               if value and "label" in specs.get(name, {})]
-    return f"{row['method']} ({', '.join(detail)})" if detail else row["method"]
-
-
-def row_key(row: dict) -> tuple:
-    """What makes two rows the same measurement in two results files."""
-    options = tuple(sorted((row.get("options") or {}).items()))
-    return (row["method"], options, row["target"], row["goroutines"], row["moves"], row["rate"],
-            row.get("placement", "free"))
+    floors = {variant(r): r for r in rows if r.capture == "count"}
+    for row in rows:
+        floor = floors.get(variant(row))
+        row.over_floor = row.over_floor_ci = row.over_floor_samples = row.over_floor_note = None
+        if row.capture == "count" or floor is None or row.paced:
+            continue
+        _, low, high = median_interval(floor.slowdowns())
+        if low <= 0:
+            # A floor that costs nothing measurable (preload's counter) divides nothing.
+            row.over_floor_note = (f"floor not above noise (its slowdown's interval "
+                                   f"[{low:+.1%}, {high:+.1%}] includes 0)")
+            continue
+        bare = np.array(row.samples_bare_ns_per_move)
+        mine = np.array(row.samples_observed_ns_per_move) - bare
+        theirs = np.array(floor.samples_observed_ns_per_move) - bare
+        samples = (mine / theirs).tolist()
+        ratio, low, high = median_interval(samples)
+        row.over_floor, row.over_floor_ci, row.over_floor_samples = ratio, [low, high], samples
 
 
 def methods_section(names) -> dict:
@@ -226,75 +190,119 @@ def methods_section(names) -> dict:
     return {name: REGISTRY[name].describe() for name in sorted(set(names)) if name in REGISTRY}
 
 
-def write_json(path: str | Path, runs: list[dict], skipped: list[dict] | None = None,
-               meta: dict | None = None, **sections: list[dict]) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one.
-    sections: any of SECTIONS (comparisons, bystanders, ceilings ...), each a list of dicts.
-    The methods section describes every method any of them names."""
+def label_of(method: str, options: dict | None) -> str:
+    """A variant's label as the reading side makes it, from the registry's declarations."""
+    return method_label(method, options, methods_section([method]))
+
+
+def make_document(runs: list[Row], skipped: list[dict] | None = None, meta: dict | None = None,
+                  **sections: list[dict]) -> Document:
+    """A document of today's format from what was measured. sections: any of SECTIONS
+    (comparisons, bystanders, ceilings ...), each a list of dicts. The methods section
+    describes every method any of them names; two rows of one key are refused here."""
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown results sections {sorted(unknown)}")
-    path = Path(path)
-    named = [entry["method"] for part in [runs, skipped or [], *sections.values()] for entry in part or []
-             if isinstance(entry, dict) and "method" in entry]
-    document = {"format": RESULTS_FORMAT, "metadata": meta or metadata(),
-                "methods": methods_section(named), "runs": runs,
-                "skipped": skipped or []} | {name: sections.get(name) or [] for name in SECTIONS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def load_json(path: str | Path) -> dict:
-    try:
-        with open(path) as f:
-            document = json.load(f)
-    except OSError as error:
-        raise ResultsError(f"cannot read {path}: {error.strerror}") from None
-    except json.JSONDecodeError as error:
-        raise ResultsError(f"{path} is not JSON ({error})") from None
-    version = document.get("format") if isinstance(document, dict) else None
-    if not isinstance(version, int):
-        raise ResultsError(f"{path} is not a tapbench results file")
-    if version > RESULTS_FORMAT:
-        raise ResultsError(f"{path} has results format {version}, newer than this tapbench "
-                           f"({RESULTS_FORMAT}): update tapbench")
-    if version < 2 or not isinstance(document.get("metadata"), dict) or not isinstance(document.get("runs"), list):
-        raise ResultsError(f"{path} has results format {version}, older than tapbench can read (2)")
-    return upgrade(document) if version < RESULTS_FORMAT else document
-
-
-def upgrade(document: dict) -> dict:
-    """Format 2 to 3, in memory: what can be converted is, what was not measured stays missing
-    (never zero), and the document says it was converted."""
-    document = json.loads(json.dumps(document))  # a copy
-    for row in document["runs"]:
-        ratio, low, high = median_interval(per_repeat_ratios(row["samples_observed_ns_per_move"],
-                                                             row["samples_bare_ns_per_move"]))
-        row.update(overhead_ratio=ratio, overhead_ratio_ci=[low, high], placement="free",
-                   # format 2 measured latency from the mechanism's own stamp
-                   latency_from="mechanism")
-        row.pop("target_slowdown_pct", None)
-        if row.get("self_check") is not None:
-            row["self_checks"] = [row.pop("self_check")]
-        row["unstable"] = [] if row.get("paced") else instability(row["samples_bare_ns_per_move"], ratio, low, high)
-    for probe in document.get("sigkill", []):
-        left = [f"{probe.pop(name)} {what}" for name, what in (("bpf_programs_left", "BPF programs"),
-                                                                ("segments_left", "segments")) if name in probe]
-        probe["left_behind"] = [entry for entry in left if not entry.startswith("0 ")]
-    named = [entry["method"] for part in (document["runs"], document.get("skipped", []))
-             for entry in part if "method" in entry]
-    # Format 2 kept no description of the methods: today's, for the methods it names.
-    document["methods"] = document.get("methods") or methods_section(named)
-    meta = document["metadata"]
-    meta.setdefault("machine_id", machine_id(meta))
-    meta["converted_from_format"] = document["format"]
-    document["format"] = RESULTS_FORMAT
+    named = [row.method for row in runs] + [entry["method"] for part in [skipped or [], *sections.values()]
+                                            for entry in part or [] if isinstance(entry, dict) and "method" in entry]
+    document = Document(metadata=meta or metadata(), methods=methods_section(named), runs=list(runs),
+                        skipped=skipped or [], sections={name: sections.get(name) or [] for name in SECTIONS})
+    document.keyed_rows()
     return document
+
+
+def document_of(found: dict) -> Document:
+    """A sweep's sections (bench/sweep.py's answer) as a document."""
+    found = dict(found)
+    return make_document(found.pop("runs"), found.pop("skipped"), found.pop("meta"), **found)
+
+
+def write_json(path: str | Path, runs: list[Row], skipped: list[dict] | None = None,
+               meta: dict | None = None, **sections: list[dict]) -> None:
+    """make_document(...), written atomically."""
+    make_document(runs, skipped, meta, **sections).write(path)
+
+
+load_document = Document.load
+
+
+def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) -> Document:
+    """An older results document (format 2 or 3, as JSON) in today's format. What can be
+    converted is; what was not measured stays missing (None, never zero); the metadata says
+    it was converted. What the old file did not record comes from today's code: the methods'
+    descriptions (format 2 kept none) and option labels, and each row's group, found by matching
+    the rows of each stretch of one workload against the sweep plan's groups (plan_groups:
+    (name, workload, lineup) of every group a sweep runs); a stretch that matches none is
+    named by its position."""
+    data = json.loads(json.dumps(data))  # a copy
+    version = data.get("format")
+    if version not in (2, 3):
+        raise ResultsError(f"results format {version!r} cannot be upgraded (2 and 3 can)")
+    if version == 2:
+        for row in data["runs"]:
+            ratio, low, high = median_interval(per_repeat_ratios(row["samples_observed_ns_per_move"],
+                                                                 row["samples_bare_ns_per_move"]))
+            row.update(overhead_ratio=ratio, overhead_ratio_ci=[low, high], placement="free",
+                       latency_from="mechanism")  # format 2 measured latency from the mechanism's stamp
+            row.pop("target_slowdown_pct", None)
+            if row.get("self_check") is not None:
+                row["self_checks"] = [row.pop("self_check")]
+            row.pop("self_check", None)
+            row["unstable"] = [] if row.get("paced") else instability(row["samples_bare_ns_per_move"], ratio, low, high)
+        for probe in data.get("sigkill", []):
+            left = [f"{probe.pop(name)} {what}" for name, what in (("bpf_programs_left", "BPF programs"),
+                                                                    ("segments_left", "segments")) if name in probe]
+            probe["left_behind"] = [entry for entry in left if not entry.startswith("0 ")]
+    defaults = Row().to_json()
+    rows = []
+    for row, group in zip(data["runs"], _groups_of(data["runs"], plan_groups)):
+        row["group"] = group
+        row["rate"] = float(row["rate"])
+        for name, default in defaults.items():
+            if name not in row:
+                # missing means not measured: None, an empty list, or the meaning format 2 had
+                row[name] = default if default in (None, [], {}, "full") else None
+        rows.append(Row.from_json(row, f"row {len(rows)}"))
+    add_floor_ratios(rows)  # today's rule: nothing divided by a floor that is noise
+    named = [row.method for row in rows] + [entry["method"] for entry in data.get("skipped", []) if "method" in entry]
+    methods = data.get("methods") or methods_section(named)
+    for name, info in methods.items():
+        if name in REGISTRY:
+            info["option_labels"] = REGISTRY[name].describe()["option_labels"]
+    meta = data["metadata"]
+    meta.setdefault("machine_id", machine_id(meta))
+    meta["converted_from_format"] = version
+    if meta.get("profile") == "full":
+        meta["primary_groups"] = primary_groups
+    return Document(metadata=meta, methods=methods, runs=rows, skipped=data.get("skipped") or [],
+                    sections={name: data.get(name) or [] for name in SECTIONS})
+
+
+def _groups_of(rows: list[dict], plan_groups) -> list[str]:
+    """The group name of each row of an older document, in order: rows were written group by
+    group, so a group is a stretch of rows of one workload in which no variant repeats, and a
+    stretch takes the name of the one plan group of that workload whose lineup holds it."""
+    def workload(row):
+        return (row["target"], row["moves"], float(row["rate"]), row["goroutines"], row.get("placement", "free"))
+
+    def variant(method, options):
+        return method, tuple(sorted(options.items()))
+
+    stretches: list[list[dict]] = []
+    for row in rows:
+        current = stretches[-1] if stretches else None
+        if (current is None or workload(current[0]) != workload(row)
+                or variant(row["method"], row["options"]) in {variant(r["method"], r["options"]) for r in current}):
+            stretches.append([row])
+        else:
+            current.append(row)
+    names = []
+    for position, stretch in enumerate(stretches):
+        lineup = {variant(r["method"], r["options"]) for r in stretch}
+        # A group's rows are its lineup, less the methods that could not run there.
+        found = [name for name, w, methods in plan_groups
+                 if (w.target, w.moves, float(w.rate), w.goroutines) == workload(stretch[0])[:4]
+                 and w.placement in ("free", workload(stretch[0])[4])
+                 and lineup <= {variant(m, o) for m, o in methods}]
+        names += [found[0] if len(found) == 1 else f"group {position + 1}"] * len(stretch)
+    return names

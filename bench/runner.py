@@ -18,7 +18,8 @@ from bench.placement import observer_placed
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify, verify_count
-from methods.base import REGISTRY, Observer, baseline_method, loaded_bpf_objects
+from methods.base import REGISTRY, baseline_method, Observer
+from methods.bpf_system import loaded_bpf_objects
 
 
 # Pause before each execution, and then, if the previous execution loaded BPF programs or

@@ -57,3 +57,15 @@ def instability(bare_ns: list[float], ratio: float, low: float, high: float) -> 
     if abs(ratio) >= NOISE_FLOOR_RATIO and max(ratio - low, high - ratio) > RATIO_INTERVAL_LIMIT * abs(ratio):
         reasons.append(f"ratio interval [{low:+.0%}, {high:+.0%}] is wide")
     return reasons
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of p-values tested together: a row is told apart at level
+    alpha when its adjusted p is below alpha, and then the chance that any of the rows is told
+    apart by chance alone stays below alpha, however many rows are tested."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted

@@ -2,6 +2,7 @@
 machine.json (its fingerprint), latest.json and previous.json (its last two full sweeps) and
 baseline.json (the quick sweep its gate compares with). Results measured elsewhere (a CI
 matrix over kernels and CPUs) come in with `tapbench merge`, exactly as tapbench wrote them.
+Reads and writes documents only: it knows nothing of how they were measured.
 """
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.machine import IDENTITY_KEYS, machine_id
-from bench.results import ResultsError, load_json, metadata, write_json
+from bench.document.rows import Document, ResultsError
+from bench.machine import IDENTITY_KEYS, fingerprint, machine_id
 
 MACHINES = "machines"
+# JSON files beside the results that are not results documents: a machine's fingerprint and
+# what `tapbench report` writes beside each README.
+NOT_RESULTS = ("machine.json", "headline.json")
 
 
 def machine_dir(results: Path, meta: dict) -> Path:
@@ -21,7 +25,7 @@ def machine_dir(results: Path, meta: dict) -> Path:
 
 
 def this_machine_dir(results: Path) -> Path:
-    return machine_dir(results, metadata())
+    return machine_dir(results, fingerprint())
 
 
 def _describe_machine(folder: Path, meta: dict) -> None:
@@ -30,42 +34,42 @@ def _describe_machine(folder: Path, meta: dict) -> None:
     (folder / "machine.json").write_text(json.dumps(described, indent=1) + "\n")
 
 
-def store_full(results: Path, found: dict) -> Path:
-    """A full sweep's sections into its machine's latest.json, the sweep before it kept as
-    previous.json (the report shows the run-to-run spread between the two)."""
-    found = dict(found)
-    runs, meta, skipped = found.pop("runs"), found.pop("meta"), found.pop("skipped")
-    folder = machine_dir(results, meta)
-    _describe_machine(folder, meta)
+def store_full(results: Path, document: Document) -> Path:
+    """A full sweep into its machine's latest.json, the sweep before it kept as previous.json
+    (the report shows the run-to-run spread between the two)."""
+    folder = machine_dir(results, document.metadata)
+    _describe_machine(folder, document.metadata)
     latest = folder / "latest.json"
     if latest.exists():
         os.replace(latest, folder / "previous.json")
-    write_json(latest, runs, skipped, meta, **found)
+    document.write(latest)
     return latest
 
 
-def store_quick(results: Path, found: dict, as_baseline: bool = False) -> Path:
+def store_quick(results: Path, document: Document, as_baseline: bool = False) -> Path:
     """A quick sweep: results/quick.json (what the gate judges), or this machine's baseline."""
-    found = dict(found)
-    runs, meta, skipped = found.pop("runs"), found.pop("meta"), found.pop("skipped")
     path = results / "quick.json"
     if as_baseline:
-        folder = machine_dir(results, meta)
-        _describe_machine(folder, meta)
+        folder = machine_dir(results, document.metadata)
+        _describe_machine(folder, document.metadata)
         path = folder / "baseline.json"
-    write_json(path, runs, skipped, meta, **found)
+    document.write(path)
     return path
 
 
-def latest_sweeps(results: Path) -> dict[str, dict]:
+def latest_sweeps(results: Path) -> dict[str, Document]:
     """Machine id -> its latest full sweep, for every machine stored."""
     found = {}
     for latest in sorted((results / MACHINES).glob("*/latest.json")):
         try:
-            found[latest.parent.name] = load_json(latest)
+            found[latest.parent.name] = Document.load(latest)
         except ResultsError:
             continue
     return found
+
+
+def _date(path: Path) -> str:
+    return Document.load(path).metadata.get("date", "")
 
 
 def current_sweep(results: Path) -> Path:
@@ -73,8 +77,7 @@ def current_sweep(results: Path) -> Path:
     mine = this_machine_dir(results) / "latest.json"
     if mine.exists():
         return mine
-    stored = sorted((results / MACHINES).glob("*/latest.json"),
-                    key=lambda p: load_json(p)["metadata"].get("date", ""))
+    stored = sorted((results / MACHINES).glob("*/latest.json"), key=_date)
     if not stored:
         raise ResultsError(f"no sweep is stored under {results / MACHINES}: run `make bench`")
     return stored[-1]
@@ -86,8 +89,7 @@ def baseline_for(results: Path, meta: dict) -> tuple[Path, str | None]:
     own = machine_dir(results, meta) / "baseline.json"
     if own.exists():
         return own, None
-    others = sorted((results / MACHINES).glob("*/baseline.json"),
-                    key=lambda p: load_json(p)["metadata"].get("date", ""))
+    others = sorted((results / MACHINES).glob("*/baseline.json"), key=_date)
     if not others:
         raise ResultsError(f"no baseline is stored under {results / MACHINES}: "
                            "run `tapbench sweep --quick --baseline` on a clean commit")
@@ -103,7 +105,7 @@ def merge(results: Path, sources: list[str]) -> list[str]:
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*.json") if p.name != "machine.json")
+            files += sorted(p for p in path.rglob("*.json") if p.name not in NOT_RESULTS)
         elif path.exists():
             files.append(path)
         else:
@@ -112,8 +114,7 @@ def merge(results: Path, sources: list[str]) -> list[str]:
         raise ResultsError(f"nothing to merge in {', '.join(sources)}")
     imported = []
     for path in files:
-        document = load_json(path)  # refuses a file of an unknown format, in one line
-        meta = document["metadata"]
+        meta = Document.load(path).metadata  # refuses a file of an unknown format, in one line
         if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty"):
             raise ResultsError(f"{path}: measured with uncommitted changes ({meta.get('commit')}), so nobody "
                                "can reproduce it; measure again from a clean commit")
@@ -122,7 +123,7 @@ def merge(results: Path, sources: list[str]) -> list[str]:
         name = "quick.json" if meta.get("profile") == "quick" else "latest.json"
         target = folder / name
         if target.exists() and name == "latest.json":
-            if load_json(target)["metadata"].get("date", "") > meta.get("date", ""):
+            if _date(target) > meta.get("date", ""):
                 target = folder / "previous.json"  # older than what is stored: the one before
             else:
                 os.replace(target, folder / "previous.json")

@@ -16,7 +16,7 @@ from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.latency_floor import pipe_latency
 from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
-from bench.results import load_json, metadata, method_label, summarize
+from bench.results import Row, add_floor_ratios, document_of, label_of, load_document, metadata, summarize
 from bench.store import store_quick
 from bench.placement import split_applicable
 from bench.profile import bpf_profile
@@ -36,6 +36,7 @@ PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
 # What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep
 EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
+UPROBE_LIVE = ("uprobe", {"wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
 PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
 PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
 # split only: the tracer polls waitpid for 100 µs before sleeping in it (a flat-out stop comes
@@ -55,49 +56,69 @@ def floor_of(variant: tuple[str, dict]) -> tuple[str, dict]:
 
 # Groups of methods run interleaved on one workload; within a group every method is also
 # compared with the group's last one as a same-run ratio. Both eBPF hooks and both wakeup
-# policies are measured so that the defaults stay justified by numbers.
+# policies are measured so that the defaults stay justified by numbers. A group's name is part
+# of every row's identity: one configuration measured in two groups is two rows.
 BENCH_MOVES = 200_000
 TRACER_MOVES = 20_000  # tracers stop the target at every write: fewer moves keep it short
 PACED = 20_000  # moves/s: the article's "20k events/s on one core"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    workload: Workload
+    lineup: list
+
+
 FULL_GROUPS = [
     # each backend beside its floor (the same mechanism, only counting), against the same bare runs
-    (Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_ADAPTIVE, EBPF_TRACEPOINT,
-                                   floor_of(EBPF_TRACEPOINT)]),
-    (Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
+    Group("ebpf", Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_ADAPTIVE,
+                                                EBPF_TRACEPOINT, floor_of(EBPF_TRACEPOINT)]),
+    Group("ebpf, 8 writers", Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
     # a uprobe traps on every call: fewer moves
-    (Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), EBPF_RAW]),
-    (Workload("go", TRACER_MOVES, goroutines=8), [UPROBE]),
-    (Workload("cgo", TRACER_MOVES), [UPROBE]),
-    (Workload("libc", 10_000), [UPROBE]),  # a finding: libc's write() never calls syscall.write
-    (Workload("libc", BENCH_MOVES), [PRELOAD, floor_of(PRELOAD), EBPF_RAW]),
-    (Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD, floor_of(PRELOAD)]),
-    (Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
-    (Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
+    Group("uprobe", Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), EBPF_RAW]),
+    Group("uprobe, 8 writers", Workload("go", TRACER_MOVES, goroutines=8), [UPROBE]),
+    Group("uprobe on cgo", Workload("cgo", TRACER_MOVES), [UPROBE]),
+    # a finding: libc's write() never calls syscall.write
+    Group("uprobe on libc", Workload("libc", 10_000), [UPROBE]),
+    Group("preload", Workload("libc", BENCH_MOVES), [PRELOAD, floor_of(PRELOAD), EBPF_RAW]),
+    Group("preload, 8 writers", Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD, floor_of(PRELOAD)]),
+    Group("preload on go", Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
+    Group("preload on cgo", Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
-    (Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
-    (Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
-    (Workload("go", TRACER_MOVES, goroutines=8), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
+    Group("bpftrace", Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
+    Group("tracers", Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
+    Group("tracers, 8 writers", Workload("go", TRACER_MOVES, goroutines=8), [UNOTIFY, PTRACE_SECCOMP, STRACE]),
     # the tracer on a CPU of its own, spinning for its stops rather than sleeping (split only)
-    (Workload("go", TRACER_MOVES, placement="split"), [PTRACE_SECCOMP, PTRACE_SPIN, STRACE]),
-    # seccomp user notification against ptrace's seccomp stops, same run
-    (Workload("go", TRACER_MOVES // 2), [UNOTIFY, floor_of(UNOTIFY), PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP)]),
-    (Workload("cgo", TRACER_MOVES // 2), [UNOTIFY]),
+    Group("tracers spinning", Workload("go", TRACER_MOVES, placement="split"), [PTRACE_SECCOMP, PTRACE_SPIN, STRACE]),
+    # seccomp user notification against ptrace's seccomp stops, each beside its floor, same run
+    Group("seccomp", Workload("go", TRACER_MOVES // 2), [UNOTIFY, floor_of(UNOTIFY), PTRACE_SECCOMP,
+                                                         floor_of(PTRACE_SECCOMP)]),
+    Group("unotify on cgo", Workload("cgo", TRACER_MOVES // 2), [UNOTIFY]),
     # latency at the article's rate, every move stamped: a p99 from 20,000 samples a run, not
     # 313 (a tail of host noise moved it by 2x between sweeps with every 64th stamped)
-    (Workload("go", PACED, rate=PACED, stamp_every=1), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY,
-                                                        PTRACE_SECCOMP, STRACE, BPFTRACE]),
-    (Workload("libc", PACED, rate=PACED, stamp_every=1), [PRELOAD, PRELOAD_ADAPTIVE]),
+    Group("paced", Workload("go", PACED, rate=PACED, stamp_every=1), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY,
+                                                                      PTRACE_SECCOMP, STRACE, BPFTRACE]),
+    Group("paced on libc", Workload("libc", PACED, rate=PACED, stamp_every=1), [PRELOAD, PRELOAD_ADAPTIVE]),
     # the same, live as watch runs it in split placement (the consumer spins on a CPU of its own)
-    (Workload("go", PACED, rate=PACED, stamp_every=1, placement="split"), [EBPF_LIVE]),
-    (Workload("libc", PACED, rate=PACED, stamp_every=1, placement="split"), [PRELOAD_LIVE]),
+    Group("live", Workload("go", PACED, rate=PACED, stamp_every=1, placement="split"), [EBPF_LIVE, UPROBE_LIVE]),
+    Group("live on libc", Workload("libc", PACED, rate=PACED, stamp_every=1, placement="split"), [PRELOAD_LIVE]),
 ]
+# The selection rule, fixed before anything is measured: the group each technique's headline
+# row comes from (the one it runs beside its floor, where it has one). From that group the
+# headline takes the technique's default variant, one writer, flat out, in its default
+# placement, and names the other placement's row beside it (bench/document/headline.py).
+PRIMARY_GROUPS = {"ebpf": "ebpf", "preload": "preload", "uprobe": "uprobe", "ptrace": "seccomp",
+                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace"}
+if not set(PRIMARY_GROUPS.values()) <= {group.name for group in FULL_GROUPS}:
+    raise RuntimeError("PRIMARY_GROUPS names a group the full sweep does not run")
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
 # Mann-Whitney test (9 against 9 can reach p < 0.01 with room to spare; 5 against 5 barely).
 # Not much shorter: a bare run of 10,000 moves lasts 3 ms, and its spread swamps the ratio.
 QUICK_GROUPS = [
-    (Workload("go", 50_000), [EBPF_RAW, floor_of(EBPF_RAW)]),
-    (Workload("libc", 50_000), [PRELOAD]),
-    (Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP), STRACE]),
+    Group("ebpf", Workload("go", 50_000), [EBPF_RAW, floor_of(EBPF_RAW)]),
+    Group("preload", Workload("libc", 50_000), [PRELOAD]),
+    Group("tracers", Workload("go", 3_000), [UNOTIFY, PTRACE_SECCOMP, floor_of(PTRACE_SECCOMP), STRACE]),
 ]
 FULL_REPEATS, QUICK_REPEATS = 5, 9
 # Repeats chosen from the measured spread, as pyperf calibrates its runs: once every group has
@@ -190,21 +211,22 @@ def available(lineup, skipped: list[dict]):
     return result
 
 
-def same_run_ratios(rows: list[dict]) -> list[dict]:
+def same_run_ratios(rows: list[Row]) -> list[dict]:
     """Each method's per-move overhead over the last method's, repeat by repeat: the ratio a
     noisy machine cannot fake, since both sides ran next to the same bare run."""
-    rows = [r for r in rows if r.get("capture") != "count"]  # floors have their own column
-    if len(rows) < 2 or REGISTRY[rows[-1]["method"]].baseline:  # no overhead to divide by
+    rows = [r for r in rows if r.capture != "count"]  # floors have their own column
+    if len(rows) < 2 or REGISTRY[rows[-1].method].baseline:  # no overhead to divide by
         return []
     baseline = rows[-1]
-    base = np.array(baseline["samples_observed_ns_per_move"]) - np.array(baseline["samples_bare_ns_per_move"])
+    base = np.array(baseline.samples_observed_ns_per_move) - np.array(baseline.samples_bare_ns_per_move)
     comparisons = []
     for row in rows[:-1]:
-        mine = np.array(row["samples_observed_ns_per_move"]) - np.array(row["samples_bare_ns_per_move"])
+        mine = np.array(row.samples_observed_ns_per_move) - np.array(row.samples_bare_ns_per_move)
         samples = (mine / base).tolist()
         ratio, low, high = median_interval(samples)
-        comparisons.append({"method": method_label(row), "baseline": method_label(baseline),
-                            "ratio": ratio, "ci": [low, high], "samples": samples})
+        comparisons.append({"method": label_of(row.method, row.options),
+                            "baseline": label_of(baseline.method, baseline.options),
+                            "group": row.group, "ratio": ratio, "ci": [low, high], "samples": samples})
     return comparisons
 
 
@@ -215,40 +237,16 @@ def swept_placements(quick: bool, only: str | None = None) -> tuple[str, ...]:
     return tuple(p for p in wanted if p != "split" or split_applicable())
 
 
-def add_floor_ratios(rows: list[dict]) -> None:
-    """For every row measured beside its floor (the same method and options with --capture
-    count, the same runs of bare): its overhead over the floor's, repeat by repeat, with an
-    interval. How close a backend comes to the least its mechanism costs, which carries from
-    one machine to another better than an absolute time."""
-    floors = {(r["method"], tuple(sorted((k, v) for k, v in r["options"].items() if k != "capture"))): r
-              for r in rows if r.get("capture") == "count"}
-    for row in rows:
-        key = (row["method"], tuple(sorted((k, v) for k, v in row["options"].items() if k != "capture")))
-        floor = floors.get(key)
-        if row.get("capture") == "count" or floor is None or row.get("paced"):
-            continue
-        bare = np.array(row["samples_bare_ns_per_move"])
-        mine = np.array(row["samples_observed_ns_per_move"]) - bare
-        theirs = np.array(floor["samples_observed_ns_per_move"]) - bare
-        if np.median(theirs) <= 0:
-            # A floor that costs nothing measurable (preload's counter) divides nothing.
-            row["over_floor_note"] = "floor not above noise"
-            continue
-        samples = (mine / theirs).tolist()
-        ratio, low, high = median_interval(samples)
-        row |= {"over_floor": ratio, "over_floor_ci": [low, high], "over_floor_samples": samples}
-
-
 def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     """Run a whole sweep; returns the results document's sections (see results.write_json)."""
     started = time.monotonic()
     skipped: list[dict] = []
     placements = swept_placements(quick, placement)
     # A group whose workload names a placement runs in that one only.
-    groups = [(replace(workload, placement=p), lineup)
-              for workload, lineup in (QUICK_GROUPS if quick else FULL_GROUPS) for p in placements
-              if workload.placement in ("free", p)]
-    total = sum((len(lineup) + 1) * repeats for _, lineup in groups)
+    groups = [replace(group, workload=replace(group.workload, placement=p))
+              for group in (QUICK_GROUPS if quick else FULL_GROUPS) for p in placements
+              if group.workload.placement in ("free", p)]
+    total = sum((len(group.lineup) + 1) * repeats for group in groups)
     if not quick:
         total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
             + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
@@ -259,18 +257,19 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
         skipped.append({"method": "(all)", "reason": "split placement needs two CPUs"})
     try:
         measured = []
-        for workload, lineup in groups:
-            workload.binary()
-            methods = available(lineup, skipped)
+        for group in groups:
+            group.workload.binary()
+            methods = available(group.lineup, skipped)
             if not methods:
                 continue
-            progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {workload.label()}",
-                           "paced runs" if workload.rate else "flat-out runs")
-            measured.append(MeasuredGroup(workload, methods, *compare(methods, workload, repeats, progress.step)))
+            progress.phase(f"measuring {', '.join(m for m, _ in methods)} on {group.workload.label()} [{group.name}]",
+                           "paced runs" if group.workload.rate else "flat-out runs")
+            measured.append(MeasuredGroup(group.name, group.workload, methods,
+                                          *compare(methods, group.workload, repeats, progress.step)))
         if not quick:
             repeat_the_least_settled(measured, repeats, progress)
         for group in measured:
-            rows = [summarize(method, options, group.workload, group.bare, executions)
+            rows = [summarize(method, options, group.workload, group.bare, executions, group.name)
                     for (method, options), executions in zip(group.methods, group.observed)]
             add_floor_ratios(rows)
             sections["runs"] += rows
@@ -283,12 +282,14 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
     sections["meta"] = metadata() | {"wall_s": round(time.monotonic() - started, 1),
                                      "profile": "quick" if quick else "full", "repeats": repeats,
                                      "placements": list(placements),
+                                     **({} if quick else {"primary_groups": PRIMARY_GROUPS}),
                                      "phase_s": {kind: round(s, 1) for kind, s in progress.seconds.items()}}
     return sections
 
 
 @dataclass
 class MeasuredGroup:
+    name: str
     workload: Workload
     methods: list[tuple[str, dict]]
     bare: list
@@ -393,14 +394,14 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
     return found
 
 
-def inexact_rows(runs: list[dict]) -> tuple[list[dict], list[dict]]:
+def inexact_rows(runs: list[Row]) -> tuple[list[Row], list[Row]]:
     """(our own rows that did not capture exactly: failures; reference peers' rows that did
     not: findings about those peers, reported but not failed)."""
-    inexact = [r for r in runs if r["exact"] is False]
-    peers = [r for r in inexact if REGISTRY[r["method"]].reference_peer]
+    inexact = [r for r in runs if r.exact is False]
+    peers = [r for r in inexact if REGISTRY[r.method].reference_peer]
     return [r for r in inexact if r not in peers], peers
 
 
-def quick_sweep(out: Path, repeats: int = QUICK_REPEATS) -> dict:
+def quick_sweep(out: Path, repeats: int = QUICK_REPEATS):
     """Run and store the quick sweep (results/quick.json); returns its document as stored."""
-    return load_json(store_quick(out, sweep(True, repeats)))
+    return load_document(store_quick(out, document_of(sweep(True, repeats))))

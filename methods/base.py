@@ -5,20 +5,20 @@ MoveEvent. It knows nothing of tables, statistics or files: bench/ does that.
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import re
 import select
-import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, NamedTuple, Sequence
 
-import psutil
+if TYPE_CHECKING:
+    import numpy as np
+
+from methods.errors import ObserverError, ObserverUnavailable
+from methods.process import check_pid, die_with_parent
 
 # The observation protocol, shared by every backend and by bench/ (which imports it from here).
 # Every observer watches this descriptor: the opponent writes its moves to stdout, and its
@@ -94,14 +94,6 @@ def move_word(raw: bytes) -> str | None:
     paper or scissors, any case ("Rock!" is rock, "rocks" is nothing)."""
     match = _MOVE_WORD.search(raw)
     return match.group(1).decode().lower() if match else None
-
-
-class ObserverUnavailable(Exception):
-    """The mechanism cannot run here; the message is the one-line reason shown to users."""
-
-
-class ObserverError(Exception):
-    """A user-facing failure (bad PID, ambiguous name ...); the message says what to do."""
 
 
 class MoveEvent(NamedTuple):
@@ -274,6 +266,8 @@ class Observer(ABC):
                 "default_placement": cls.default_placement, "article_name": cls.article_name,
                 "dependence": cls.dependence,
                 "default_options": {name: spec.get("default") for name, spec in cls.cli_options.items()},
+                # how a numeric option names its variant in a label ("spin {} µs")
+                "option_labels": {name: spec["label"] for name, spec in cls.cli_options.items() if "label" in spec},
                 "live_options": dict(cls.live_options), "live_spin_us": cls.live_spin_us,
                 "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
 
@@ -515,251 +509,6 @@ class Observer(ABC):
 def baseline_method() -> str:
     """The registered unobserved method ('none')."""
     return next(name for name, cls in REGISTRY.items() if cls.baseline)
-
-
-class PrintedEvents:
-    """For observers that are a program printing one line per write (strace, bpftrace): turns
-    chunks of its output into events, a partial last line waiting for the next chunk."""
-
-    _unfinished_line = b""
-
-    def _events_from_output(self, chunk: bytes, seen_ns: int) -> Iterator[MoveEvent]:
-        lines = (self._unfinished_line + chunk).split(b"\n")
-        self._unfinished_line = lines.pop()
-        for line in lines:
-            event = self._parse(line, seen_ns)
-            if event is not None:
-                yield event
-
-    def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
-        raise NotImplementedError
-
-
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
-# Set by the least-privilege probes: backends skip their own capability pre-check, so that the
-# kernel itself says whether a capability set is enough.
-SKIP_CAPABILITY_PRECHECK = "TAPBENCH_SKIP_CAPABILITY_PRECHECK"
-CAPABILITY_NAMES = {CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}
-
-
-def effective_capabilities() -> set[int]:
-    """The capabilities this process holds now (CapEff in /proc/self/status)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("CapEff:"):
-                mask = int(line.split()[1], 16)
-                return {bit for bit in range(64) if mask >> bit & 1}
-    return set()
-
-
-def proc_status_field(pid: int, field: str) -> int | None:
-    """A numeric field of /proc/PID/status (Tgid, TracerPid ...), None if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-class ThreadProcesses(dict):
-    """tid -> the process (thread group) the thread belongs to, asked of the kernel the first
-    time the thread is seen, so an event from a child process of the target is not taken for
-    the target's. A thread already gone cannot be placed: it counts as its own process (and so
-    as a wrong process, unless it was the main thread) and is counted in `unresolved`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unresolved = 0
-
-    def __missing__(self, tid: int) -> int:
-        tgid = proc_status_field(tid, "Tgid")
-        if tgid is None:
-            self.unresolved += 1
-            tgid = tid
-        self[tid] = tgid
-        return tgid
-
-
-class ProcessMemory:
-    """Reads other processes' memory with pread on /proc/PID/mem: one plain system call from
-    Python, 0.5 µs here for 32 bytes against 1.3 µs for process_vm_readv through ctypes.
-
-    A descriptor is kept per process. One opened before the process exec'd still shows the old
-    program and reads nothing, so a read that gets nothing is tried once more on a new one.
-    Another user's process is read with process_vm_readv: the file's mode admits only its owner
-    (or CAP_DAC_OVERRIDE), where process_vm_readv asks only for ptrace access (CAP_SYS_PTRACE)."""
-
-    MAX_OPEN = 64  # a target that forks many writers must not exhaust our descriptors
-
-    def __init__(self) -> None:
-        self._descriptors: dict[int, int | None] = {}  # None: the file refused us
-        self._process_vm_readv = ctypes.CDLL(None, use_errno=True).process_vm_readv
-        self._process_vm_readv.restype = ctypes.c_ssize_t
-
-    def read(self, pid: int, address: int, size: int) -> bytes:
-        """Up to size bytes at address; fewer where the memory ends, b"" where it is unreadable
-        (an unmapped buffer, a process gone)."""
-        data = self._read(pid, address, size)
-        if data or not size:
-            return data
-        self.forget(pid)
-        return self._read(pid, address, size)
-
-    def _read(self, pid: int, address: int, size: int) -> bytes:
-        if pid not in self._descriptors:
-            if len(self._descriptors) >= self.MAX_OPEN:
-                self.close()
-            try:
-                self._descriptors[pid] = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-            except PermissionError:
-                self._descriptors[pid] = None
-            except OSError:
-                return b""  # gone
-        descriptor = self._descriptors[pid]
-        if descriptor is None:
-            return self._read_across_users(pid, address, size)
-        try:
-            return os.pread(descriptor, size, address)
-        except OSError:
-            return b""
-
-    def _read_across_users(self, pid: int, address: int, size: int) -> bytes:
-        buffer = ctypes.create_string_buffer(size)
-        local, remote = _Iovec(ctypes.addressof(buffer), size), _Iovec(address, size)
-        read = self._process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-        return buffer.raw[:max(read, 0)]
-
-    def forget(self, pid: int) -> None:
-        descriptor = self._descriptors.pop(pid, None)
-        if descriptor is not None:
-            os.close(descriptor)
-
-    def close(self) -> None:
-        for pid in list(self._descriptors):
-            self.forget(pid)
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a launched child: be killed when tapbench dies, even by SIGKILL, so a target it
-    launched never outlives it (PR_SET_PDEATHSIG survives exec)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def check_pid(pid: int) -> psutil.Process:
-    """Refuse a PID that cannot be observed, with a sentence that says why."""
-    if pid <= 0:
-        raise ObserverError(f"PID must be a positive number, got {pid}")
-    try:
-        process = psutil.Process(pid)
-        status = process.status()
-    except psutil.NoSuchProcess:
-        raise ObserverError(f"no process with PID {pid}") from None
-    if status == psutil.STATUS_ZOMBIE:
-        raise ObserverError(f"PID {pid} is a zombie: it has exited and writes nothing more")
-    if pid == os.getpid():
-        raise ObserverError(f"PID {pid} is tapbench itself")
-    return process
-
-
-def find_pid_by_name(name: str) -> int:
-    """The single live process whose program name is `name` (as in /proc/PID/cmdline)."""
-    matches = []
-    for process in psutil.process_iter(["pid", "cmdline", "status"]):
-        cmdline = process.info["cmdline"] or []
-        if process.info["pid"] == os.getpid() or process.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        if cmdline and os.path.basename(cmdline[0]) == name:
-            matches.append(process.info["pid"])
-    if not matches:
-        raise ObserverError(f"no running process named {name!r}; start one or pass --pid")
-    if len(matches) > 1:
-        listed = ", ".join(str(pid) for pid in sorted(matches))
-        raise ObserverError(f"{len(matches)} processes are named {name!r} (PIDs {listed}); "
-                            f"choose one with --pid")
-    return matches[0]
-
-
-SYS_BPF = {"x86_64": 321}  # bpf(2)'s system-call number
-BPF_PROG_GET_NEXT_ID, BPF_MAP_GET_NEXT_ID = 11, 12
-
-
-def _bpf_ids(command: int) -> set[int]:
-    """Every ID the kernel lists for BPF_{PROG,MAP}_GET_NEXT_ID; empty where it refuses (the
-    listing needs CAP_SYS_ADMIN)."""
-    number = SYS_BPF.get(platform.machine())
-    if number is None:
-        return set()
-    libc = ctypes.CDLL(None, use_errno=True)
-    attr = (ctypes.c_uint32 * 4)()  # start_id, next_id
-    found: set[int] = set()
-    while libc.syscall(number, command, ctypes.byref(attr), ctypes.sizeof(attr)) == 0:
-        found.add(attr[1])
-        attr[0] = attr[1]
-    return found
-
-
-def loaded_bpf_program_ids() -> set[int]:
-    """IDs of every BPF program loaded on the machine (empty where listing them is not allowed)."""
-    return _bpf_ids(BPF_PROG_GET_NEXT_ID)
-
-
-def loaded_bpf_objects() -> set[tuple[str, int]]:
-    """Every BPF program and map on the machine, as ("program" | "map", ID)."""
-    return ({("program", i) for i in _bpf_ids(BPF_PROG_GET_NEXT_ID)}
-            | {("map", i) for i in _bpf_ids(BPF_MAP_GET_NEXT_ID)})
-
-
-def bpf_program_leftovers() -> set[str]:
-    """What a BPF backend could leave: loaded programs (the kernel unloads ours when the last
-    file descriptor closes, however tapbench dies; the SIGKILL probe checks it)."""
-    return {f"BPF program {program_id}" for program_id in loaded_bpf_program_ids()}
-
-
-BPF_ENABLE_STATS, BPF_STATS_RUN_TIME = 32, 0
-
-
-@contextmanager
-def bpf_run_time_stats():
-    """While held, the kernel times every run of every BPF program (BPF_ENABLE_STATS, the
-    sysctl kernel.bpf_stats_enabled without touching it: the kernel turns it off when the
-    descriptor closes, however tapbench ends, so it is never left on). Each run then pays two
-    clock reads of its own: for profiling, never around a measured overhead."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    attr = (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME)
-    number = SYS_BPF.get(platform.machine())
-    fd = -1 if number is None else libc.syscall(number, BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))
-    if fd < 0:
-        error = ctypes.get_errno()
-        why = os.strerror(error) if error else f"no bpf(2) number known for {platform.machine()}"
-        raise ObserverError(f"BPF run-time statistics cannot be enabled: {why} (needs CAP_SYS_ADMIN)")
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def bpf_program_run_stats(program_fd: int) -> dict[str, int]:
-    """How often a loaded BPF program ran and for how long in all, from its descriptor's fdinfo.
-    The kernel counts both only while BPF statistics are on (bpf_run_time_stats())."""
-    fields = {}
-    with open(f"/proc/self/fdinfo/{program_fd}") as info:
-        for line in info:
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-    return {"runs": int(fields.get("run_cnt", 0)), "run_ns": int(fields.get("run_time_ns", 0))}
 
 
 def wait_until_exited(observer: Observer, poll_s: float = 0.05) -> None:

@@ -17,8 +17,9 @@ import subprocess
 import time
 from typing import Iterator
 
-from methods.base import (CAPTURE_BYTES, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
-                          ObserverError, PrintedEvents, bpf_program_leftovers, die_with_parent)
+from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.process import SKIP_CAPABILITY_PRECHECK, die_with_parent, PrintedEvents
+from methods.bpf_system import bpf_program_leftovers
 
 READY = b"tapbench-ready"
 # BEGIN runs once every probe is attached, so its line means the tracepoint is live.

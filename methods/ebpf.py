@@ -21,11 +21,12 @@ from typing import Iterator
 import numpy as np
 
 from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
-from methods.base import (CAPABILITY_NAMES, CAPTURE_BYTES, CAPTURE_OPTION, CAP_BPF, CAP_PERFMON,
-                          CAP_SYS_ADMIN, SKIP_CAPABILITY_PRECHECK, WATCHED_FD, MoveEvent, Observer,
-                          ObserverError, bpf_program_leftovers, bpf_program_run_stats, check_capture,
-                          check_spin, claim, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION, WAKEUP_OPTION,
-                          effective_capabilities)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
+                          WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent, Observer,
+                          ObserverError)
+from methods.process import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, SKIP_CAPABILITY_PRECHECK,
+                             effective_capabilities)
+from methods.bpf_system import bpf_program_leftovers, bpf_program_run_stats
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")

@@ -26,8 +26,8 @@ import numpy as np
 import psutil
 
 from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
-                          WAKEUP_OPTION, WATCHED_FD, MoveEvent, Observer, ObserverError, check_capture,
-                          check_spin, claim)
+                          WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent, Observer,
+                          ObserverError)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
 RING_MAGIC, RING_VERSION = 0x52425054, 5

@@ -38,9 +38,9 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, SPIN_OPTION, WATCHED_FD, MoveEvent,
-                          Observer, ObserverError, ObserverUnavailable, ProcessMemory, check_capture,
-                          check_spin, claim, effective_capabilities, proc_status_field, spin_for)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, SPIN_OPTION, WATCHED_FD, check_capture, check_spin,
+                          claim, MoveEvent, Observer, ObserverError, ObserverUnavailable, spin_for)
+from methods.process import CAP_SYS_ADMIN, effective_capabilities, proc_status_field, ProcessMemory
 
 STRATEGIES = ("seccomp", "step")
 DEFAULT_STRATEGY = "seccomp"

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import (CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError, PrintedEvents,
-                          die_with_parent, proc_status_field, ThreadProcesses)
+from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.process import die_with_parent, PrintedEvents, proc_status_field, ThreadProcesses
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.

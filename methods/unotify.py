@@ -37,9 +37,9 @@ import tempfile
 import time
 from typing import Iterator
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, CAP_SYS_ADMIN, WATCHED_FD, MoveEvent,
-                          Observer, ObserverError, ObserverUnavailable, ProcessMemory, ThreadProcesses,
-                          check_capture, effective_capabilities)
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, check_capture, MoveEvent, Observer,
+                          ObserverError, ObserverUnavailable)
+from methods.process import CAP_SYS_ADMIN, effective_capabilities, ProcessMemory, ThreadProcesses
 
 # <linux/seccomp.h>
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call

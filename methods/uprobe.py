@@ -22,7 +22,7 @@ import shutil
 from functools import lru_cache
 from typing import Sequence
 
-from methods.base import ObserverError, check_spin
+from methods.base import check_spin, ObserverError
 from methods.bpf_loader import BPF_PROG_TYPE_KPROBE
 from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
 

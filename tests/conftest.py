@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from methods.base import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
+from methods.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
 from bench.targets import BIN_DIR, OPPONENT_NAME
 from methods.ebpf import EbpfObserver
 

@@ -11,7 +11,8 @@ import pytest
 
 from bench.targets import ROOT
 
-from bench.results import RESULTS_FORMAT, load_json, write_json, ResultsError
+from bench.document.rows import Document, Row
+from bench.results import RESULTS_FORMAT, ResultsError, write_json
 
 
 def tapbench(*argv):
@@ -61,16 +62,16 @@ def test_results_from_a_newer_format_are_refused(tmp_path):
     path = tmp_path / "new.json"
     path.write_text(json.dumps({"format": RESULTS_FORMAT + 1, "metadata": {}, "runs": []}))
     with pytest.raises(ResultsError, match="newer than this tapbench"):
-        load_json(path)
+        Document.load(path)
     path.write_text("{not json")
     with pytest.raises(ResultsError, match="is not JSON"):
-        load_json(path)
+        Document.load(path)
 
 
 def test_results_are_written_atomically_and_read_back(tmp_path):
     path = tmp_path / "r.json"
-    write_json(path, [{"method": "none"}], meta={"date": "today"})
-    assert load_json(path)["runs"] == [{"method": "none"}]
+    write_json(path, [Row(method="none")], meta={"date": "today"})
+    assert Document.load(path).runs == [Row(method="none")]
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
 
 

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from bench.runner import execute
-from bench.sweep import add_floor_ratios
+from bench.document.rows import Row
+from bench.results import add_floor_ratios
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
 
@@ -41,27 +42,24 @@ def test_a_floor_that_counts_too_few_is_not_exact():
 
 def test_overhead_over_floor_pairs_the_repeats():
     def row(capture, observed):
-        return {"method": "ebpf", "options": {"hook": "raw", "capture": capture}, "capture": capture or "full",
-                "paced": False, "samples_bare_ns_per_move": [100.0, 200.0],
-                "samples_observed_ns_per_move": observed}
-    backend, floor = row(None, [400.0, 500.0]), row("count", [200.0, 300.0])
-    backend["options"].pop("capture")
+        return Row(method="ebpf", options={"hook": "raw"} | ({"capture": capture} if capture else {}),
+                   capture=capture or "full", samples_bare_ns_per_move=[100.0, 200.0, 100.0],
+                   samples_observed_ns_per_move=observed)
+    backend, floor = row(None, [400.0, 500.0, 400.0]), row("count", [200.0, 300.0, 200.0])
     add_floor_ratios([backend, floor])
-    assert backend["over_floor_samples"] == [3.0, 3.0] and backend["over_floor"] == 3.0
-    assert "over_floor" not in floor
+    assert backend.over_floor_samples == [3.0, 3.0, 3.0] and backend.over_floor == 3.0
+    assert floor.over_floor is None
 
 
 def test_a_floor_below_noise_gives_a_note_not_a_ratio():
-    from bench.report import floor_cell
+    from bench.document.report import floor_cell
 
     def row(capture, observed):
-        return {"method": "preload", "options": {"capture": capture}, "capture": capture or "full",
-                "paced": False, "samples_bare_ns_per_move": [100.0, 200.0],
-                "samples_observed_ns_per_move": observed}
+        return Row(method="preload", options={"capture": capture} if capture else {}, capture=capture or "full",
+                   samples_bare_ns_per_move=[100.0, 200.0], samples_observed_ns_per_move=observed)
     backend, floor = row(None, [160.0, 260.0]), row("count", [95.0, 205.0])
-    backend["options"].pop("capture")
     add_floor_ratios([backend, floor])
-    assert "over_floor" not in backend and backend["over_floor_note"] == "floor not above noise"
+    assert backend.over_floor is None and backend.over_floor_note.startswith("floor not above noise")
     assert floor_cell(backend) == "floor not above noise"
 
 

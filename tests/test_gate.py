@@ -1,24 +1,26 @@
 """The regression gate: exact on correctness, statistical and ratio-only on speed."""
-import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from bench.gate import compare_documents
-from bench.results import RESULTS_FORMAT
+from bench.document.compare import compare_documents
+from bench.document.rows import Document, Row
 from methods import REGISTRY
 
 
-def document(overheads, exact=True, cpu="cpu A", bare=500.0):
+def document(overheads, exact=True, cpu="cpu A", bare=500.0, runs=True, skipped=()):
     samples_bare = [bare] * len(overheads)
-    return {"format": RESULTS_FORMAT, "methods": {},
-            "metadata": {"kernel": "6.18", "cpu_model": cpu, "cpu_count": 2, "lockdown": "none"},
-            "runs": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1,
-                      "moves": 1000, "rate": 0.0, "exact": exact, "paced": False,
-                      "samples_bare_ns_per_move": samples_bare,
-                      "samples_observed_ns_per_move": [bare + o for o in overheads]}]}
+    row = Row(method="ebpf", options={"hook": "raw"}, target="go", goroutines=1, moves=1000, rate=0.0,
+              exact=exact, paced=False, samples_bare_ns_per_move=samples_bare,
+              samples_observed_ns_per_move=[bare + o for o in overheads])
+    return Document(metadata={"kernel": "6.18", "cpu_model": cpu, "cpu_count": 2, "lockdown": "none"},
+                    methods={}, runs=[row] if runs else [], skipped=list(skipped))
+
+
+def write(path, found: Document) -> None:
+    found.write(path)
 
 
 BASE = [400, 410, 390, 405, 395, 400]
@@ -64,8 +66,8 @@ def test_ratios_travel_across_machines_with_a_warning():
 
 def test_gate_command_exits_1_on_a_regression(tmp_path):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    old.write_text(json.dumps(document(BASE)))
-    new.write_text(json.dumps(document(BASE, exact=False)))
+    write(old, document(BASE))
+    write(new, document(BASE, exact=False))
     result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "CAPTURE REGRESSED" in result.stdout
@@ -81,8 +83,8 @@ def test_an_injected_2x_slowdown_fails():
 
 def test_a_slowdown_on_another_machine_is_reported_not_failed(tmp_path):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    old.write_text(json.dumps(document(BASE)))
-    new.write_text(json.dumps(document([o * 2 for o in BASE], cpu="cpu B")))
+    write(old, document(BASE))
+    write(new, document([o * 2 for o in BASE], cpu="cpu B"))
     result = subprocess.run([sys.executable, "-m", "bench", "gate", str(new), "--baseline", str(old)],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "SLOWER" in result.stdout and "another machine" in result.stderr
@@ -98,19 +100,19 @@ def gate(new, baseline, *extra):
 
 def test_a_row_missing_from_the_new_results_fails(tmp_path):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    old.write_text(json.dumps(document(BASE)))
-    new.write_text(json.dumps(document(BASE) | {"runs": []}))
+    write(old, document(BASE))
+    write(new, document(BASE, runs=False))
     result = gate(new, old)
     assert result.returncode == 1 and "MISSING from the new results" in result.stdout
 
 
 def test_a_missing_row_is_excused_only_for_a_method_unavailable_on_another_machine(tmp_path):
     old, new = tmp_path / "old.json", tmp_path / "new.json"
-    old.write_text(json.dumps(document(BASE)))
+    write(old, document(BASE))
     skipped = [{"method": "ebpf", "reason": "bcc is not importable"}]
-    new.write_text(json.dumps(document(BASE) | {"runs": [], "skipped": skipped}))
+    write(new, document(BASE, runs=False, skipped=skipped))
     assert gate(new, old).returncode == 1  # same machine: bcc broke here, nothing was tested
-    new.write_text(json.dumps(document(BASE, cpu="cpu B") | {"runs": [], "skipped": skipped}))
+    write(new, document(BASE, cpu="cpu B", runs=False, skipped=skipped))
     result = gate(new, old)
     assert result.returncode == 0 and "skipped here (bcc is not importable)" in result.stdout
 

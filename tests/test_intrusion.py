@@ -5,7 +5,7 @@ import pytest
 
 from bench.intrusion import attach_startup, least_privilege, sigkill_fate
 from methods import REGISTRY
-from methods.base import effective_capabilities
+from methods.process import effective_capabilities
 from tests.conftest import needs_ebpf
 
 needs_root = pytest.mark.skipif(len(effective_capabilities()) < 30,

@@ -3,7 +3,8 @@ import pytest
 
 from bench.latency_floor import pipe_latency
 from bench.placement import split_applicable
-from bench.report import latency_section
+from bench.document.report import latency_section
+from bench.document.rows import Document, Row
 from bench.targets import Workload
 
 
@@ -23,11 +24,12 @@ def test_eight_writers_through_one_pipe_are_matched_to_their_stamps():
 
 
 def test_the_latency_table_shows_the_floor_beside_the_methods():
-    run = {"method": "ebpf", "options": {}, "target": "go", "goroutines": 1, "placement": "split", "moves": 10,
-           "repeats": 1, "rate": 20000.0, "paced": True, "latency_from": "target", "latency_p50_ns": 50_000,
-           "latency_p99_ns": 90_000, "batch_ns_max": 1000}
+    run = Row(method="ebpf", options={}, target="go", goroutines=1, placement="split", moves=10,
+              repeats=1, rate=20000.0, paced=True, latency_from="target", latency_p50_ns=50_000,
+              latency_p99_ns=90_000, batch_ns_max=1000)
     floor = {"placement": "split", "rate": 20000.0, "stamped": 20000, "latency_p50_ns": 12_000,
              "latency_p90_ns": 15_000, "latency_p99_ns": 40_000, "latency_p999_ns": 80_000,
              "latency_max_ns": 200_000}
-    text = " ".join("\n".join(latency_section([run], {}, [floor])).split())
+    found = Document(metadata={}, methods={}, runs=[run], sections={"latency_floor": [floor]})
+    text = " ".join("\n".join(latency_section(found)).split())
     assert "| split | 20000/s | 20000 | 12.00 | 15.00 | 40.00 | 80.00 | 200.00 |" in text

@@ -6,10 +6,12 @@ import signal
 import subprocess
 import sys
 
+from dataclasses import replace
+
 import pytest
 
 from bench.placement import USABLE_CPUS, cpus_for, observer_placed, split_applicable
-from bench.results import row_key
+from bench.document.rows import Row
 from bench.runner import execute
 from bench.targets import ROOT, Workload
 from methods import REGISTRY, ObserverError
@@ -86,9 +88,9 @@ def test_detach_restores_the_affinity_of_a_running_target(running_opponent):
 
 
 def test_placement_is_part_of_a_rows_identity():
-    row = {"method": "ebpf", "options": {}, "target": "go", "goroutines": 1, "moves": 10, "rate": 0}
-    assert row_key(row | {"placement": "shared"}) != row_key(row | {"placement": "split"})
-    assert row_key(row) == row_key(row | {"placement": "free"})  # older results were unplaced
+    row = Row(method="ebpf", options={}, target="go", goroutines=1, moves=10, rate=0.0)
+    assert replace(row, placement="shared").key != replace(row, placement="split").key
+    assert replace(row, group="ebpf").key != replace(row, group="uprobe").key  # and so is its group
 
 
 @needs_two_cpus

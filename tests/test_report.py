@@ -1,40 +1,56 @@
-"""results/README.md and its plots come from the JSON alone, every section included."""
-from bench import plots
-from bench.report import markdown
+"""results/README.md, headline.json and the plots come from the document alone, every section
+included, and the headline follows one selection rule fixed in advance."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from bench.document import plots
+from bench.document.headline import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED, headline, headline_json
+from bench.document.report import markdown
+from bench.document.rows import Document, DuplicateRow, ResultsError, Row
+from bench.targets import ROOT
 from methods import REGISTRY
 
-RUN = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "goroutines": 1, "moves": 100,
-       "repeats": 2, "rate": 0.0, "paced": False, "expected": 200, "captured": 200, "lost": 0,
-       "lost_reported": 0, "phantom": 0, "in_order": True, "exact": True, "not_applicable": None,
-       "ns_per_move_bare": 500.0, "ns_per_move_observed": 900.0, "overhead_ns": 400.0,
-       "overhead_iqr_ns": [390.0, 410.0], "overhead_ratio": 0.8, "overhead_ratio_ci": [0.7, 0.9],
-       "observer_cpu_ns_per_move": 1500.0, "ready_ms": 1150.0, "lag_end_ns_max": 0,
-       "ready_ms_compiled": [2000.0], "ready_ms_reused": [300.0],
-       "latency_p50_ns": 1000, "latency_p90_ns": 2000, "latency_p99_ns": 3000, "latency_p999_ns": 4000,
-       "latency_max_ns": 5000, "latency_cdf_ns": [[0, 10], [50, 1000], [100, 5000]],
-       "latency_from": "target", "unstable": [],
-       "self_checks": [{"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}]}
-DOCUMENT = {
-    "format": 3,
-    "metadata": {"date": "d", "kernel": "k", "machine": "x86_64", "cpu_count": 2, "cpu_model": "c",
-                 "lockdown": "none", "bcc": "b", "go": "g", "python": "p", "commit": "abc"},
-    "methods": {name: REGISTRY[name].describe() for name in ("ebpf", "preload", "bpftrace")},
-    "runs": [RUN, RUN | {"method": "preload", "options": {}, "target": "go", "not_applicable":
-                         "static binary: LD_PRELOAD not applied"}],
-    "skipped": [{"method": "bpftrace", "reason": "bpftrace is not installed"}],
-    "ceilings": [{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "placement": "shared",
-                  "unobserved_max": 1e6,
-                  "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
-                  "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
-                             {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
-    "attach": [{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0, 20.0, 22.0],
-                "first_move_ms": [2001.0, 30.0, 32.0], "compiled_at_start": [True, False, False]}],
-    "privileges": [{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
-    "sigkill": [{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
-                 "tracer_pid_after": 0, "left_behind": []}],
-    "bystanders": [{"method": "ebpf", "options": {"hook": "raw"}, "bystander_ns_per_write_alone": 500.0,
-                    "bystander_ns_per_write_watching": 700.0, "bystander_ratio": 1.4, "repeats": 2}],
-}
+RUN = Row(method="ebpf", options={"hook": "raw"}, target="go", goroutines=1, moves=100,
+          repeats=2, rate=0.0, paced=False, expected=200, captured=200, lost=0,
+          lost_reported=0, phantom=0, in_order=True, exact=True, not_applicable=None,
+          ns_per_move_bare=500.0, ns_per_move_observed=900.0, overhead_ns=400.0,
+          overhead_iqr_ns=[390.0, 410.0], overhead_ratio=0.8, overhead_ratio_ci=[0.7, 0.9],
+          samples_bare_ns_per_move=[500.0, 500.0], samples_observed_ns_per_move=[890.0, 910.0],
+          observer_cpu_ns_per_move=1500.0, ready_ms=1150.0, lag_end_ns_max=0,
+          ready_ms_compiled=[2000.0], ready_ms_reused=[300.0],
+          latency_p50_ns=1000, latency_p90_ns=2000, latency_p99_ns=3000, latency_p999_ns=4000,
+          latency_max_ns=5000, latency_cdf_ns=[[0, 10], [50, 1000], [100, 5000]],
+          latency_from="target", unstable=[],
+          self_checks=[{"tracer_pid": 0, "ld_preload": "", "unexpected_libraries": []}])
+METHODS = {name: REGISTRY[name].describe() for name in ("ebpf", "preload", "bpftrace", "ptrace")}
+META = {"date": "d", "kernel": "k", "machine": "x86_64", "cpu_count": 2, "cpu_model": "c",
+        "lockdown": "none", "bcc": "b", "go": "g", "python": "p", "commit": "abc"}
+
+
+def document(runs, **sections) -> Document:
+    return Document(metadata=dict(META), methods=METHODS, runs=runs,
+                    skipped=sections.pop("skipped", [{"method": "bpftrace", "reason": "bpftrace is not installed"}]),
+                    sections=sections)
+
+
+DOCUMENT = document(
+    [RUN, replace(RUN, method="preload", options={}, target="go", not_applicable="static binary: LD_PRELOAD not applied")],
+    ceilings=[{"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "placement": "shared",
+               "unobserved_max": 1e6,
+               "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
+               "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
+                          {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
+    attach=[{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0, 20.0, 22.0],
+             "first_move_ms": [2001.0, 30.0, 32.0], "compiled_at_start": [True, False, False]}],
+    privileges=[{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
+    sigkill=[{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
+              "tracer_pid_after": 0, "left_behind": []}],
+    bystanders=[{"method": "ebpf", "options": {"hook": "raw"}, "bystander_ns_per_write_alone": 500.0,
+                 "bystander_ns_per_write_watching": 700.0, "bystander_ratio": 1.4, "repeats": 2}])
 
 
 def test_every_section_is_rendered_from_the_document():
@@ -48,7 +64,7 @@ def test_every_section_is_rendered_from_the_document():
     # A bcc backend's starts that compiled are shown apart from those that reused the bytecode.
     assert "yes (measured: first move 31 ms after (2001 ms when it compiles))" in text
     assert "| 1150 " in text and "| 2000 (1) " in text and "| 300 (1) " in text and "ebpf (raw), a copy of the opponent: 1.40×" in text
-    assert "preload on `go`: static binary: LD_PRELOAD not applied" in text
+    assert "preload on `go` [run]: static binary: LD_PRELOAD not applied" in text
     assert "bpftrace is not installed" in text
 
 
@@ -61,81 +77,238 @@ def test_the_plots_are_pngs(tmp_path):
 
 
 def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
-    from bench.report import sweeps_section
+    from bench.document.report import sweeps_section
 
-    def with_ratio(ratio):
-        run = RUN | {"samples_bare_ns_per_move": [500.0] * 5,
-                     "samples_observed_ns_per_move": [500.0 * (1 + ratio)] * 5}
-        return DOCUMENT | {"runs": [run], "metadata": DOCUMENT["metadata"] | {
-            "wall_s": 600, "repeats": 5, "phase_s": {"ceilings": 100.4, "flat-out runs": 480.0}}}
+    def with_ratio(ratio, spread=(0, 0, 0, 0, 0)):
+        run = replace(RUN, samples_bare_ns_per_move=[500.0] * 5,
+                      samples_observed_ns_per_move=[500.0 * (1 + ratio + d) for d in spread])
+        return replace(DOCUMENT, runs=[run], metadata=META | {
+            "wall_s": 600, "repeats": 5, "phase_s": {"ceilings": 100.4, "flat-out runs": 480.0}})
 
-    quick = {"metadata": {"wall_s": 40.0, "date": "yesterday"}, "runs": []}
+    quick = Document(metadata={"wall_s": 40.0, "date": "yesterday"}, methods={}, runs=[])
     text = sweeps_section(with_ratio(0.8), with_ratio(0.9), quick)
     assert "`make bench`, 5 repeats): 600 s" in text and "quick sweep" in text and ": 40 s" in text
     assert "where the time went: flat-out runs 480 s, ceilings 100 s" in text
     extended = with_ratio(0.8)
-    extended["runs"] = [extended["runs"][0] | {"repeats": 8}]
+    extended.runs = [replace(extended.runs[0], repeats=8)]
     assert "5 repeats, up to 8 where the spread asked for more): 600 s" in sweeps_section(extended, None, None)
     # two medians 0.9 and 0.8: sample standard deviation 0.0707, mean 0.85
     assert "| +90%" in text and "| +80%" in text and "8.3%" in text and "0 of 1 rows at most 5 %" in text
     assert "| -10.0 " in text  # the difference, in points of the bare time
-    # Every repeat of one sweep above every repeat of the other: told apart.
-    assert "of the 1 rows above 5 %, 1 differ at p < 0.05" in text
+    # Every repeat of one sweep above every repeat of the other: told apart, even after Holm.
+    assert "**1 of the 1 rows tell the two sweeps apart after the correction** (p < 0.05; 1 before it)" in text
     # Repeats that overlap, medians apart as before: within their own spread.
-    def spread_around(ratio):
-        document = with_ratio(ratio)
-        document["runs"][0]["samples_observed_ns_per_move"] = [500.0 * (1 + ratio + d) for d in
-                                                               (-0.3, -0.1, 0, 0.1, 0.3)]
-        return document
-    overlapping = sweeps_section(spread_around(0.8), spread_around(0.9), quick)
-    assert "of the 1 rows above 5 %, 0 differ at p < 0.05" in overlapping and "| 0.6" in overlapping
+    overlapping = sweeps_section(with_ratio(0.8, (-0.3, -0.1, 0, 0.1, 0.3)),
+                                 with_ratio(0.9, (-0.3, -0.1, 0, 0.1, 0.3)), quick)
+    assert "**0 of the 1 rows tell the two sweeps apart" in overlapping and "| 0.6" in overlapping
     # A floor's +3% then +1%: its CV (71%) is marked, and left out of the summary.
     floor = sweeps_section(with_ratio(0.01), with_ratio(0.03), quick)
     assert "70.7% †" in floor and "no row slows the target by 10 % or more" in floor
     other_machine = with_ratio(0.9)
-    other_machine["metadata"] = other_machine["metadata"] | {"cpu_model": "another"}
+    other_machine.metadata["cpu_model"] = "another"
     assert "Run-to-run spread" not in sweeps_section(with_ratio(0.8), other_machine, None)
 
 
-def test_the_headline_table_judges_each_claim_by_one_rule():
-    from bench.headline import headline
+def test_holm_corrects_for_testing_many_rows_at_once():
+    from bench.stats import holm_adjusted
 
-    tracepoint = RUN | {"options": {"hook": "tracepoint", "wakeup": "poll", "poll_ms": 10, "ring_mb": 64},
-                        "overhead_ns": 500.0, "placement": "split"}
-    default = RUN | {"options": {"hook": "raw", "wakeup": "poll", "poll_ms": 10, "ring_mb": 64},
-                     "overhead_ns": 150.0, "placement": "split"}
-    shared_default = default | {"overhead_ns": 900.0, "placement": "shared"}
-    document = DOCUMENT | {
-        "methods": {name: REGISTRY[name].describe() for name in ("ebpf", "ptrace", "bpftrace")},
-        "runs": [default, shared_default, tracepoint],
-        "ceilings": [DOCUMENT["ceilings"][0] | {"options": default["options"], "ceiling": 15_000}],
-        "privileges": [{"method": "ebpf", "options": default["options"], "mode": "launch",
-                        "minimum": "CAP_BPF+CAP_PERFMON"}],
-    }
-    text = "\n".join(headline(document))
-    # The default variant stands for eBPF, in its cheaper placement (split, 150 ns).
-    assert "`ebpf (raw, poll)`" in text and "150 ns (+80% [+70, +90]), split" in text
-    # ~80 ns is about the tracepoint variant: judged on that row, 500 ns, 6.2× the claim.
-    assert "claim: ~80 ns for ebpf (tracepoint, poll): measured 500 ns → **does not hold** (6.2× the claim" in text
-    assert "15,000/s (throttled)<br>claim: 20,000 moves/s on one core → **does not hold** (0.8× the claim)" in text
-    assert "claim: zero (target unmodified) → **holds**" in text  # the self-check noticed nothing
-    assert "claim: CAP_BPF + CAP_PERFMON suffice → **holds**" in text
-    assert "*declared:* bcc, which is not CO-RE" in text and "not comparable (declared, not measured)" in text
-    # Techniques with no row say why, the peers come last.
-    assert text.index("**ptrace injection**") < text.index("**eBPF tracepoint**") < text.index("**bpftrace**")
-    assert "not measured in this sweep" in text
-    assert "Cheapest per move on this machine: ebpf, 150 ns (split placement)." in text
+    # Twenty rows each at p = 0.04: any one alone would be "apart", together none is.
+    assert all(p == 0.8 for p in holm_adjusted([0.04] * 20))
+    # One strong difference among them survives the correction.
+    adjusted = holm_adjusted([0.0001] + [0.5] * 19)
+    assert adjusted[0] == pytest.approx(0.002) and adjusted[1:] == [1.0] * 19
+    # Step-down: never smaller than a smaller p's adjusted value.
+    assert holm_adjusted([0.01, 0.02, 0.03]) == pytest.approx([0.03, 0.04, 0.04])
+
+
+EBPF_DEFAULTS = {"hook": "raw", "wakeup": "poll", "poll_ms": 10, "ring_mb": 64, "capture": None, "spin_us": 0}
+
+
+def ebpf_row(overhead_ns: float, placement: str, group: str = "ebpf", spread: float = 0.02, **changes) -> Row:
+    """A flat-out eBPF row whose five paired repeats give this overhead, each repeat off by spread."""
+    bare = [300.0] * 5
+    observed = [300.0 + overhead_ns * (1 + spread * d) for d in (-2, -1, 0, 1, 2)]
+    return replace(RUN, group=group, placement=placement, samples_bare_ns_per_move=bare,
+                   samples_observed_ns_per_move=observed, overhead_ns=overhead_ns, ns_per_move_bare=300.0,
+                   **{"options": dict(EBPF_DEFAULTS), "moves": 200_000} | changes)
+
+
+def technique(found: Document, name: str = "ebpf") -> dict:
+    return next(t for t in headline_json(found)["techniques"] if t["name"] == name)
+
+
+def headline_document(runs, **sections) -> Document:
+    found = document(runs, skipped=[], **sections)
+    found.metadata["primary_groups"] = {"ebpf": "ebpf", "ptrace": "seccomp", "preload": "preload"}
+    return found
+
+
+def test_the_headline_takes_the_declared_row_and_judges_claims_on_its_group_and_placement():
+    default_split = ebpf_row(130.0, "split")
+    default_shared = ebpf_row(590.0, "shared")
+    tracepoint = ebpf_row(190.0, "split", options=EBPF_DEFAULTS | {"hook": "tracepoint"})
+    tracepoint_shared = ebpf_row(620.0, "shared", options=EBPF_DEFAULTS | {"hook": "tracepoint"})
+    # A cheaper row of the same default variant at another run length, in another group, ⚠:
+    # the rule fixed in advance never picks it, however cheap.
+    cheap = ebpf_row(40.0, "shared", group="uprobe", moves=20_000, unstable=["bare runs spread 60%"])
+    ebpf = technique(headline_document([default_split, default_shared, tracepoint, tracepoint_shared, cheap]))
+    assert ebpf["row"] == default_split.identity() and ebpf["other_row"] == default_shared.identity()
+    assert ebpf["row"]["group"] == "ebpf" and ebpf["row"]["placement"] == "split"
+    assert ebpf["cells"]["overhead_ns"]["value"] == pytest.approx(130.0)
+    low, high = ebpf["cells"]["overhead_ns"]["interval"]
+    assert low <= 130.0 <= high
+    # ~80 ns is about the tracepoint: judged on that variant in the row's own group and placement.
+    overhead = next(c for c in ebpf["claims"] if c["aspect"] == "overhead_ns")
+    assert overhead["row"] == tracepoint.identity() and overhead["verdict"] == FAILS  # 190 ns > 2 × 80
+    # No claim is judged on anything but a declared row.
+    assert all(c["row"] in (None, default_split.identity(), tracepoint.identity()) for c in ebpf["claims"])
+
+
+def test_an_overhead_interval_that_straddles_the_line_is_undetermined():
+    # 160 ns, each repeat ±30 %: the interval crosses 2 × 80 ns.
+    rows = [ebpf_row(130.0, "split"), ebpf_row(160.0, "split", spread=0.3, options=EBPF_DEFAULTS | {"hook": "tracepoint"})]
+    ebpf = technique(headline_document(rows))
+    overhead = next(c for c in ebpf["claims"] if c["aspect"] == "overhead_ns")
+    low, high = overhead["measured"]["interval"]
+    assert low < 160.0 < high and overhead["verdict"] == UNDETERMINED and "straddles" in overhead["why"]
+    tight = [rows[0], ebpf_row(100.0, "split", options=EBPF_DEFAULTS | {"hook": "tracepoint"})]
+    overhead = next(c for c in technique(headline_document(tight))["claims"] if c["aspect"] == "overhead_ns")
+    assert overhead["verdict"] == HOLDS
+
+
+def test_an_unstable_row_keeps_its_flag_in_the_headline():
+    rows = [ebpf_row(130.0, "split", unstable=["bare runs spread 31%"])]
+    found = headline_document(rows)
+    assert technique(found)["cells"]["overhead_ns"]["unstable"] == ["bare runs spread 31%"]
+    assert "⚠, split" in "\n".join(headline(found))
+
+
+def test_a_privilege_claim_holds_only_when_an_unprivileged_user_could_use_it():
+    probe = {"method": "ebpf", "options": EBPF_DEFAULTS, "mode": "launch", "minimum": "CAP_BPF+CAP_PERFMON"}
+    failed = probe | {"as_user": {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": False,
+                                  "error": "/sys/kernel/tracing is not readable"}}
+    worked = probe | {"as_user": {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": True, "error": None}}
+
+    def verdict(probes):
+        ebpf = technique(headline_document([ebpf_row(130.0, "split")], privileges=probes))
+        return next((c["verdict"], c["why"]) for c in ebpf["claims"] if c["aspect"] == "privileges")
+
+    assert verdict([failed]) == (FAILS, "root only: as uid 65534 with them, launch failed")
+    assert verdict([worked])[0] == HOLDS
+    assert verdict([probe])[0] == UNDETERMINED  # never tried without root
+    assert verdict([worked | {"minimum": "CAP_SYS_ADMIN"}])[0] == FAILS
+    assert verdict([])[0] == NOT_COMPARABLE
+    assert "CAP_BPF+CAP_PERFMON, root only" in "\n".join(headline(
+        headline_document([ebpf_row(130.0, "split")], privileges=[failed])))
+
+
+def test_what_the_opponent_noticed_is_one_answer_in_the_headline_and_the_matrix():
+    seccomp = {"tracer_pid": 0, "seccomp": 2, "no_new_privs": 1, "ld_preload": "", "unexpected_libraries": []}
+    row = replace(ebpf_row(130.0, "split"), self_checks=[seccomp])
+    found = headline_document([row])
+    noticed = technique(found)["cells"]["noticed"]
+    assert noticed == ["a seccomp filter", "no_new_privs"]
+    text = markdown(found)
+    matrix = next(line for line in text[text.index("## Intrusiveness matrix"):].splitlines()
+                  if line.startswith("| ebpf "))
+    assert "a seccomp filter, no_new_privs" in matrix
+
+
+def test_duplicate_row_keys_are_refused_when_read():
+    with pytest.raises(DuplicateRow, match="two rows with the key"):
+        Document.from_json(document([RUN, RUN]).to_json(), "twice.json")
+    assert len(Document.from_json(document([RUN, replace(RUN, group="other")]).to_json(), "x").runs) == 2
+
+
+def test_a_row_with_a_missing_or_misspelt_field_is_refused_when_read():
+    data = document([RUN]).to_json()
+    data["runs"][0]["overhaed_ns"] = data["runs"][0].pop("overhead_ns")
+    with pytest.raises(ResultsError, match="missing overhead_ns; unknown overhaed_ns"):
+        Document.from_json(data, "typo.json")
+    data = document([RUN]).to_json()
+    data["runs"][0]["moves"] = "many"
+    with pytest.raises(ResultsError, match="moves is 'many'"):
+        Document.from_json(data, "typo.json")
+
+
+def test_a_floor_that_is_noise_divides_nothing():
+    from bench.results import add_floor_ratios
+
+    backend = replace(RUN, options={"hook": "raw"}, samples_bare_ns_per_move=[100.0] * 5,
+                      samples_observed_ns_per_move=[160.0, 158.0, 162.0, 161.0, 159.0])
+    noise = replace(RUN, options={"hook": "raw", "capture": "count"}, capture="count",
+                    samples_bare_ns_per_move=[100.0] * 5, samples_observed_ns_per_move=[98.0, 101.0, 103.0, 99.0, 100.0])
+    add_floor_ratios([backend, noise])
+    assert backend.over_floor is None and "includes 0" in backend.over_floor_note
+    floor = replace(noise, samples_observed_ns_per_move=[110.0, 111.0, 109.0, 110.0, 110.0])
+    add_floor_ratios([backend, floor])
+    assert backend.over_floor == pytest.approx(6.0, rel=0.1) and backend.over_floor_note is None
+
+
+STORED = ROOT / "results" / "machines" / "intel-2cpu-6.18-616ebb" / "latest.json"
+
+
+def test_report_writes_headline_json_from_a_stored_sweep(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench", "report", "--json", str(STORED),
+                             "--out", str(tmp_path / "README.md"), "--results", str(tmp_path / "results")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "headline.json").read_text())
+    names = {t["name"]: t for t in data["techniques"]}
+    assert {"ptrace", "preload", "ebpf", "unotify", "uprobe"} <= set(names)
+    for entry in names.values():
+        row = entry["row"]
+        assert {"method", "options", "target", "goroutines", "moves", "placement", "group"} <= set(row)
+        for claim in entry["claims"]:
+            assert claim["aspect"] in ("overhead_ns", "ceiling_per_s", "intrusiveness", "privileges",
+                                       "kernel_dependence")
+            assert claim["verdict"] in (HOLDS, FAILS, UNDETERMINED, NOT_COMPARABLE)
+            if claim["aspect"] == "overhead_ns":  # the shown row's workload and placement
+                assert {k: claim["row"][k] for k in ("group", "placement", "target", "moves")} == \
+                    {k: row[k] for k in ("group", "placement", "target", "moves")}
+    # The stored sweep's unprivileged probe failed: the privilege claim cannot hold.
+    privileges = next(c for c in names["ebpf"]["claims"] if c["aspect"] == "privileges")
+    assert privileges["verdict"] != HOLDS
+    # Every cell of the headline table fits a laptop screen.
+    readme = (tmp_path / "README.md").read_text()
+    table = readme[readme.index("## The article's table, measured"):readme.index("### The article's claims")]
+    cells = [cell.strip() for line in table.splitlines() if line.startswith("| ") for cell in line.split("|")[1:-1]]
+    assert cells and max(len(cell) for cell in cells) <= 80
+
+
+def test_a_cheap_unstable_row_added_to_a_stored_sweep_does_not_become_the_headline(tmp_path):
+    stored = Document.load(STORED)
+    before = next(t for t in headline_json(stored)["techniques"] if t["name"] == "ebpf")
+    chosen = next(r for r in stored.runs if r.identity() == before["row"])
+    cheap = replace(chosen, group="another run length", moves=5_000, overhead_ns=1.0, unstable=["wide"],
+                    samples_observed_ns_per_move=list(chosen.samples_bare_ns_per_move))
+    stored.runs.append(cheap)
+    after = next(t for t in headline_json(stored)["techniques"] if t["name"] == "ebpf")
+    assert after["row"] == before["row"] and after["cells"]["overhead_ns"] == before["cells"]["overhead_ns"]
+
+
+def test_the_reading_side_imports_nothing_that_measures():
+    """report, headline, plots and compare read documents: they reach neither methods/ nor the
+    runner, even indirectly, so a stored sweep can be re-read whatever the code has become."""
+    probe = ("import sys; import bench.document.report, bench.document.headline, bench.document.plots, "
+             "bench.document.compare, bench.store; "
+             "bad = sorted(m for m in sys.modules if m == 'methods' or m.startswith('methods.') "
+             "or m in ('bench.runner', 'bench.sweep', 'bench.results', 'bench.targets', 'bench.truth')); "
+             "print(','.join(bad))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
 
 
 def test_the_bpf_profile_sets_each_program_beside_the_measured_overhead():
     program = {"method": "ebpf", "options": {"hook": "raw"}, "target": "go", "moves": 100, "placement": "shared",
                "runs": 101, "runs_per_move": 1.01, "ns_per_run": 99.0, "ns_per_move": 100.0}
-    document = DOCUMENT | {
-        "runs": [RUN | {"placement": "shared"}],
-        "bpf_profile": [{"placement": "shared", "empty_program_ns": 36.0, "empty_program_load_ms": 181.0,
-                         "programs": [program, program | {"program": "exec_hook", "ns_per_move": 0.5}]}]}
+    found = document([replace(RUN, placement="shared", group="ebpf")],
+                     bpf_profile=[{"placement": "shared", "empty_program_ns": 36.0, "empty_program_load_ms": 181.0,
+                                   "programs": [program, program | {"program": "exec_hook", "ns_per_move": 0.5}]}])
+    found.metadata["primary_groups"] = {"ebpf": "ebpf"}  # the overhead beside it is the headline row's group's
     program["program"] = "raw_tracepoint__sys_enter"
-    text = " ".join(markdown(document).split())  # table padding aside
+    text = " ".join(markdown(found).split())  # table padding aside
     assert "## Where the BPF time goes" in text and "36 ns (shared)" in text
     # overhead 400 ns/move, 100.5 of it in the two programs: 300 outside, shown once per variant
     assert "| ebpf (raw) | shared | raw_tracepoint__sys_enter | 1.010 | 99 | 100 | 400 | 300 |" in text
@@ -159,7 +332,7 @@ def test_the_sweep_sums_its_wall_time_by_kind_of_phase(monkeypatch):
 def test_two_commits_that_differ_only_in_results_are_the_same_code(tmp_path):
     import subprocess
 
-    from bench.results import same_code
+    from bench.document.compare import same_code
 
     def git(*args):
         return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],

@@ -6,8 +6,9 @@ import sys
 import pytest
 
 from bench.machine import machine_id
-from bench.results import RESULTS_FORMAT, ResultsError, load_json
-from bench.store import baseline_for, merge, store_full
+from bench.document.rows import Document
+from bench.results import RESULTS_FORMAT, ResultsError
+from bench.store import NOT_RESULTS, baseline_for, merge, store_full
 from bench.targets import ROOT
 
 AMD = ROOT / "results" / "machines" / "amd-2cpu-6.18-87fa20"
@@ -28,14 +29,32 @@ def test_a_machine_id_is_readable_and_changes_with_the_machine():
     assert machine_id(intel | {"hypervisor": "none"}) != intel["machine_id"]
 
 
-def test_an_older_format_is_converted_not_zeroed():
-    old = load_json(AMD / "latest.json")
-    assert old["format"] == RESULTS_FORMAT and old["metadata"]["converted_from_format"] == 2
-    row = old["runs"][0]
-    assert row["placement"] == "free" and row["latency_from"] == "mechanism"  # what it was
-    low, high = row["overhead_ratio_ci"]
-    assert low <= row["overhead_ratio"] <= high
-    assert all("left_behind" in probe for probe in old["sigkill"])
+def test_the_stored_older_sweep_was_converted_not_zeroed():
+    old = Document.load(AMD / "latest.json")
+    assert old.format == RESULTS_FORMAT and old.metadata["converted_from_format"] == 2
+    row = old.runs[0]
+    assert row.placement == "free" and row.latency_from == "mechanism"  # what it was
+    assert row.batch_ns_max is None and row.harness_cpu_ns_per_move is None  # not measured: missing, not 0
+    low, high = row.overhead_ratio_ci
+    assert low <= row.overhead_ratio <= high
+    assert all("left_behind" in probe for probe in old.section("sigkill"))
+
+
+def test_an_older_format_is_refused_with_the_way_to_convert_it_and_upgrade_converts_it(tmp_path):
+    path = tmp_path / "old.json"
+    row = {name: value for name, value in Document.load(AMD / "latest.json").runs[0].to_json().items()
+           if name not in ("group", "over_floor", "over_floor_ci", "over_floor_samples", "over_floor_note")}
+    path.write_text(json.dumps({"format": 3, "metadata": {"date": "d", "profile": "full"}, "methods": {},
+                                "runs": [row, row | {"moves": row["moves"] + 1}], "skipped": []}))
+    with pytest.raises(ResultsError, match=r"format 3; convert it once with `tapbench upgrade"):
+        Document.load(path)
+    result = subprocess.run([sys.executable, "-m", "bench", "upgrade", str(path)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0 and "results format 3 -> 4" in result.stdout, result.stderr
+    upgraded = Document.load(path)
+    assert upgraded.metadata["converted_from_format"] == 3 and "primary_groups" in upgraded.metadata
+    # Two rows that a format-3 reader would have keyed alike are two rows, each with a group.
+    assert len({r.key for r in upgraded.runs}) == 2 and all(r.group for r in upgraded.runs)
 
 
 def test_merge_stores_each_file_under_its_machine_and_refuses_unknown_files(tmp_path):
@@ -53,8 +72,8 @@ def test_merge_stores_each_file_under_its_machine_and_refuses_unknown_files(tmp_
     (artifacts / "intel.json").write_text(json.dumps(document(date="2026-11-01T00:00:00+00:00")))
     merge(results, [str(artifacts / "intel.json")])
     folder = next((results / "machines").glob("intel-*"))
-    assert load_json(folder / "latest.json")["metadata"]["date"].startswith("2026-11-27")
-    assert load_json(folder / "previous.json")["metadata"]["date"].startswith("2026-11-01")
+    assert Document.load(folder / "latest.json").metadata["date"].startswith("2026-11-27")
+    assert Document.load(folder / "previous.json").metadata["date"].startswith("2026-11-01")
     (artifacts / "junk.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(ResultsError, match="is not a tapbench results file"):
         merge(results, [str(artifacts / "junk.json")])
@@ -66,8 +85,7 @@ def test_merge_stores_each_file_under_its_machine_and_refuses_unknown_files(tmp_
 def test_the_gate_takes_its_own_machines_baseline_and_says_when_it_falls_back(tmp_path):
     results = tmp_path / "results"
     found = document(profile="quick")
-    found_sections = {"runs": [], "meta": found["metadata"], "skipped": []}
-    store_full(results, found_sections)
+    store_full(results, Document.from_json(found, "found"))
     other = document(cpu="AMD EPYC", profile="quick")
     folder = results / "machines" / other["metadata"]["machine_id"]
     folder.mkdir(parents=True)
@@ -80,13 +98,14 @@ def test_the_gate_takes_its_own_machines_baseline_and_says_when_it_falls_back(tm
 
 
 def test_the_cross_machine_table_has_one_column_per_machine():
-    from bench.report import machines_section
+    from bench.document.report import machines_section
 
     intel, amd = document(), document(cpu="AMD EPYC")
     intel["comparisons"] = [{"method": "ebpf", "baseline": "bpftrace", "workload": "w", "ratio": 0.1}]
     amd["ceilings"] = [{"method": "ebpf", "options": {}, "target": "go", "placement": "shared", "ceiling": 5e5}]
-    text = "\n".join(machines_section({intel["metadata"]["machine_id"]: intel, amd["metadata"]["machine_id"]: amd},
-                                      intel["metadata"]["machine_id"]))
+    intel, amd = Document.from_json(intel, "intel"), Document.from_json(amd, "amd")
+    text = "\n".join(machines_section({intel.metadata["machine_id"]: intel, amd.metadata["machine_id"]: amd},
+                                      intel.metadata["machine_id"]))
     assert "| ebpf     | bpftrace | w          | 0.10" in text and "| -" in text  # missing, not zero
     assert "500,000" in text
 
@@ -102,8 +121,8 @@ def test_merge_refuses_a_result_measured_with_uncommitted_changes(tmp_path):
 
 
 def test_every_stored_result_comes_from_a_clean_commit():
-    stored = [p for p in (ROOT / "results" / "machines").rglob("*.json") if p.name != "machine.json"]
+    stored = [p for p in (ROOT / "results" / "machines").rglob("*.json") if p.name not in NOT_RESULTS]
     assert stored
     for path in stored:
-        meta = load_json(path)["metadata"]
+        meta = Document.load(path).metadata
         assert not meta.get("dirty") and not str(meta.get("commit", "")).endswith("-dirty"), path

@@ -13,7 +13,7 @@ def runs(ns_per_move):
 
 
 def group(observed_ns, moves=1000, rate=0.0):
-    return MeasuredGroup(Workload("go", moves, rate=rate), [("ebpf", {})], runs([BARE_NS] * len(observed_ns)),
+    return MeasuredGroup("ebpf", Workload("go", moves, rate=rate), [("ebpf", {})], runs([BARE_NS] * len(observed_ns)),
                          [runs(observed_ns)])
 
 

@@ -121,7 +121,8 @@ def test_the_sweep_counts_what_each_method_missed_after_exec():
 def test_a_watch_that_never_ends_is_a_failed_row_not_a_crashed_sweep(monkeypatch, tmp_path):
     """The probe's watch is killed at its timeout and the row says FAILED; nothing is left."""
     from bench import intrusion
-    from bench.report import exec_section
+    from bench.document.report import exec_section
+    from bench.document.rows import Document
 
     hanging = tmp_path / "hanging_watch.py"
     hanging.write_text("import sys, time\nprint('waiting for a process named x', file=sys.stderr, flush=True)\n"
@@ -130,5 +131,5 @@ def test_a_watch_that_never_ends_is_a_failed_row_not_a_crashed_sweep(monkeypatch
     monkeypatch.setattr(intrusion, "EXEC_WATCH_TIMEOUT_S", 1)
     found = intrusion.missed_after_exec("ebpf", {})
     assert found["failed"] and found["missed"] is None and "did not end" in found["error"]
-    assert "FAILED: the watch did not end" in "\n".join(exec_section([found]))
+    assert "FAILED: the watch did not end" in "\n".join(exec_section(Document({}, {}, [], sections={"exec": [found]})))
     assert subprocess.run(["pgrep", "-f", str(hanging)], capture_output=True).returncode == 1

@@ -1,23 +1,34 @@
-"""The three plots of results/README.md, drawn from a results document only (like the tables),
-so `tapbench report` can redraw them without measuring anything."""
+"""The plots of results/README.md, drawn from a results document only (like the tables), so
+`tapbench report` can redraw them without measuring anything."""
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
-import matplotlib
+from bench.document.rows import Document, Row
 
-matplotlib.use("Agg")  # files only; no display on a benchmark machine
-import matplotlib.pyplot as plt  # noqa: E402
-
-from bench.report import CEILING_PNG, DUEL_PNG, LATENCY_PNG, OVERHEAD_PNG, is_baseline  # noqa: E402
-from bench.results import method_label  # noqa: E402
-
+# The plots drawn beside the README, with their titles there.
+OVERHEAD_PNG, LATENCY_PNG, CEILING_PNG, DUEL_PNG = "overhead.png", "latency_cdf.png", "ceiling.png", "duel.png"
+PLOTS = [(OVERHEAD_PNG, "Overhead per move, log scale"), (LATENCY_PNG, "Latency CDFs"),
+         (CEILING_PNG, "Captured vs offered rate: the throughput ceiling"),
+         (DUEL_PNG, "The duel: moves won against the deadline")]
 CLAIM_LINE_STYLES = [":", "--", "-.", (0, (5, 1, 1, 1))]
 
 
-def row_label(row: dict) -> str:
-    return f"{method_label(row)} · {row['target']} · G={row['goroutines']} · {row.get('placement', 'free')}"
+@functools.cache
+def _pyplot():
+    """matplotlib, imported when something is drawn (the import takes a second)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on a benchmark machine
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def row_label(document: Document, row: Row) -> str:
+    return f"{document.label(row)} · {row.target} · G={row.goroutines} · {row.placement} · {row.group}"
 
 
 def overhead_claims(methods: dict) -> list[tuple[float, str]]:
@@ -31,22 +42,22 @@ def overhead_claims(methods: dict) -> list[tuple[float, str]]:
     return found
 
 
-def overhead_plot(runs: list[dict], methods: dict, path: Path) -> bool:
+def overhead_plot(document: Document, path: Path) -> bool:
     """Overhead per move, log scale: the methods span three orders of magnitude."""
-    rows = [r for r in runs if not r.get("paced") and not is_baseline(methods, r)
-            and not r.get("not_applicable")]
+    plt = _pyplot()
+    rows = [r for r in document.runs if not r.paced and not document.is_baseline(r) and not r.not_applicable]
     if not rows:
         return False
-    rows.sort(key=lambda r: r["overhead_ns"])
+    rows.sort(key=lambda r: r.overhead_ns)
     # A log axis cannot show zero or less: such a median is drawn at 1 ns and says so.
-    values = [max(r["overhead_ns"], 1.0) for r in rows]
-    low = [max(v - max(r["overhead_iqr_ns"][0], 1.0), 0) for v, r in zip(values, rows)]
-    high = [max(max(r["overhead_iqr_ns"][1], 1.0) - v, 0) for v, r in zip(values, rows)]
+    values = [max(r.overhead_ns, 1.0) for r in rows]
+    low = [max(v - max(r.overhead_iqr_ns[0], 1.0), 0) for v, r in zip(values, rows)]
+    high = [max(max(r.overhead_iqr_ns[1], 1.0) - v, 0) for v, r in zip(values, rows)]
     figure, axes = plt.subplots(figsize=(9, 0.4 * len(rows) + 1.5))
     axes.barh(range(len(rows)), values, xerr=[low, high], color="tab:blue", capsize=3)
-    axes.set_yticks(range(len(rows)), [row_label(r) + ("  (≤ 0)" if r["overhead_ns"] <= 1 else "")
+    axes.set_yticks(range(len(rows)), [row_label(document, r) + ("  (≤ 0)" if r.overhead_ns <= 1 else "")
                                        for r in rows], fontsize=8)
-    for (claim_ns, text), style in zip(overhead_claims(methods), itertools.cycle(CLAIM_LINE_STYLES)):
+    for (claim_ns, text), style in zip(overhead_claims(document.methods), itertools.cycle(CLAIM_LINE_STYLES)):
         axes.axvline(claim_ns, color="tab:red", linestyle=style, linewidth=1, label=text)
     axes.legend(fontsize=7, loc="lower right")
     axes.set_xscale("log")
@@ -59,22 +70,23 @@ def overhead_plot(runs: list[dict], methods: dict, path: Path) -> bool:
     return True
 
 
-def latency_plot(runs: list[dict], path: Path) -> bool:
-    """Latency CDFs (mechanism timestamp to Python), paced and flat out side by side."""
-    rows = [r for r in runs if r.get("latency_cdf_ns")]
+def latency_plot(document: Document, path: Path) -> bool:
+    """Latency CDFs (the opponent's stamp to Python), paced and flat out side by side."""
+    plt = _pyplot()
+    rows = [r for r in document.runs if r.latency_cdf_ns]
     if not rows:
         return False
     figure, (paced_axes, flat_axes) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for axes, paced, title in ((paced_axes, True, "paced"), (flat_axes, False, "flat out")):
         axes.set_prop_cycle(color=plt.cm.tab20.colors)  # up to 20 distinct lines per panel
-        for row in (r for r in rows if bool(r.get("paced")) == paced):
-            points = row["latency_cdf_ns"]
+        for row in (r for r in rows if r.paced == paced):
+            points = row.latency_cdf_ns
             axes.plot([max(v, 1) / 1000 for _, v in points], [p for p, _ in points],
-                      label=f"{row_label(row)} · {row['moves']} moves")
-        rates = sorted({r["rate"] for r in rows if bool(r.get("paced")) == paced and r["rate"]})
+                      label=f"{row_label(document, row)} · {row.moves} moves")
+        rates = sorted({r.rate for r in rows if r.paced == paced and r.rate})
         axes.set_title(f"{title}" + (f" ({', '.join(f'{x:g}' for x in rates)} moves/s)" if rates else ""))
         axes.set_xscale("log")
-        axes.set_xlabel("latency, µs (write() seen by the mechanism → received in Python)")
+        axes.set_xlabel("latency, µs (the opponent's stamp before its write() → received in Python)")
         axes.grid(which="both", alpha=0.3)
         if axes.lines:
             axes.legend(fontsize=6)
@@ -85,14 +97,16 @@ def latency_plot(runs: list[dict], path: Path) -> bool:
     return True
 
 
-def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
+def ceiling_plot(document: Document, path: Path) -> bool:
     """Captured against offered rate for every probe of the ceiling search."""
+    plt = _pyplot()
+    ceilings = document.section("ceilings")
     if not ceilings:
         return False
     figure, axes = plt.subplots(figsize=(8, 6))
     for ceiling in ceilings:
         probes = sorted(ceiling["probes"], key=lambda p: p["offered"])
-        label = f"{method_label(ceiling)} · {ceiling['target']} · {ceiling.get('placement', 'free')}"
+        label = f"{document.label(ceiling)} · {ceiling['target']} · {ceiling.get('placement', 'free')}"
         line, = axes.plot([p["offered"] for p in probes], [p["captured_rate"] for p in probes],
                           marker="o", markersize=3, label=label)
         failed = [p for p in probes if not p["held"]]
@@ -108,14 +122,16 @@ def ceiling_plot(ceilings: list[dict], path: Path) -> bool:
     return _save(figure, axes, path)
 
 
-def duel_plot(duels: list[dict], path: Path) -> bool:
+def duel_plot(document: Document, path: Path) -> bool:
     """The share of moves won against the deadline, one line per technique."""
+    plt = _pyplot()
+    duels = document.section("duels")
     if not duels:
         return False
     figure, axes = plt.subplots(figsize=(8, 5))
     for duel in duels:
         axes.plot(duel["deadlines_us"], [100 * r for r in duel["win_rate"]], marker="o",
-                  label=f"{method_label(duel)} · {duel['placement']}")
+                  label=f"{document.label(duel)} · {duel['placement']}")
     axes.set_xscale("log")
     axes.set_ylim(0, 100)
     axes.set_xlabel("deadline after the opponent's own stamp of its move, µs")
@@ -125,6 +141,7 @@ def duel_plot(duels: list[dict], path: Path) -> bool:
 
 
 def _save(figure, axes, path: Path) -> bool:
+    plt = _pyplot()
     axes.grid(which="both", alpha=0.3)
     axes.legend(fontsize=7)
     figure.tight_layout()
@@ -133,14 +150,11 @@ def _save(figure, axes, path: Path) -> bool:
     return True
 
 
-def draw(document: dict, out: Path) -> list[Path]:
+def draw(document: Document, out: Path) -> list[Path]:
     """Every plot the document has data for; returns the files written."""
     written = []
-    methods = document.get("methods", {})
-    for name, draw_one in ((OVERHEAD_PNG, lambda path: overhead_plot(document["runs"], methods, path)),
-                           (LATENCY_PNG, lambda path: latency_plot(document["runs"], path)),
-                           (CEILING_PNG, lambda path: ceiling_plot(document.get("ceilings", []), path)),
-                           (DUEL_PNG, lambda path: duel_plot(document.get("duels", []), path))):
-        if draw_one(out / name):
+    for name, draw_one in ((OVERHEAD_PNG, overhead_plot), (LATENCY_PNG, latency_plot),
+                           (CEILING_PNG, ceiling_plot), (DUEL_PNG, duel_plot)):
+        if draw_one(document, out / name):
             written.append(out / name)
     return written

@@ -1,24 +1,24 @@
-"""Tables from results JSON only, so they can be regenerated without re-running anything:
-what a method is (its claims, whether it is the baseline ...) comes from the document's
-`methods` section, never from the code that measured it."""
+"""Tables from a results document only, so they can be regenerated without re-running
+anything: what a method is (its claims, whether it is the baseline ...) comes from the
+document's `methods` section, never from the code that measured it."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
-from pathlib import Path
+from bench.document import plots
+from bench.document.compare import compare_documents, machines_differ, same_code
+from bench.document.headline import headline, write_headline_json
+from bench.document.plots import PLOTS
+from bench.document.rows import Document, ResultsError, Row, noticed_by_opponent
+from bench.stats import holm_adjusted
 
-from bench.headline import attach_by_start, first_move_text, headline
-from bench.results import ResultsError, load_json, method_label
-
-# The plots drawn beside the README (bench/plots.py draws them under these names).
-OVERHEAD_PNG, LATENCY_PNG, CEILING_PNG, DUEL_PNG = "overhead.png", "latency_cdf.png", "ceiling.png", "duel.png"
-PLOTS = [(OVERHEAD_PNG, "Overhead per move, log scale"), (LATENCY_PNG, "Latency CDFs"),
-         (CEILING_PNG, "Captured vs offered rate: the throughput ceiling"),
-         (DUEL_PNG, "The duel: moves won against the deadline")]
 # Run-to-run: below this target slowdown a row's CV says little (it divides by nearly zero).
 NEAR_ZERO_SLOWDOWN = 0.10
-# Two sweeps' repeats of a row are told apart below this p (two-sided Mann-Whitney).
+# Two sweeps' repeats of a row are told apart below this p (two-sided Mann-Whitney), after
+# Holm's correction for testing every row at once.
 SWEEPS_APART_P = 0.05
 
 
@@ -26,97 +26,89 @@ def _us(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1000:.2f}"
 
 
-def method_info(methods: dict, method: str) -> dict:
-    """The methods-section entry of a method; empty for a document that has none."""
-    return (methods or {}).get(method, {})
-
-
-def is_baseline(methods: dict, row: dict) -> bool:
-    return bool(method_info(methods, row["method"]).get("baseline"))
-
-
-def claims_of(methods: dict, row: dict, aspect: str) -> list[dict]:
-    """The article's claims about this row's variant of its method, on one aspect."""
-    options = row.get("options") or {}
-    return [c for c in method_info(methods, row["method"]).get("claims", [])
+def claims_of(document: Document, entry: Row | dict, aspect: str) -> list[dict]:
+    """The article's claims about this variant of its method, on one aspect."""
+    options = entry.options if isinstance(entry, Row) else entry.get("options") or {}
+    method = entry.method if isinstance(entry, Row) else entry["method"]
+    return [c for c in document.info(method).get("claims", [])
             if c["aspect"] == aspect and all(options.get(k) == v for k, v in c["when"].items())]
 
 
-def claim_text(methods: dict, row: dict, aspect: str) -> str:
-    return "; ".join(c["text"] for c in claims_of(methods, row, aspect)) or "-"
+def claim_text(document: Document, entry: Row | dict, aspect: str) -> str:
+    return "; ".join(c["text"] for c in claims_of(document, entry, aspect)) or "-"
 
 
-def capture_cell(row: dict) -> str:
-    if row.get("not_applicable"):
-        return f"n/a: {row['not_applicable']}"
-    if row["captured"] is None:
+def capture_cell(row: Row) -> str:
+    if row.not_applicable:
+        return f"n/a: {row.not_applicable}"
+    if row.captured is None:
         return "-"
-    verdict = "exact" if row["exact"] else "NOT EXACT"
-    if row.get("capture") == "count":
-        return f"counted {row['captured']}/{row['expected']} {verdict} (floor)"
-    return f"{row['captured']}/{row['expected']} {verdict}"
+    verdict = "exact" if row.exact else "NOT EXACT"
+    if row.capture == "count":
+        return f"counted {row.captured}/{row.expected} {verdict} (floor)"
+    return f"{row.captured}/{row.expected} {verdict}"
 
 
-def overhead_cells(run: dict) -> list[str]:
-    if run.get("paced"):
+def overhead_cells(row: Row) -> list[str]:
+    if row.paced:
         # Paced wall time is set by the schedule: what an observer costs shows as lag instead.
-        return [f"paced {run['rate']:g}/s: end lag {_us(run['lag_end_ns_max'])}", "-"]
-    low, high = run["overhead_iqr_ns"]
-    return [f"{_us(run['overhead_ns'])} [{_us(low)}, {_us(high)}]", ratio_cell(run)]
+        return [f"paced {row.rate:g}/s: end lag {_us(row.lag_end_ns_max)}", "-"]
+    low, high = row.overhead_iqr_ns
+    return [f"{_us(row.overhead_ns)} [{_us(low)}, {_us(high)}]", ratio_cell(row)]
 
 
-def ratio_cell(run: dict) -> str:
+def ratio_cell(row: Row) -> str:
     """The target's slowdown as (observed − bare)/bare with its interval: '+99 % [+80, +120]'
     means the target took 1.99× as long. Flagged when the row is unstable."""
-    ratio = run["overhead_ratio"]
-    interval = run.get("overhead_ratio_ci")
-    text = f"{ratio:+.0%}" + (f" [{interval[0] * 100:+.0f}, {interval[1] * 100:+.0f}]" if interval else "")
-    return text + (" ⚠ unstable" if run.get("unstable") else "")
+    text = f"{row.overhead_ratio:+.0%}"
+    if row.overhead_ratio_ci:
+        low, high = row.overhead_ratio_ci
+        text += f" [{low * 100:+.0f}, {high * 100:+.0f}]"
+    return text + (" ⚠ unstable" if row.unstable else "")
 
 
-def floor_cell(run: dict) -> str:
+def floor_cell(row: Row) -> str:
     """The backend's overhead over its floor's (the same mechanism only counting), or why none."""
-    if run.get("capture") == "count":
+    if row.capture == "count":
         return "(the floor)"
-    if run.get("over_floor_note") or (run.get("over_floor") is not None and run["over_floor"] < 0):
+    if row.over_floor_note:
         return "floor not above noise"
-    if run.get("over_floor") is None:
+    if row.over_floor is None:
         return "-"
-    low, high = run["over_floor_ci"]
-    return f"{run['over_floor']:.2f}× [{low:.2f}, {high:.2f}]"
+    low, high = row.over_floor_ci
+    return f"{row.over_floor:.2f}× [{low:.2f}, {high:.2f}]"
 
 
-def lost_cell(methods: dict, run: dict) -> str:
+def lost_cell(document: Document, row: Row) -> str:
     """Expected minus captured, then the mechanism's own count of its losses in brackets,
     n/a where it keeps none (a tracer cannot drop: the target waits for it)."""
-    if run["lost"] is None or run.get("not_applicable"):
+    if row.lost is None or row.not_applicable:
         return "-"
-    counted = run["lost_reported"] if method_info(methods, run["method"]).get("loss_source") else "n/a"
-    return f"{run['lost']} ({counted})"
+    counted = row.lost_reported if document.info(row.method).get("loss_source") else "n/a"
+    return f"{row.lost} ({counted})"
 
 
-def runs_table(runs: list[dict], methods: dict, fmt: str = "github", detail: bool = True) -> str:
+def runs_table(document: Document, fmt: str = "github", detail: bool = True) -> str:
     """Every run: capture and cost. detail adds what other sections of the README show on
     their own (claim, latency, start-up), for a terminal that has no other section."""
-    headers = ["method", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
+    headers = ["method", "group", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
                "target slowdown [95 % CI]", "overhead over floor [95 % CI]", "observer CPU µs/move"]
     if detail:
         headers += ["claimed", "latency p50/p99 µs", "ready ms"]
     rows = []
-    for run in runs:
+    for run in document.runs:
         row = [
-            method_label(run), run["target"], run["goroutines"], run.get("placement", "free"),
-            f"{run['moves']}×{run['repeats']}", capture_cell(run),
-            lost_cell(methods, run),
-            "-" if run["phantom"] is None else run["phantom"],
-            "-" if run["in_order"] is None else ("yes" if run["in_order"] else "NO"),
-            _us(run["ns_per_move_bare"]), _us(run["ns_per_move_observed"]),
-            *overhead_cells(run), floor_cell(run), _us(run.get("observer_cpu_ns_per_move")),
+            document.label(run), run.group, run.target, run.goroutines, run.placement,
+            f"{run.moves}×{run.repeats}", capture_cell(run), lost_cell(document, run),
+            "-" if run.phantom is None else run.phantom,
+            "-" if run.in_order is None else ("yes" if run.in_order else "NO"),
+            _us(run.ns_per_move_bare), _us(run.ns_per_move_observed),
+            *overhead_cells(run), floor_cell(run), _us(run.observer_cpu_ns_per_move),
         ]
         if detail:
-            row += [claim_text(methods, run, "overhead_ns"),
-                    f"{_us(run['latency_p50_ns'])}/{_us(run['latency_p99_ns'])}", f"{run['ready_ms']:.0f}"]
+            row += [claim_text(document, run, "overhead_ns"),
+                    f"{_us(run.latency_p50_ns)}/{_us(run.latency_p99_ns)}", f"{run.ready_ms:.0f}"]
         rows.append(row)
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
@@ -126,10 +118,9 @@ def skipped_table(skipped: list[dict], fmt: str = "github") -> str:
                     tablefmt=fmt)
 
 
-def markdown(document: dict, plots: list[str] | None = None) -> str:
-    """The results README; plots: the image files drawn beside it (None: all of PLOTS)."""
-    meta = document["metadata"]
-    methods = document.get("methods", {})
+def markdown(document: Document, drawn: list[str] | None = None) -> str:
+    """The results README; drawn: the image files drawn beside it (None: all of PLOTS)."""
+    meta = document.metadata
     lines = [
         "# tapbench results",
         "",
@@ -140,75 +131,81 @@ def markdown(document: dict, plots: list[str] | None = None) -> str:
         f"{meta['cpu_count']} × {meta['cpu_model']}, lockdown {meta['lockdown']}), "
         f"bcc {meta['bcc']}, {meta['go']}, Python {meta['python']}, commit {meta['commit']}"
         + (" — **DIRTY: measured with uncommitted changes, not reproducible from history**"
-           if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "") + ".",
+           if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "")
+        + (f", converted from results format {meta['converted_from_format']}" if meta.get("converted_from_format")
+           else "") + ".",
         "",
         *headline(document),
         "",
         "## Every run",
         "",
+        "Every row of the sweep, in the order measured; *group* names the sweep group it ran in "
+        "(its methods ran interleaved against the same bare runs) and is part of the row's identity. "
         "Every observed run is verified against the opponent's ground truth: *captured* counts "
         "distinct moves of the generator seen with the right kind; *lost* is expected minus "
         "captured, with the mechanism's own count of its losses in brackets (n/a: it keeps none); "
-        "*phantom* counts events "
-        "that are not a first sighting of a generator move. *Overhead* is the median of paired "
-        "(observed − bare) per-move times from runs interleaved in the same invocation. *Target "
-        "slowdown* is the median over the repeats of (observed − bare) / bare, each repeat's "
-        "two runs paired, with a bootstrap 95 % interval: +99 % means the target took 1.99× as "
-        "long. Every ratio in this file is built from these per-repeat ratios. *Overhead over "
-        "floor* divides a backend's overhead by its floor's, repeat by repeat: the floor is the same "
-        "mechanism with `--capture count` (the same hook and filter, the same stop or interposed "
-        "call, the writes only counted: nothing copied, stamped or sent), run beside it against "
-        "the same bare runs; 1.5× means the backend costs half again what its mechanism must. "
-        "⚠ marks a row "
-        "whose bare runs spread or split into two clusters, or whose interval is wide: read its "
-        "median as a rough figure. Absolute times belong to this machine on this day; ratios travel.",
+        "*phantom* counts events that are not a first sighting of a generator move. *Overhead* is "
+        "the median of paired (observed − bare) per-move times from runs interleaved in the same "
+        "invocation, with the interquartile range of those differences. *Target slowdown* is the "
+        "median over the repeats of (observed − bare) / bare, each repeat's two runs paired, with a "
+        "bootstrap 95 % interval: +99 % means the target took 1.99× as long. *Overhead over floor* "
+        "divides a backend's overhead by its floor's, repeat by repeat (the median of those "
+        "per-repeat ratios, with its interval): the floor is the same mechanism with `--capture count` "
+        "(the same hook and filter, the same stop or interposed call, the writes only counted: nothing "
+        "copied, stamped or sent), run beside it against the same bare runs; 1.5× means the backend "
+        "costs half again what its mechanism must. A floor whose own slowdown interval includes zero "
+        "is noise, and nothing is divided by it. ⚠ marks a row whose bare runs spread or split into "
+        "two clusters, or whose interval is wide: read its median as a rough figure. Absolute times "
+        "belong to this machine on this day; same-run ratios travel.",
         "",
-        runs_table(document["runs"], methods, detail=False),
+        runs_table(document, detail=False),
     ]
-    if document.get("comparisons"):
+    comparisons = document.section("comparisons")
+    if comparisons:
         lines += ["", "## Same-run ratios", "",
-                  "Per-move overhead of one method over another, median of the ratios taken "
-                  "repeat by repeat (both sides ran next to the same bare run), with its "
+                  "Per-move overhead of one method over another in the same group, the median of the "
+                  "ratios taken repeat by repeat (both sides ran next to the same bare run), with its "
                   "bootstrap 95 % interval.", "",
-                  tabulate([[c["method"], c["baseline"], c.get("workload", ""), f"{c['ratio']:.2f}",
+                  tabulate([[c["method"], c["baseline"], c.get("group", ""), c.get("workload", ""), f"{c['ratio']:.2f}",
                              "-" if "ci" not in c else f"[{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]",
-                             len(c["samples"])] for c in document["comparisons"]],
-                           headers=["method", "over", "workload", "ratio", "95 % CI", "repeats"],
+                             len(c["samples"])] for c in comparisons],
+                           headers=["method", "over", "group", "workload", "ratio", "95 % CI", "repeats"],
                            tablefmt="github", disable_numparse=True)]
-    if document.get("bystanders"):
+    bystanders = document.section("bystanders")
+    if bystanders:
         lines += ["", "## Bystander cost", "",
                   "Time per write of an unwatched process (a second opponent, flat out) while the "
                   "method watches another opponent paced at 1000 moves/s, against the same process "
                   "beside the same paced opponent with no observer anywhere (so the paced "
                   "opponent's own share of the CPUs is not counted as the method's); interleaved, "
-                  "median of the per-repeat ratios. The article's 'zero intrusion' for eBPF is "
-                  "about the watched process only.", "",
-                  tabulate([[method_label(b) + ("" if b.get("control") == "paced opponent unobserved"
-                                                else " (control without the paced opponent)"),
+                  "the median of the per-repeat ratios (watching over alone). The article's 'zero "
+                  "intrusion' for eBPF is about the watched process only.", "",
+                  tabulate([[document.label(b) + ("" if b.get("control") == "paced opponent unobserved"
+                                                  else " (control without the paced opponent)"),
                              f"{b.get('bystander', 'a copy of the opponent')} (`{b.get('bystander_target', 'go')}`)",
                              f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
                              f"{b['bystander_ns_per_write_watching'] / 1000:.2f}",
-                             f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in document["bystanders"]],
+                             f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in bystanders],
                            headers=["method watching someone else", "bystander", "bystander µs/write alone",
                                     "while watching", "ratio", "repeats"],
                            tablefmt="github", disable_numparse=True)]
-    lines += placement_section(document["runs"], methods)
-    lines += duel_section(document.get("duels", []))
-    lines += exec_section(document.get("exec", []))
-    lines += profile_section(document.get("bpf_profile", []), document["runs"])
-    lines += latency_section(document["runs"], methods, document.get("latency_floor", []))
-    lines += ceiling_section(document.get("ceilings", []), methods)
-    lines += startup_section(document["runs"], document.get("attach", []), methods, document.get("bpf_profile", []))
+    lines += placement_section(document)
+    lines += duel_section(document)
+    lines += exec_section(document)
+    lines += profile_section(document)
+    lines += latency_section(document)
+    lines += ceiling_section(document)
+    lines += startup_section(document)
     lines += intrusiveness_section(document)
-    drawn = [(name, title) for name, title in PLOTS if plots is None or name in plots]
-    if drawn:
-        lines += ["", "## Plots", ""] + [f"![{title}]({name})" for name, title in drawn]
-    notes = [r for r in document["runs"] if r.get("not_applicable")]
+    shown = [(name, title) for name, title in PLOTS if drawn is None or name in drawn]
+    if shown:
+        lines += ["", "## Plots", ""] + [f"![{title}]({name})" for name, title in shown]
+    notes = [r for r in document.runs if r.not_applicable]
     if notes:
         lines += ["", "## Not applicable", ""] + [
-            f"- {method_label(r)} on `{r['target']}`: {r['not_applicable']}" for r in notes]
-    if document.get("skipped"):
-        lines += ["", "## Skipped", "", skipped_table(document["skipped"])]
+            f"- {document.label(r)} on `{r.target}` [{r.group}]: {r.not_applicable}" for r in notes]
+    if document.skipped:
+        lines += ["", "## Skipped", "", skipped_table(document.skipped)]
     return "\n".join(lines) + "\n"
 
 
@@ -216,12 +213,13 @@ def _table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def duel_table(duels: list[dict], fmt: str = "github") -> str:
+def duel_table(document: Document, fmt: str = "github") -> str:
+    duels = document.section("duels")
     deadlines = sorted({d for duel in duels for d in duel["deadlines_us"]})
     rows = []
     for duel in duels:
         rates = dict(zip(duel["deadlines_us"], duel["win_rate"]))
-        rows.append([method_label(duel), duel["target"], duel["placement"], f"{duel['moves']} at {duel['rate']:g}/s",
+        rows.append([document.label(duel), duel["target"], duel["placement"], f"{duel['moves']} at {duel['rate']:g}/s",
                      *(f"{rates[d]:.1%}" if d in rates else "-" for d in deadlines),
                      "-" if duel["delay_p50_ns"] is None else _us(duel["delay_p50_ns"]),
                      duel["unanswered"], duel["wrong"]])
@@ -230,10 +228,11 @@ def duel_table(duels: list[dict], fmt: str = "github") -> str:
                                    "unanswered", "wrong"], tablefmt=fmt, disable_numparse=True)
 
 
-def exec_section(found: list[dict]) -> list[str]:
+def exec_section(document: Document) -> list[str]:
+    found = document.section("exec")
     if not found:
         return []
-    rows = [[method_label(e), e["how"] or f"{'FAILED' if e.get('failed') else 'cannot'}: {e['error']}",
+    rows = [[document.label(e), e["how"] or f"{'FAILED' if e.get('failed') else 'cannot'}: {e['error']}",
              e["written"] if e["written"] is not None else "-",
              e["seen"] if e["seen"] is not None else "-", e["missed"] if e["missed"] is not None else "-"]
             for e in found]
@@ -246,23 +245,26 @@ def exec_section(found: list[dict]) -> list[str]:
             _table(rows, ["method", "how it found the opponent", "moves written", "seen", "missed"])]
 
 
-def profile_section(profiles: list[dict], runs: list[dict]) -> list[str]:
+def profile_section(document: Document) -> list[str]:
     """The kernel's timing of each BPF program, beside the overhead per move the sweep measured
-    for the same variant, target and placement: what the program accounts for, and what not."""
+    for the same variant, target and placement in the technique's own group: what the program
+    accounts for, and what not."""
+    profiles = document.section("bpf_profile")
     if not profiles:
         return []
+    primary = document.metadata.get("primary_groups") or {}
 
-    def measured_overhead(row: dict) -> float | None:
-        same = [r for r in runs if r["method"] == row["method"] and r["options"] == row["options"]
-                and r["target"] == row["target"] and r["goroutines"] == 1 and not r["rate"]
-                and r.get("placement") == row["placement"]]
-        return max(same, key=lambda r: r["moves"])["overhead_ns"] if same else None
+    def measured_overhead(program: dict) -> float | None:
+        same = [r for r in document.runs if r.method == program["method"] and r.options == program["options"]
+                and r.target == program["target"] and r.goroutines == 1 and not r.rate
+                and r.placement == program["placement"] and r.group == primary.get(r.method)]
+        return same[0].overhead_ns if len(same) == 1 else None
 
     rows = []
     for profile in profiles:
         variants: dict[str, list[dict]] = {}
         for row in profile["programs"]:
-            variants.setdefault(method_label(row), []).append(row)
+            variants.setdefault(document.label(row), []).append(row)
         for label, programs in variants.items():
             overhead = measured_overhead(programs[0])
             in_programs = sum(p["ns_per_move"] for p in programs)
@@ -279,7 +281,8 @@ def profile_section(profiles: list[dict], runs: list[dict]) -> list[str]:
             "programs (BPF run-time statistics, `kernel.bpf_stats_enabled`; on only for these runs: "
             f"the timing costs two clock reads a run). An empty program measured {empty} a run under "
             "it; that is subtracted. *Program ns/move* is the program's whole time over the moves; "
-            "*overhead* is the same variant's measured overhead per move in the table above; "
+            "*overhead* is the same variant's median overhead per move in its technique's primary group "
+            "(the headline's), same target and placement; "
             "*outside the programs* is the difference: entering the hook (a syscall tracepoint "
             "sends every system call through the slow path), the consumer's share of the CPU, "
             "caches. The `exec` variant finds its target through a map that `sched_process_exec` "
@@ -289,52 +292,66 @@ def profile_section(profiles: list[dict], runs: list[dict]) -> list[str]:
                           "overhead ns/move", "outside the programs"])]
 
 
-def duel_section(duels: list[dict]) -> list[str]:
-    if not duels:
+def duel_section(document: Document) -> list[str]:
+    if not document.section("duels"):
         return []
     return ["", "## The duel", "",
             "A referee launches the opponent, which stamps every move just before writing it. A spy "
             "watches it through each technique (its live settings: consumers woken, not polled) and "
             "answers every move it sees with the move that beats it. The referee counts a win when "
             "the right answer came within the deadline of the opponent's own stamp; the share of "
-            "moves won, per deadline (`tapbench duel`):", "", duel_table(duels)]
+            "moves won, per deadline (`tapbench duel`):", "", duel_table(document)]
 
 
-def placement_section(runs: list[dict], methods: dict) -> list[str]:
-    """Each flat-out row measured in both placements, side by side, and whether the method's
-    default placement (what run and watch use) is the one measured cheaper here."""
-    by_row: dict[tuple, dict] = {}
-    for r in runs:
-        if r.get("paced") or is_baseline(methods, r) or r.get("not_applicable"):
+def placement_section(document: Document) -> list[str]:
+    """Each flat-out row measured in both placements in one group, side by side, and whether
+    the method's default placement (what run and watch use) is the one measured cheaper here."""
+    by_row: dict[tuple, dict[str, Row]] = {}
+    for r in document.runs:
+        if r.paced or document.is_baseline(r) or r.not_applicable:
             continue
-        key = (method_label(r), r["method"], r["target"], r["goroutines"], r["moves"])
-        by_row.setdefault(key, {})[r.get("placement", "free")] = r
+        key = (r.group, r.method, tuple(sorted(r.options.items())), r.target, r.goroutines, r.moves)
+        by_row.setdefault(key, {})[r.placement] = r
     rows = []
-    for (label, method, target, goroutines, moves), placed in by_row.items():
+    for placed in by_row.values():
         if not {"shared", "split"} <= set(placed):
             continue
-        shared, split = placed["shared"]["overhead_ns"], placed["split"]["overhead_ns"]
-        cheaper = "shared" if shared < split else "split"
-        default = method_info(methods, method).get("default_placement", "-")
-        rows.append([label, target, goroutines, moves, _us(shared), _us(split), f"{max(shared, split) / max(min(shared, split), 1):.1f}×",
-                     cheaper, default + ("" if default == cheaper else " (**not** the cheaper one here)")])
+        shared, split = placed["shared"], placed["split"]
+        (_, shared_low, shared_high), (_, split_low, split_high) = shared.overhead_interval_ns, split.overhead_interval_ns
+        if shared_high < split_low:
+            cheaper = "shared"
+        elif split_high < shared_low:
+            cheaper = "split"
+        else:
+            cheaper = "not told apart"
+        default = document.info(shared.method).get("default_placement", "-")
+        verdict = default if cheaper in (default, "not told apart") else f"{default} (**not** the cheaper one here)"
+        rows.append([document.label(shared), shared.group, shared.target, shared.goroutines, shared.moves,
+                     f"{_us(shared.overhead_ns)} [{_us(shared_low)}, {_us(shared_high)}]",
+                     f"{_us(split.overhead_ns)} [{_us(split_low)}, {_us(split_high)}]",
+                     f"{max(shared.overhead_ns, split.overhead_ns) / max(min(shared.overhead_ns, split.overhead_ns), 1):.1f}×",
+                     cheaper, verdict])
     if not rows:
         return []
     return ["", "## Placement", "",
-            "Overhead per move with the target and the observer on one CPU (*shared*, the article's "
-            "'one core') and with the observer on the other CPUs (*split*), each against bare runs "
-            "in the same placement. A mechanism that stops the target and wakes it pays for waking "
+            "Every flat-out row of a group measured in both placements: overhead per move with the target "
+            "and the observer on one CPU (*shared*, the article's 'one core') and with the observer on the "
+            "other CPUs (*split*), each against bare runs in the same placement, with the bootstrap 95 % "
+            "interval of its median. *Factor* is the ratio of the two medians (the two placements ran in "
+            "different runs, so there are no per-repeat pairs to take it from). *Cheaper here* only when the "
+            "two intervals do not overlap. A mechanism that stops the target and wakes it pays for waking "
             "it on another vCPU; a consumer that runs beside the target takes its CPU when they "
             "share one. *Default* is the placement `run` and `watch` use for the method.", "",
-            _table(rows, ["method", "target", "G", "moves", "shared µs/move", "split µs/move", "factor",
-                          "cheaper here", "default"])]
+            _table(rows, ["method", "group", "target", "G", "moves", "shared µs/move [95 % CI]",
+                          "split µs/move [95 % CI]", "factor", "cheaper here", "default"])]
 
 
-def latency_section(runs: list[dict], methods: dict, floors: list[dict] = ()) -> list[str]:
-    rows = [r for r in runs if not is_baseline(methods, r) and r.get("latency_p50_ns") is not None]
+def latency_section(document: Document) -> list[str]:
+    rows = [r for r in document.runs if not document.is_baseline(r) and r.latency_p50_ns is not None]
     if not rows:
         return []
-    batch_us = [r.get("batch_ns_max") or 0 for r in rows]
+    floors = document.section("latency_floor")
+    batch_us = [r.batch_ns_max or 0 for r in rows]
     floor_lines = [] if not floors else [
         "", "The floor, with no interception at all: the same opponent at the same rate, its stdout a "
         "pipe that Python reads blocking (the kernel wakes the reader at each write), every move "
@@ -346,36 +363,38 @@ def latency_section(runs: list[dict], methods: dict, floors: list[dict] = ()) ->
                ["pipe reader, placement", "rate", "stamped moves", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs",
                 "max µs"])]
     return ["", "## Observation latency", "",
-            "From the opponent's own CLOCK_MONOTONIC stamp, taken through the vDSO immediately "
+            "Every row that received moves, paced and flat out. From the opponent's own CLOCK_MONOTONIC "
+            "stamp, taken through the vDSO immediately "
             "before its write(), to the moment Python received the move: one definition for every "
             "method (*latency from: target*), over the stamped moves of every repeat (every 64th "
-            "of each writer flat out, every move at 20,000/s). The last two columns are a "
+            "of each writer flat out, every move at 20,000/s). The headline's latency is the row of "
+            "what `watch` runs (the live options in the default placement). The last two columns are a "
             "breakdown: from the mechanism's own stamp of the write (BPF, the hook, the tracer's stop, strace's print) to Python. The ring "
             "readers stamp a batch's arrival once, so a move's latency is exact to within the "
             f"time its batch took to hand over (at most {max(batch_us) / 1000:.0f} µs in these rows).", "",
-            _table([[method_label(r), r["target"], r["goroutines"], r.get("placement", "free"),
-                     f"{r['moves']}×{r['repeats']}",
-                     f"{r['rate']:g}/s" if r.get("paced") else "flat out", r.get("latency_from", "mechanism"),
-                     *(_us(r.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
-                                               "latency_p999_ns", "latency_max_ns",
-                                               "mechanism_latency_p50_ns", "mechanism_latency_p99_ns"))]
+            _table([[document.label(r), r.group, r.target, r.goroutines, r.placement, f"{r.moves}×{r.repeats}",
+                     f"{r.rate:g}/s" if r.paced else "flat out", r.latency_from,
+                     *(_us(getattr(r, k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
+                                                    "latency_p999_ns", "latency_max_ns",
+                                                    "mechanism_latency_p50_ns", "mechanism_latency_p99_ns"))]
                     for r in rows],
-                   ["method", "target", "G", "placement", "moves×runs", "rate", "latency from", "p50 µs", "p90 µs",
-                    "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"]), *floor_lines]
+                   ["method", "group", "target", "G", "placement", "moves×runs", "rate", "latency from", "p50 µs",
+                    "p90 µs", "p99 µs", "p99.9 µs", "max µs", "mechanism→Python p50 µs", "p99 µs"]), *floor_lines]
 
 
-def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
+def ceiling_section(document: Document) -> list[str]:
+    ceilings = document.section("ceilings")
     if not ceilings:
         return []
     rows = []
     for c in ceilings:
         limit = "-" if c["first_failure"] is None else f"{c['first_failure']:,.0f}"
         placement = c.get("placement", "free")
-        rows.append([method_label(c), c["target"], placement,
+        rows.append([document.label(c), c["target"], placement,
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
                      limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
                      # the article's "on one core" is the shared placement
-                     claim_text(methods, c, "ceiling_per_s") if placement == "shared" else "-"])
+                     claim_text(document, c, "ceiling_per_s") if placement == "shared" else "-"])
     confirmations = max((c.get("confirmations", 1) for c in ceilings), default=1)
     return ["", "## Throughput ceiling", "",
             "The highest paced rate (moves/s) at which every move was captured, in order, with no "
@@ -392,25 +411,41 @@ def ceiling_section(ceilings: list[dict], methods: dict) -> list[str]:
                           "target alone, flat out", "probes", "claimed"])]
 
 
-def startup_section(runs: list[dict], attaches: list[dict], methods: dict, profiles: list[dict] = ()) -> list[str]:
+def attach_by_start(attach: dict | None) -> tuple[list[float], list[float]]:
+    """An attach probe's first-move times, split into starts that compiled and that did not."""
+    if not attach or "compiled_at_start" not in attach:
+        return [], []
+    pairs = list(zip(attach["first_move_ms"], attach["compiled_at_start"]))
+    return [ms for ms, cold in pairs if cold is True], [ms for ms, cold in pairs if cold is False]
+
+
+def first_move_text(attach: dict) -> str:
+    """'first move 21 ms after', with the compiling start apart for a bcc backend."""
+    cold, warm = attach_by_start(attach)
+    if cold and warm:
+        return f"first move {np.median(warm):.0f} ms after ({np.median(cold):.0f} ms when it compiles)"
+    return f"first move {np.median(attach['first_move_ms']):.0f} ms after"
+
+
+def startup_section(document: Document) -> list[str]:
     launch, compiled, reused = {}, {}, {}
-    for r in runs:
-        if not is_baseline(methods, r) and not r.get("not_applicable"):
-            label = method_label(r)
-            launch.setdefault(label, []).append(r["ready_ms"])
-            compiled.setdefault(label, []).extend(r.get("ready_ms_compiled", []))
-            reused.setdefault(label, []).extend(r.get("ready_ms_reused", []))
+    for r in document.runs:
+        if not document.is_baseline(r) and not r.not_applicable:
+            label = document.label(r)
+            launch.setdefault(label, []).append(r.ready_ms)
+            compiled.setdefault(label, []).extend(r.ready_ms_compiled)
+            reused.setdefault(label, []).extend(r.ready_ms_reused)
     lines = ["", "## Start-up", "",
              "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
-             "(BPF compile and load, tracer attached, preload ring mapped), median over the rows. "
-             "*attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
+             "(BPF compile and load, tracer attached, preload ring mapped), median over every row of the "
+             "variant. *attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
              "returns and until the first move is received (median of the repeats).", "",
              "The bcc backends (ebpf, uprobe) compile their C at the first start in a process and load the "
              "same bytecode, with fresh maps and the target's PID written in, at every later one "
              "(`methods/bpf_loader.py`); the sweep is one process. Their starts are shown apart: *compiling* "
              "(clang runs) and *reusing* (it does not), with how many of each. bpftrace compiles at every start. "
              "The first attach of each bcc method is made to compile.", ""]
-    attach_by_label = {method_label(a): a for a in attaches}
+    attach_by_label = {document.label(a): a for a in document.section("attach")}
     rows = []
     for label in sorted(set(launch) | set(attach_by_label)):
         attach = attach_by_label.get(label)
@@ -420,7 +455,8 @@ def startup_section(runs: list[dict], attaches: list[dict], methods: dict, profi
                      _median_ms(attach["attach_ms"]) if attach else "-",
                      _median_ms(attach["first_move_ms"]) if attach else "-",
                      _starts_cell(cold_attach), _starts_cell(warm_attach)])
-    loads = [p["empty_program_load_ms"] for p in profiles if p.get("empty_program_load_ms") is not None]
+    loads = [p["empty_program_load_ms"] for p in document.section("bpf_profile")
+             if p.get("empty_program_load_ms") is not None]
     bcc_floor = [] if not loads else [
         "", f"bcc compiles every program with clang: one that does nothing took {np.median(loads):.0f} ms "
         "to compile and load here (median of its own runs, apart from those above: the two differ by the "
@@ -439,52 +475,43 @@ def _median_ms(values: list[float]) -> str:
     return "-" if not values else f"{np.median(values):.1f}"
 
 
-def intrusiveness_section(document: dict) -> list[str]:
-    """One row per method: what the opponent noticed, attach, privileges, SIGKILL, bystander."""
-    runs, methods = document["runs"], document.get("methods", {})
-    by_method: dict[str, dict] = {}
+def intrusiveness_section(document: Document) -> list[str]:
+    """One row per method: what the opponent noticed, attach, privileges, SIGKILL, bystander,
+    and what it declares it depends on."""
+    checks: dict[str, list[dict]] = {}
     claimed: dict[str, str] = {}
-    for r in runs:
-        checks = r.get("self_checks") or ([r["self_check"]] if r.get("self_check") else [])
-        if is_baseline(methods, r) or r.get("not_applicable") or not checks:
+    for r in document.runs:
+        if document.is_baseline(r) or r.not_applicable or not r.self_checks:
             continue
-        seen = by_method.setdefault(r["method"], {"tracer": set(), "ld_preload": set(), "libraries": set()})
-        for check in checks:  # what any repeat noticed
-            if check.get("tracer_pid"):
-                seen["tracer"].add("TracerPid ≠ 0")
-            if check.get("ld_preload"):
-                seen["ld_preload"].add("LD_PRELOAD set")
-            seen["libraries"].update(check.get("unexpected_libraries") or [])
-        claimed[r["method"]] = "; ".join(c["text"] for aspect in ("intrusiveness", "privileges")
-                                         for c in claims_of(methods, r, aspect)) or "-"
-    if not by_method:
+        checks.setdefault(r.method, []).extend(r.self_checks)  # what any repeat of any row noticed
+        claimed[r.method] = "; ".join(c["text"] for aspect in ("intrusiveness", "privileges", "kernel_dependence")
+                                      for c in claims_of(document, r, aspect)) or "-"
+    if not checks:
         return []
     privileges = {}
-    for p in document.get("privileges", []):
-        label = method_label(p)
+    for p in document.section("privileges"):
         as_user = p.get("as_user")
         user = "" if not as_user else (
             f" (as uid {as_user['uid']} with them: works)" if as_user["worked"] else
             f" (as uid {as_user['uid']} with them: fails: {as_user['error']})")
-        privileges[p["method"]] = privileges.get(p["method"], []) + [
-            f"{label}, {p.get('mode', 'launch')}: {p['minimum'] or 'none of the sets tried'}{user}"]
-    attach = {a["method"]: a for a in document.get("attach", [])}
+        privileges.setdefault(p["method"], []).append(
+            f"{document.label(p)}, {p.get('mode', 'launch')}: {p['minimum'] or 'none of the sets tried'}{user}")
+    attach = {a["method"]: a for a in document.section("attach")}
     sigkill = {}
-    for k in document.get("sigkill", []):
+    for k in document.section("sigkill"):
         outcome = k.get("fate") or k.get("error")
         left = list(k.get("left_behind") or [])
         if k.get("tracer_pid_after"):
             left.append(f"TracerPid {k['tracer_pid_after']}")
-        sigkill[k["method"]] = sigkill.get(k["method"], []) + [
-            f"{method_label(k)} ({k['mode']}): {outcome}" + (f"; {', '.join(left)}" if left else "; nothing left")]
+        sigkill.setdefault(k["method"], []).append(
+            f"{document.label(k)} ({k['mode']}): {outcome}" + (f"; {', '.join(left)}" if left else "; nothing left"))
     bystander = {}
-    for b in document.get("bystanders", []):
-        bystander[b["method"]] = bystander.get(b["method"], []) + [
-            f"{method_label(b)}, {b.get('bystander', 'a copy of the opponent')}: {b['bystander_ratio']:.2f}×"]
+    for b in document.section("bystanders"):
+        bystander.setdefault(b["method"], []).append(
+            f"{document.label(b)}, {b.get('bystander', 'a copy of the opponent')}: {b['bystander_ratio']:.2f}×")
     rows = []
-    for method, seen in by_method.items():
-        noticed = sorted(seen["tracer"] | seen["ld_preload"]) + [f"library {lib}" for lib in sorted(seen["libraries"])]
-        info = method_info(methods, method)
+    for method, seen in checks.items():
+        info = document.info(method)
         if method in attach and attach[method]["first_move_ms"]:
             can_attach = f"yes (measured: {first_move_text(attach[method])})"
         elif not info:
@@ -493,53 +520,53 @@ def intrusiveness_section(document: dict) -> list[str]:
             can_attach = "yes (not measured here)"
         else:
             can_attach = f"no: {info['attach_unavailable']}"
-        rows.append([method, ", ".join(noticed) or "nothing", can_attach,
+        rows.append([method, ", ".join(noticed_by_opponent(seen)) or "nothing", can_attach,
                      "<br>".join(privileges.get(method, ["-"])), "<br>".join(sigkill.get(method, ["-"])),
-                     "<br>".join(bystander.get(method, ["-"])), claimed[method]])
+                     "<br>".join(bystander.get(method, ["-"])), info.get("dependence") or "-", claimed[method]])
     return ["", "## Intrusiveness matrix", "",
-            "Measured, not asserted. *Noticed by the opponent*: its own self-check at start "
-            "(/proc/self/status TracerPid, the LD_PRELOAD variable, libraries mapped that a plain "
-            "run does not map). *Least privilege*: the smallest capability bounding set, tried in "
+            "Measured, not asserted, except the dependence column, which each backend declares. *Noticed "
+            "by the opponent*: its own self-check at start in every repeat of every row of the method "
+            "(/proc/self/status TracerPid, Seccomp and NoNewPrivs, the LD_PRELOAD variable, libraries "
+            "mapped that a plain run does not map); the headline applies the same test to its row only. "
+            "*Least privilege*: the smallest capability bounding set, tried in "
             "order with `setpriv` (root uid kept), under which a launched run still captured "
             "exactly (*launch*) or a watch attached to an opponent root had started saw its moves "
-            "(*attach*). *SIGKILL*: tapbench killed while watching; the opponent's state a second later "
-            "and what was left on the machine. *Bystander*: an unwatched process's time per write "
-            "while the method watches someone else, over the same with no observer.", "",
+            "(*attach*); then the same set as an unprivileged user. *SIGKILL*: tapbench killed while watching; "
+            "the opponent's state a second later and what was left on the machine. *Bystander*: an "
+            "unwatched process's time per write while the method watches someone else, over the same "
+            "with no observer (median of per-repeat ratios).", "",
             _table(rows, ["method", "noticed by the opponent", "attach to a running process",
-                          "least privilege", "SIGKILL of tapbench", "bystander cost", "claimed"])]
+                          "least privilege", "SIGKILL of tapbench", "bystander cost",
+                          "kernel/runtime dependence (declared)", "claimed"])]
 
 
-def sweeps_section(document: dict, previous: dict | None, quick: dict | None) -> str:
-    """Wall times of the sweeps, and the spread of each overhead ratio between this sweep and
-    the one before it (same rows, same machine)."""
+def sweeps_section(document: Document, previous: Document | None, quick: Document | None) -> str:
+    """Wall times of the sweeps, and the spread of each slowdown between this sweep and the
+    one before it (same rows, same machine), with Holm's correction over the rows tested."""
     from scipy.stats import mannwhitneyu  # a second to import: only when comparing
 
-    from bench.gate import compare_documents, machines_differ, overhead_ratios
-    from bench.results import row_key, same_code
-
-    meta = document["metadata"]
-    methods = document.get("methods", {})
+    meta = document.metadata
     lines = ["", "## Sweeps", ""]
     if meta.get("wall_s") is not None:
-        extended = sorted({r["repeats"] for r in document["runs"] if r["repeats"] > meta.get("repeats", r["repeats"])})
+        extended = sorted({r.repeats for r in document.runs if r.repeats > meta.get("repeats", r.repeats)})
         more = f", up to {extended[-1]} where the spread asked for more" if extended else ""
         lines.append(f"- this sweep (`make bench`, {meta.get('repeats', '?')} repeats{more}): {meta['wall_s']:.0f} s")
         if meta.get("phase_s"):
             lines.append("  - where the time went: " + ", ".join(
                 f"{kind} {seconds:.0f} s" for kind, seconds in sorted(meta["phase_s"].items(), key=lambda k: -k[1])))
-    if quick and quick["metadata"].get("wall_s") is not None:
+    if quick and quick.metadata.get("wall_s") is not None:
         lines.append(f"- quick sweep (`tapbench sweep --quick`, this machine's `baseline.json`, "
-                     f"{quick['metadata']['date']}): {quick['metadata']['wall_s']:.0f} s")
+                     f"{quick.metadata['date']}): {quick.metadata['wall_s']:.0f} s")
     if previous and not machines_differ(previous, document):
         changes, _ = compare_documents(previous, document)
-        # Paced rows have no overhead ratio; a not-applicable row's is noise around zero.
-        not_applicable = {row_key(r) for r in document["runs"] if r.get("not_applicable")}
-        changes = [c for c in changes if not c.note and c.key not in not_applicable]
+        # Paced rows have no slowdown to compare; a not-applicable row's is noise around zero.
+        not_applicable = {r.key for r in document.runs if r.not_applicable}
+        changes = [c for c in changes if not c.note and not c.missing and c.key not in not_applicable]
         if changes:
             # A CV divides by the mean slowdown: for a floor's few per cent it says little.
             near_zero = [abs(c.old_ratio + c.new_ratio) / 2 < NEAR_ZERO_SLOWDOWN for c in changes]
             cvs = [c.cv for c, small in zip(changes, near_zero) if not small]
-            old_commit, new_commit = previous["metadata"].get("commit"), meta.get("commit")
+            old_commit, new_commit = previous.metadata.get("commit"), meta.get("commit")
             if old_commit == new_commit:
                 code = "same commit"
             elif same_code(old_commit, new_commit):
@@ -550,26 +577,31 @@ def sweeps_section(document: dict, previous: dict | None, quick: dict | None) ->
                         "the spread includes what the code changed")
             spread = (f"median {np.median(cvs):.1%}, {sum(cv <= 0.05 for cv in cvs)} of {len(cvs)} rows "
                       f"at most 5 %" if cvs else "no row slows the target by 10 % or more")
-            # Whether the two sweeps' per-repeat ratios tell apart at all: a CV above 5 % with a
-            # large p is the sampling spread of a few repeats, not a shift of the machine or code.
-            old_rows, new_rows = ({row_key(r): r for r in d["runs"]} for d in (previous, document))
-            p_values = [_two_sided_p(mannwhitneyu, overhead_ratios(old_rows[c.key]), overhead_ratios(new_rows[c.key]))
+            # Whether the two sweeps' per-repeat slowdowns tell apart at all, every row tested at
+            # once: Holm's correction keeps the chance of any row told apart by chance below 5 %.
+            old_rows, new_rows = previous.keyed_rows(), document.keyed_rows()
+            p_values = [_two_sided_p(mannwhitneyu, old_rows[c.key].slowdowns(), new_rows[c.key].slowdowns())
                         for c in changes]
-            above = [p for c, p, small in zip(changes, p_values, near_zero) if not small and c.cv > 0.05]
-            apart = sum(p is not None and p < SWEEPS_APART_P for p in above)
+            tested = [i for i, p in enumerate(p_values) if p is not None]
+            adjusted = dict(zip(tested, holm_adjusted([p_values[i] for i in tested])))
+            apart = sum(adjusted[i] < SWEEPS_APART_P for i in tested)
+            raw_apart = sum(p_values[i] < SWEEPS_APART_P for i in tested)
             lines += ["", f"Run-to-run spread: each flat-out row's target slowdown in this sweep and in "
-                      f"the one before ({previous['metadata']['date']}; {code}), the difference in "
-                      f"points of the bare time, and their coefficient of variation ({spread}). † marks "
+                      f"the one before ({previous.metadata['date']}; {code}), paired by the full row key "
+                      f"(group included), the difference in points of the bare time, and the coefficient of "
+                      f"variation of the two medians ({spread}). † marks "
                       f"a slowdown below {NEAR_ZERO_SLOWDOWN:.0%} (a floor, mostly): its CV divides by "
                       f"a number near zero, and the difference says more; it is left out of the median. "
-                      f"*p*: a two-sided Mann-Whitney test of the two sweeps' per-repeat slowdowns; of the "
-                      f"{len(above)} rows above 5 %, {apart} differ at p < {SWEEPS_APART_P} and the others "
-                      f"are within the spread of their own repeats.", "",
+                      f"*p*: a two-sided Mann-Whitney test of the two sweeps' per-repeat slowdowns; *Holm p*: "
+                      f"the same corrected for testing all {len(tested)} rows at once. **{apart} of the "
+                      f"{len(tested)} rows tell the two sweeps apart after the correction** (p < {SWEEPS_APART_P}; "
+                      f"{raw_apart} before it). For two sweeps of the same code the calibration goal is 0.", "",
                       _table([[c.label, f"{c.old_ratio:+.0%}", f"{c.new_ratio:+.0%}",
                                f"{(c.new_ratio - c.old_ratio) * 100:+.1f}", f"{c.cv:.1%}" + (" †" if small else ""),
-                               "-" if p is None else f"{p:.3f}"]
-                              for c, small, p in zip(changes, near_zero, p_values)],
-                             ["row", "previous sweep", "this sweep", "difference, points", "CV", "p"])]
+                               "-" if p is None else f"{p:.3f}",
+                               "-" if i not in adjusted else f"{adjusted[i]:.3f}"]
+                              for i, (c, small, p) in enumerate(zip(changes, near_zero, p_values))],
+                             ["row", "previous sweep", "this sweep", "difference, points", "CV", "p", "Holm p"])]
     return "\n".join(lines) + "\n"
 
 
@@ -580,23 +612,23 @@ def _two_sided_p(test, old: np.ndarray, new: np.ndarray) -> float | None:
     return float(test(old, new, alternative="two-sided").pvalue)
 
 
-def machines_section(machines: dict[str, dict], current: str | None) -> list[str]:
+def machines_section(machines: dict[str, Document], current: str | None) -> list[str]:
     """One column per machine: the same-run ratios and the ceilings, never absolute times."""
     if len(machines) < 1:
         return []
     ids = sorted(machines, key=lambda m: (m != current, m))
     ratios: dict[tuple, dict] = {}
     for machine, document in machines.items():
-        for c in document.get("comparisons", []):
+        for c in document.section("comparisons"):
             ratios.setdefault((c["method"], c["baseline"], c.get("workload", "")), {})[machine] = c["ratio"]
     ceilings: dict[tuple, dict] = {}
     for machine, document in machines.items():
-        for c in document.get("ceilings", []):
-            key = (method_label(c), c["target"], c.get("placement", "free"))
+        for c in document.section("ceilings"):
+            key = (document.label(c), c["target"], c.get("placement", "free"))
             ceilings.setdefault(key, {})[machine] = "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}"
     described = []
     for machine in ids:
-        meta = machines[machine]["metadata"]
+        meta = machines[machine].metadata
         converted = (f", converted from format {meta['converted_from_format']}"
                      if meta.get("converted_from_format") else "")
         described.append(f"- `{machine}`: {meta.get('cpu_count')} × {meta.get('cpu_model')}, kernel "
@@ -610,7 +642,8 @@ def machines_section(machines: dict[str, dict], current: str | None) -> list[str
              "absolute times. A cell is *-* where that machine did not measure the row (an older "
              "results format, or a method unavailable there): missing, never zero.", "", *described]
     if ratios:
-        lines += ["", "Same-run ratios (overhead of one method over another, same invocation):", "",
+        lines += ["", "Same-run ratios (overhead of one method over another in one group, the median of "
+                      "per-repeat ratios):", "",
                   _table([[*key, *(f"{row[m]:.2f}" if m in row else "-" for m in ids)]
                           for key, row in ratios.items()], ["method", "over", "workload", *ids])]
     if ceilings:
@@ -620,12 +653,13 @@ def machines_section(machines: dict[str, dict], current: str | None) -> list[str
     return lines
 
 
-def write_report(json_path: Path, readme: Path, machines: dict[str, dict] | None = None) -> list[Path]:
-    """README and plots, side by side, from a results JSON alone (and, when given, the latest
-    sweep of every stored machine for the cross-machine section)."""
-    from bench import plots  # matplotlib takes a second to import: only when drawing
+HEADLINE_JSON = "headline.json"
 
-    document = load_json(json_path)
+
+def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | None = None) -> list[Path]:
+    """README, headline.json and plots, side by side, from a results document alone (and, when
+    given, the latest sweep of every stored machine for the cross-machine section)."""
+    document = Document.load(json_path)
     readme.parent.mkdir(parents=True, exist_ok=True)
     drawn = plots.draw(document, readme.parent)
     text = markdown(document, [p.name for p in drawn])
@@ -634,11 +668,13 @@ def write_report(json_path: Path, readme: Path, machines: dict[str, dict] | None
     others = {}
     for name in ("previous.json", "baseline.json"):
         try:
-            others[name] = load_json(json_path.parent / name)
+            others[name] = Document.load(json_path.parent / name)
         except ResultsError:
             pass
     text += sweeps_section(document, others.get("previous.json"), others.get("baseline.json"))
     if machines:
-        text += "\n".join(machines_section(machines, document["metadata"].get("machine_id"))) + "\n"
+        text += "\n".join(machines_section(machines, document.metadata.get("machine_id"))) + "\n"
     readme.write_text(text)
-    return [readme, *drawn]
+    headline_path = readme.parent / HEADLINE_JSON
+    write_headline_json(document, headline_path)
+    return [readme, headline_path, *drawn]

@@ -1,0 +1,112 @@
+"""`tapbench watch`: put one technique on a process (launched, attached by PID, or caught by
+name, at exec where the mechanism allows it) and print its moves live, the article's way."""
+from __future__ import annotations
+
+import gc
+import signal
+import sys
+import time
+from collections import Counter
+
+import psutil
+
+from bench.placement import observer_placed
+from methods.base import MOVES, ObserverError
+from methods.process import find_pid_by_name
+
+
+def running(name: str) -> int | None:
+    """The PID of the one running process named `name`, None if there is none."""
+    try:
+        return find_pid_by_name(name)
+    except ObserverError as error:
+        if "no running process" in str(error):
+            return None
+        raise
+
+
+def wait_for_name(name: str, wait_s: float) -> int:
+    """The PID of the one process named `name`, polling /proc up to wait_s seconds for it to
+    start; says how long after its start the attach came, the moves before that are missed."""
+    deadline = time.monotonic() + wait_s
+    if wait_s:
+        print(f"waiting for a process named {name} (polling /proc)", file=sys.stderr, flush=True)
+    while (pid := running(name)) is None:
+        if time.monotonic() >= deadline:
+            hint = ", or wait for it with --wait SECONDS" if wait_s == 0 else f" within {wait_s:g} s"
+            raise ObserverError(f"no running process named {name!r}{hint}")
+        time.sleep(0.001)
+    if wait_s:
+        late_ms = (time.time() - psutil.Process(pid).create_time()) * 1000
+        print(f"found PID {pid} about {late_ms:.0f} ms after it started (process start times are "
+              f"kept to 10 ms): what it wrote before the attach is missed", file=sys.stderr)
+    return pid
+
+
+def watch(observer_class, options: dict, placement: str, *, pid: int | None, name: str | None, wait_s: float,
+          cmd: list[str], decode, raw: bool) -> int:
+    """Watch until the target exits or Ctrl-C; print each move, then a summary line. Returns
+    the exit status of the command: 1 when the launched target was killed."""
+    with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
+        observer.target_cpus = target_cpus
+        if name and pid is None:
+            pid = observer.attach_at_exec(name, wait_s, armed=lambda: print(
+                f"waiting for a process named {name} (caught at exec)", file=sys.stderr, flush=True))
+            print(f"caught PID {pid} ({name}) at exec", file=sys.stderr)
+        elif pid:
+            observer.attach(pid)
+        else:
+            observer.launch(cmd)
+            print(f"launched PID {observer.pid}: {' '.join(cmd)}", file=sys.stderr)
+        # Ctrl-C and SIGTERM end the watch cleanly: events() drains and returns.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: observer.stop())
+        # A watch may run for hours, so the collector stays on, but what exists now (bcc's
+        # objects ...) is frozen out of it: a full collection then walks only what the watch
+        # made, not the ~10 ms worth of objects that delayed live moves (bench/runner.py).
+        gc.freeze()
+        started = time.monotonic_ns()
+        observer.release()
+        moves, others, first_other = Counter(), 0, None
+        for event in observer.events():
+            stamp = (event.ts_ns - started) / 1e6
+            if raw:
+                print(f"[{stamp:.3f}ms] wrote {event.raw!r}")
+            move = decode(event.raw)
+            if move:
+                moves[move] += 1
+                if not raw:
+                    print(f"[{stamp:.3f}ms] opponent played: {move}")
+            else:
+                others += 1
+                first_other = first_other if first_other is not None else event.raw
+        seconds = (time.monotonic_ns() - started) / 1e9
+        counters = observer.counters
+        order = {move: index for index, move in enumerate(MOVES)}  # rock, paper, scissors, then others
+        kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
+        ending, killed_by = how_it_ended(observer)
+        source = observer_class.loss_source
+        lost = f"{counters.lost} lost ({source})" if source else f"no loss count ({observer_class.method} keeps none)"
+        other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
+        print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
+              f"({kinds or 'none'}), {other_writes}, {lost}")
+    if killed_by:
+        print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def how_it_ended(observer) -> tuple[str, str | None]:
+    """How the watched target ended, in words, and the signal that killed it if we launched
+    it. An attached process is not our child: its exit status is not ours to read."""
+    if not observer.target_exited():
+        return "stopped", None
+    if observer.process is None:
+        return "target exited", None
+    code = observer.process.wait()
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"target killed by {name}", name
+    return f"target exited with status {code}", None
+
+
