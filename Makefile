@@ -23,11 +23,16 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so
+build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so $(BIN)/hostile-target
 
 # The LD_PRELOAD hook; only write() and the layout table are exported.
 preload/libtapbench_hook.so: preload/hook.c preload/ring.h
 	gcc -O2 -fPIC -shared -Wall -Wextra -Werror -fvisibility=hidden -o $@ preload/hook.c -ldl
+
+# A target that attacks what of its observer it can reach (bench/hostile.py).
+$(BIN)/hostile-target: bench/hostile_target.c
+	mkdir -p $(BIN)
+	gcc -O2 -Wall -Wextra -Werror -o $@ bench/hostile_target.c
 
 # The realistic opponent: pure Go, static, writes with raw system calls.
 $(BIN)/rock-paper-scissors: $(GO_SRC)

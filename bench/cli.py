@@ -40,7 +40,7 @@ from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload
 from bench.truth import TruthMismatch
 from methods import REGISTRY, ObserverError, ObserverUnavailable
 from methods.base import move_word
-from methods.process import check_pid
+from methods.process import TargetUser, check_pid
 from methods.bpf_system import bpf_run_time_stats
 
 RESULTS_DIR = ROOT / "results"
@@ -153,6 +153,9 @@ def make_parser() -> argparse.ArgumentParser:
                       "others; free: the scheduler decides")
     run.add_argument("--placement", choices=PLACEMENTS,
                      help=placement_help + " (default: each method's own, the one measured cheaper for it)")
+    user_help = ("run the launched program as this user (a name or a number); default: the user who invoked "
+                 "tapbench (under sudo, SUDO_UID), never root unless asked for with --user root")
+    run.add_argument("--user", help=user_help)
     run.add_argument("--bpf-stats", action="store_true",
                      help="have the kernel time every run of the BPF programs and print ns per run (each run "
                           "then pays two clock reads: overheads measured with it are inflated)")
@@ -170,6 +173,7 @@ def make_parser() -> argparse.ArgumentParser:
     watch.add_argument("--raw", action="store_true", help="print every write as it came")
     watch.add_argument("--placement", choices=PLACEMENTS,
                        help=placement_help + " (default: the method's own, the one measured cheaper for it)")
+    watch.add_argument("--user", help=user_help)
     watch.add_argument("cmd", nargs="*", help="or launch this command under observation (after --)")
 
     for name in ("bench", "sweep"):
@@ -259,6 +263,14 @@ def parse_methods(text: str, allowed: list[str]) -> list[str]:
     return methods
 
 
+def launched_as(wanted: str | None) -> TargetUser:
+    """Who a program tapbench launches runs as (--user, else whoever invoked tapbench), refused
+    now, in one line, if tapbench cannot switch to that user."""
+    user = TargetUser.resolve(wanted)
+    user.check_can_switch()
+    return user
+
+
 def command_run(args) -> int:
     methods = parse_methods(args.method, sorted(REGISTRY))
     workload = Workload(
@@ -268,6 +280,7 @@ def command_run(args) -> int:
         goroutines=positive_int(args.goroutines, "--goroutines", 4096),
         seed=int(args.seed) if args.seed.isdigit() else positive_int(args.seed, "--seed", 2**63),
         noise=0 if args.noise == "0" else positive_int(args.noise, "--noise", MAX_MOVES),
+        user=launched_as(args.user).name,
     )
     repeats = positive_int(args.repeats, "--repeats", 1000)
     lineup = [(method, observer_options(args, method, methods)) for method in methods]
@@ -359,6 +372,8 @@ def command_watch(args) -> int:
     wait_s = 0.0 if args.wait is None else seconds_arg(args.wait, "--wait", 86_400)
     if args.wait is not None and not args.name:
         raise UsageError("--wait applies to --name only")
+    if args.user is not None and not args.cmd:
+        raise UsageError("--user applies to a launched command (-- CMD ...): an attached process runs as it runs")
     placement = args.placement or observer_class.default_placement
     # Live, a move at a time: the backend's live defaults (a consumer woken, not polled; in
     # split, spinning before it sleeps), for every option the user did not choose.
@@ -394,7 +409,8 @@ def command_watch(args) -> int:
     if args.ebpf:
         return print_program(args.method, pid or 0, options)
     return watch_module.watch(observer_class, options, placement, pid=pid, name=args.name, wait_s=wait_s,
-                              cmd=args.cmd, decode=decode, raw=args.raw)
+                              cmd=args.cmd, decode=decode, raw=args.raw,
+                              user=launched_as(args.user) if args.cmd else None)
 
 
 def command_bench(args) -> int:

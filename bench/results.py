@@ -19,6 +19,7 @@ from bench.runner import Execution
 from bench.stats import instability, median_interval, per_repeat_ratios
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
+from methods.process import TargetUser
 
 __all__ = ["RESULTS_FORMAT", "ResultsError", "Document", "Row", "metadata", "summarize", "write_json",
            "make_document", "document_of", "load_document", "upgrade_document", "methods_section", "label_of"]
@@ -116,6 +117,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         placement=workload.placement,
         capture=options.get("capture") or "full",
         repeats=len(observed),
+        target_user=(TargetUser.current() if workload.user is None else TargetUser.resolve(workload.user)).name,
         expected=sum(e.truth.written for e in observed),
         captured=sum(v.captured for v in verdicts) if verdicts else None,
         lost=sum(v.lost for v in verdicts) if verdicts else None,

@@ -20,6 +20,7 @@ from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify, verify_count
 from methods.base import REGISTRY, baseline_method, Observer
 from methods.bpf_system import loaded_bpf_objects
+from methods.process import TargetUser
 
 
 # Pause before each execution, and then, if the previous execution loaded BPF programs or
@@ -104,12 +105,16 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
 
 def _execute(method: str, options: dict, workload: Workload) -> Execution:
     observer_class = REGISTRY[method]
+    user = TargetUser.resolve(workload.user) if workload.user is not None else None
     with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
+        if user is not None and not user.is_current:
+            os.chown(scratch, user.uid, user.gid)  # the opponent writes its report here
         report_path = os.path.join(scratch, "truth.json")
         children_before = _reaped_children_cpu_ns()
         with observer_placed(workload.placement) as target_cpus, observer_class(**options) as observer, \
                 collector_paused():
             observer.target_cpus = target_cpus
+            observer.target_user = user
             started = time.monotonic_ns()
             process = observer.launch(workload.argv(report_path), stdout=subprocess.DEVNULL)
             ready_ns = time.monotonic_ns() - started
@@ -130,17 +135,18 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
             counters = observer.counters
             mechanism = mechanism_facts(observer)
             not_applicable_because = observer.not_applicable
+            damage = observer.target_damage
         own_cpu_ns = _own_cpu_ns() - self_before
         children_cpu_ns = _reaped_children_cpu_ns() - children_before + _helpers_delta_ns(helpers_before)
 
-        if returncode != 0 or not os.path.exists(report_path):
+        if damage is not None or returncode != 0 or not os.path.exists(report_path):
             # No ground truth from a dead opponent, but what was captured can still be checked
             # against the sequence it was writing: a partial capture, verified.
             partial = verify(zip(pids, heads), workload.seed,
                              writer_counts(workload.moves, workload.goroutines), target_pid)
+            what = damage or f"the opponent ended with exit status {returncode}"
             raise TargetFailed(
-                f"the opponent ended with exit status {returncode} under {method}; "
-                f"{partial.captured} moves were captured before, {partial.phantom} phantom, "
+                f"{what} under {method}; {partial.captured} moves were captured before, {partial.phantom} phantom, "
                 f"{'in order' if partial.in_order else 'OUT OF ORDER'}", partial)
         truth = Truth.load(report_path)
     truth.check()

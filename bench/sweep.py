@@ -15,6 +15,7 @@ from bench.bystander import bystander_cost
 from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.latency_floor import pipe_latency
+from bench.hostile import hostile_target_probe
 from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
 from bench.results import Row, add_floor_ratios, document_of, label_of, load_document, metadata, summarize
 from bench.store import store_quick
@@ -143,6 +144,8 @@ SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}
 BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy"), (UPROBE, "copy"),
               (UPROBE, "other"), (UNOTIFY, "copy"), (PTRACE_SECCOMP, "copy"), (PRELOAD, "copy"),
               (BPFTRACE, "copy")]
+# What a hostile target can do to each technique's observer (bench/hostile.py).
+HOSTILE = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 # The duel: a move a millisecond, every move stamped; each technique in its live settings.
 DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 DUEL_MOVES, DUEL_RATE = 3000, 1000
@@ -248,7 +251,7 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
               if group.workload.placement in ("free", p)]
     total = sum((len(group.lineup) + 1) * repeats for group in groups)
     if not quick:
-        total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) \
+        total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) + len(HOSTILE) \
             + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
             + 2 * len(placements)
     progress = Progress(total)
@@ -349,7 +352,7 @@ def profile_programs(placements: tuple[str, ...], skipped: list[dict], progress:
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
-                   "exec": [], "bpf_profile": [], "latency_floor": []}
+                   "exec": [], "bpf_profile": [], "latency_floor": [], "hostile": []}
     for placement in placements:
         # the least live latency here: the opponent's stdout read from a pipe, every move stamped
         progress.phase(f"latency of a plain pipe reader, {placement}", "latency floor")
@@ -372,7 +375,8 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
               (ATTACH_PRIVILEGES, "privileges", partial(least_privilege, mode="attach"),
                "least privilege of {} {} (attach)"),
               (SIGKILLS, "sigkill", sigkill_fate, "SIGKILL of tapbench while {} {} watches"),
-              (ATTACHES, "exec", missed_after_exec, "{} {} waiting for the opponent to start")]
+              (ATTACHES, "exec", missed_after_exec, "{} {} waiting for the opponent to start"),
+              (HOSTILE, "hostile", hostile_target_probe, "a hostile target attacks {} {}")]
     for lineup, section, measure, text in probes:
         for method, options in available(lineup, skipped):
             progress.phase(text.format(method, options), section)

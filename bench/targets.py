@@ -58,6 +58,9 @@ class Workload:
     # Where the target and the observer run (bench/placement.py); the bare runs paired with
     # observed ones run in the same placement.
     placement: str = "free"
+    # Who the target runs as (a user name or number; methods/process.py TargetUser); None: as
+    # tapbench itself, as the sweep's own opponent does.
+    user: str | None = None
 
     def label(self) -> str:
         paced = f" at {self.rate:g}/s" if self.rate else ""

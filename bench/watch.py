@@ -44,11 +44,13 @@ def wait_for_name(name: str, wait_s: float) -> int:
 
 
 def watch(observer_class, options: dict, placement: str, *, pid: int | None, name: str | None, wait_s: float,
-          cmd: list[str], decode, raw: bool) -> int:
+          cmd: list[str], decode, raw: bool, user: TargetUser | None = None) -> int:
     """Watch until the target exits or Ctrl-C; print each move, then a summary line. Returns
-    the exit status of the command: 1 when the launched target was killed."""
+    the exit status of the command: 1 when the launched target was killed, or damaged what
+    the observer reads. user: who a launched command runs as."""
     with observer_placed(placement) as target_cpus, observer_class(**options) as observer:
         observer.target_cpus = target_cpus
+        observer.target_user = user
         if name and pid is None:
             pid = observer.attach_at_exec(name, wait_s, armed=lambda: print(
                 f"waiting for a process named {name} (caught at exec)", file=sys.stderr, flush=True))
@@ -57,7 +59,8 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
             observer.attach(pid)
         else:
             observer.launch(cmd)
-            print(f"launched PID {observer.pid}: {' '.join(cmd)}", file=sys.stderr)
+            runs_as = user.name if user else TargetUser.current().name
+            print(f"launched PID {observer.pid} as {runs_as}: {' '.join(cmd)}", file=sys.stderr)
         # Ctrl-C and SIGTERM end the watch cleanly: events() drains and returns.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: observer.stop())
@@ -67,13 +70,20 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         gc.freeze()
         started = time.monotonic_ns()
         observer.release()
-        moves, others, first_other = Counter(), 0, None
+        moves, others, first_other, by_children = Counter(), 0, None, Counter()
         for event in observer.events():
             stamp = (event.ts_ns - started) / 1e6
+            # A child of the target (ptrace's seccomp strategy follows them: see
+            # methods/ptrace.py) writes as itself: its moves are shown and counted as its own.
+            who = "opponent" if event.pid == observer.pid else f"PID {event.pid} (not the target)"
             if raw:
-                print(f"[{stamp:.3f}ms] wrote {event.raw!r}")
+                print(f"[{stamp:.3f}ms] {'' if event.pid == observer.pid else who + ' '}wrote {event.raw!r}")
             move = decode(event.raw)
-            if move:
+            if event.pid != observer.pid:
+                by_children[event.pid] += 1
+                if move and not raw:
+                    print(f"[{stamp:.3f}ms] {who} played: {move}")
+            elif move:
                 moves[move] += 1
                 if not raw:
                     print(f"[{stamp:.3f}ms] opponent played: {move}")
@@ -86,10 +96,21 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
         ending, killed_by = how_it_ended(observer)
         source = observer_class.loss_source
-        lost = f"{counters.lost} lost ({source})" if source else f"no loss count ({observer_class.method} keeps none)"
+        if observer.target_damage is not None:
+            lost = "lost: unknown (the ring's counters cannot be trusted)"
+        elif source:
+            lost = f"{counters.lost} lost ({source})"
+        else:
+            lost = f"no loss count ({observer_class.method} keeps none)"
         other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
+        children = (f", {sum(by_children.values())} writes by {len(by_children)} other process(es) it started"
+                    if by_children else "")
         print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
-              f"({kinds or 'none'}), {other_writes}, {lost}")
+              f"({kinds or 'none'}), {other_writes}{children}, {lost}")
+        damage = observer.target_damage
+    if damage is not None:
+        print(f"ERROR: {damage}; the moves above came before it", file=sys.stderr)
+        return 1
     if killed_by:
         print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
         return 1

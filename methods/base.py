@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from methods.errors import ObserverError, ObserverUnavailable
-from methods.process import check_pid, die_with_parent
+from methods.process import TargetUser, check_pid, die_with_parent
 
 # The observation protocol, shared by every backend and by bench/ (which imports it from here).
 # Every observer watches this descriptor: the opponent writes its moves to stdout, and its
@@ -209,6 +209,11 @@ class Observer(ABC):
         # or attach(); an attached target gets its own affinity back at close().
         self.target_cpus: set[int] | None = None
         self._affinity_before: dict[int, set[int]] = {}
+        # Who a launched program runs as (methods/process.py); None: as tapbench itself.
+        self.target_user: TargetUser | None = None
+        # What the target did to the observer's own state (a ring it can write, damaged), in
+        # words: the observation ended there, and what it counted since cannot be trusted.
+        self.target_damage: str | None = None
         self.spin_ns = 0  # --spin-us, for a backend that offers it (SPIN_OPTION)
         self.caught_spinning = 0  # events found while spinning, without a sleep
 
@@ -289,6 +294,12 @@ class Observer(ABC):
         """
         gate_read, self._gate = os.pipe()
         steps = [die_with_parent, *self._child_steps()]
+        user = self.target_user
+        if user is not None and not user.is_current and type(self)._launcher is Observer._launcher:
+            user.check_can_switch()
+            # After the backend's steps, which may need root; then PR_SET_PDEATHSIG again: the
+            # kernel clears it when the credentials change.
+            steps += [user.become, die_with_parent]
         target_env = self._target_env()
         environment = dict(os.environ if env is None else env)
         # The gate shell itself must not get these (an LD_PRELOAD hook would load into it):

@@ -1,8 +1,13 @@
 """LD_PRELOAD observer: preload/hook.c interposes libc write() inside the target and streams
 each write to stdout through a shared-memory ring (preload/ring.h) that this side drains.
 
-Launch only: a library can be preloaded only when the program starts. What the hook cannot
-see is reported, not hidden:
+Launch only: a library can be preloaded only when the program starts. The ring is a memfd
+sealed against shrinking and growing, handed to the hook as an inherited descriptor: no name
+reaches it, and the target, which maps it by design, cannot cut it short under this reader
+(CPython has no way back from a SIGBUS inside a numpy view). Everything read from it is
+checked (positions, counters, lengths, stamps); what the target damaged ends the watch with a
+finding (target_damage), the moves before it kept. What the hook cannot see is reported, not
+hidden:
   - a static binary never loads it ("static binary: LD_PRELOAD not applied");
   - Go's own os.Stdout issues raw system calls, so the hook is loaded but sees nothing
     ("0 of N moves passed through libc write()").
@@ -11,13 +16,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import functools
 import glob
+import mmap
 import os
-import secrets
 import shutil
 import struct
-from multiprocessing import shared_memory
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -30,11 +36,21 @@ from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_O
                           ObserverError)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 5
+RING_MAGIC, RING_VERSION = 0x52425054, 6
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
-# The ring's shared-memory segment: /dev/shm/tapbench-<random>.
+# Rings of older tapbench versions were POSIX shared-memory segments, /dev/shm/tapbench-<random>:
+# still looked for, so that one left by a killed run is found and removed.
 SEGMENT_PREFIX = "tapbench-"
 SEGMENT_GLOB = f"/dev/shm/{SEGMENT_PREFIX}*"
+RING_FD_VARIABLE = "TAPBENCH_RING_FD"
+# No write() completes in under this many ns (a system call's entry alone takes longer): a
+# counter of writes that grew faster than one per this long since launch was not counted by
+# the hook.
+FASTEST_WRITE_NS = 10
+# What a successful write() can have asked for and still be recorded (1 TiB): more is no count
+# the hook wrote.
+LARGEST_WRITE = 1 << 40
+COUNTERS = ("lost", "failed_writes", "counted")  # the hook's counts of writes
 
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
@@ -155,7 +171,12 @@ class PreloadObserver(Observer):
                                 "methods/preload.py mirrors: rebuild it (make build)")
         self.ring_slots = ring_slots
         self.poll_ms = poll_ms
-        self.segment: shared_memory.SharedMemory | None = None
+        self._ring: mmap.mmap | None = None  # the memfd, mapped here
+        self._ring_fd: int | None = None  # its descriptor, until the target has inherited it
+        # The reader's own position: the header's `consumed` is only what producers are told.
+        self._consumed = 0
+        self._claimed_seen = 0  # the producers' counter as last read: it never goes back
+        self._launched_ns = 0
         self.hook_loaded = False
         self.hook_writes_seen = 0
         self.failed_writes = 0  # writes to stdout that returned an error: nothing was written
@@ -168,7 +189,7 @@ class PreloadObserver(Observer):
         self.missed_wakeups = 0  # adaptive: sleeps that ended at the timeout with a slot waiting
 
     def facts(self) -> dict:
-        return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen,
+        return {"hook_loaded": self.hook_loaded, "hook_writes_seen": self.hook_writes_seen, "ring": "sealed memfd",
                 "failed_writes": self.failed_writes, "missed_wakeups": self.missed_wakeups,
                 "batches_caught_spinning": self.caught_spinning,
                 "stamp": "TSC" if self.tsc_unusable is None else f"clock_gettime: {self.tsc_unusable}"}
@@ -206,11 +227,21 @@ class PreloadObserver(Observer):
 
     def launch(self, argv, **kwargs):
         size = HEADER.itemsize + self.ring_slots * SLOT.itemsize
-        # A random name and mode 0600 (SharedMemory's default): no other user can open it,
-        # and no one can guess it.
-        self.segment = shared_memory.SharedMemory(name=SEGMENT_PREFIX + secrets.token_hex(12),
-                                                  create=True, size=size)
-        buffer = np.frombuffer(self.segment.buf, dtype=np.uint8)
+        # An anonymous memfd: no name in /dev/shm that anyone could open, or that a killed run
+        # would leave behind. Sealed before the target exists: no one can shrink it (every
+        # mapper would take a SIGBUS) or grow it, and no seal can be added after ours.
+        fd = os.memfd_create("tapbench-ring", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, size)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+            self._ring = mmap.mmap(fd, size)
+            # The target inherits it (pass_fds) under a number that is never the watched
+            # descriptor or another standard one.
+            self._ring_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        finally:
+            os.close(fd)
+        self._pass_fds = (self._ring_fd,)
+        buffer = np.frombuffer(self._ring, dtype=np.uint8)
         self._header = buffer[:HEADER.itemsize].view(HEADER)
         self._words = buffer[:HEADER.itemsize].view("<u8")
         sleeping_offset = HEADER.fields["consumer_sleeping"][1]
@@ -220,25 +251,51 @@ class PreloadObserver(Observer):
         self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
                            int(self.capture == "count"), int(self.wakeup == "adaptive"),
                            int(self.tsc_unusable is None), 0, 0, 0, 0, 0, 0)
+        self._fixed = self._header[0][["magic", "version", "slot_count", "slot_size", "count_only",
+                                       "wake_consumer", "stamp_tsc"]].copy()
         self._first_pair = clock_pair()
+        self._launched_ns = time.monotonic_ns()
         self._static = is_static_executable(argv[0])
         # A launch that fails keeps this frame alive in its traceback: a view left here would
-        # stop close() from unmapping the segment (BufferError).
+        # stop close() from unmapping the ring (BufferError).
         del buffer
-        return super().launch(argv, **kwargs)
+        try:
+            return super().launch(argv, **kwargs)
+        finally:
+            os.close(self._ring_fd)  # the target holds its copy now
+            self._ring_fd = None
 
     def _target_env(self) -> dict[str, str]:
-        # Only the program gets them: a gate shell that loaded the hook would claim the ring.
-        return {"LD_PRELOAD": str(HOOK_LIBRARY), "TAPBENCH_SHM": "/" + self.segment.name}
+        # Only the program gets it: a gate shell that loaded the hook would claim the ring.
+        return {"LD_PRELOAD": str(HOOK_LIBRARY), RING_FD_VARIABLE: str(self._ring_fd)}
 
     def _observe(self, pid: int) -> None:
         pass  # the hook maps the ring itself when the target starts
 
+    def _damaged(self, what: str) -> np.ndarray:
+        """Note what the target did to the ring (the first thing found), and end the
+        observation: nothing read from the ring after it can be trusted."""
+        if self.target_damage is None:
+            self.target_damage = f"the target damaged the ring: {what}"
+        self._stopping = True
+        return np.empty(0, dtype=SLOT)
+
     def _take(self) -> np.ndarray:
-        """Copy of the published slots not yet consumed, in sequence order; frees them."""
+        """Copy of the published slots not yet consumed, in sequence order, each checked; frees
+        them. Empty once the ring was found damaged."""
+        if self.target_damage is not None:
+            return np.empty(0, dtype=SLOT)
         # Two words, not the structured header: this is on the live latency's path.
-        consumed, claimed = int(self._words[CONSUMED_WORD]), int(self._words[CLAIMED_WORD])
-        count = min(claimed - consumed, self.ring_slots)
+        consumed, claimed = self._consumed, int(self._words[CLAIMED_WORD])
+        damage = None
+        if claimed < self._claimed_seen or claimed - consumed > self.ring_slots:
+            # Not a count the producers can have made; the slots' own publication marks still
+            # say which were published before: those are read, then the run ends.
+            damage = (f"its claimed count went from {self._claimed_seen} to {claimed}, with {consumed} "
+                      f"read and {self.ring_slots} slots")
+            claimed = consumed + self.ring_slots
+        self._claimed_seen = claimed
+        count = claimed - consumed
         if count <= 0:
             return np.empty(0, dtype=SLOT)
         start = consumed % self.ring_slots
@@ -248,14 +305,29 @@ class PreloadObserver(Observer):
         unpublished = np.flatnonzero(batch["published"] != expected)
         if unpublished.size:
             batch = batch[:unpublished[0]]  # a writer is still filling this slot
-        batch = batch.copy()
-        self._words[CONSUMED_WORD] = consumed + batch.size
+        batch = batch.copy()  # what is checked below is what is used: the target cannot change it now
+        # Every stamp was taken by the hook after launch and before now: one outside that
+        # window is not the hook's, and no latency is computed from it.
+        first_tsc, first_ns = self._first_pair
+        low, high = (first_tsc, clock_pair()[0]) if self.tsc_unusable is None else (first_ns, time.monotonic_ns())
+        bad = np.flatnonzero((batch["copied"] > CAPTURE_BYTES) | (batch["copied"] > batch["count"])
+                             | (batch["count"] > LARGEST_WRITE) | (batch["ts_ns"] < low) | (batch["ts_ns"] > high))
+        if bad.size:
+            slot = batch[bad[0]]
+            damage = damage or (f"slot {consumed + int(bad[0])} holds what the hook never writes "
+                                f"({int(slot['copied'])} bytes copied of a {int(slot['count'])}-byte write, "
+                                f"stamped {int(slot['ts_ns'])} in a run from {low} to {high})")
+            batch = batch[:bad[0]]
+        if damage:
+            self._damaged(damage)
+        self._consumed = consumed + batch.size
+        self._words[CONSUMED_WORD] = self._consumed  # for the producers; never read back
         return batch
 
     def _stamps_ns(self, ticks: np.ndarray) -> np.ndarray:
         """TSC ticks to CLOCK_MONOTONIC ns. Every tick was read after the launch pair and
-        before the pair taken now, so this interpolates: its error is about a pair's own
-        uncertainty (tens of ns), whatever the run's length."""
+        before the pair taken now (_take checked it), so this interpolates: its error is about
+        a pair's own uncertainty (tens of ns), whatever the run's length."""
         if self.tsc_unusable is not None or not ticks.size:
             return ticks
         first_tsc, first_ns = self._first_pair
@@ -268,17 +340,39 @@ class PreloadObserver(Observer):
         # exits. adaptive: sleep on the futex the hook wakes, a period at most.
         wait = self._sleep_until_woken if self.wakeup == "adaptive" else \
             (lambda: self.target_exited(self.poll_ms / 1000))
-        # Every slot was written by the one process that claimed the ring (hook_pid): a child
-        # that inherits the hook never claims it, and a fork()ed one stops recording.
-        yield from self._drain_batches(self._take, wait, self._pending,
-                                       pids=lambda: int(self._header[0]["hook_pid"]))
-        header = self._header[0]
+        # Every slot is attributed to the process we launched: the only one the hook records in
+        # (a fork()ed child stops recording, an exec'd one cannot reach the ring), and never to
+        # what the ring itself says.
+        yield from self._drain_batches(self._take, wait, self._pending)
+        self._read_counters()
+
+    def _read_counters(self) -> None:
+        """The hook's counters, once the target is done, each checked against what is
+        possible; a damaged ring leaves them unknown (None), never an impossible figure."""
+        header = self._header[0].copy()
+        bound = max(time.monotonic_ns() - self._launched_ns, 0) // FASTEST_WRITE_NS
+        changed = [name for name in self._fixed.dtype.names if header[name] != self._fixed[name]]
+        hook_pid = int(header["hook_pid"])
+        claimed = int(header["claimed"])
+        if changed:
+            self._damaged(f"its header's {', '.join(changed)} changed")
+        elif hook_pid not in (0, self.pid):
+            self._damaged(f"it names PID {hook_pid} as the hook's process, not {self.pid}")
+        elif claimed < self._consumed or claimed - self._consumed > self.ring_slots:
+            self._damaged(f"its claimed count ({claimed}) is not within the ring from {self._consumed}")
+        elif max(int(header[name]) for name in COUNTERS) > bound:
+            counted = ", ".join(f"{name} {int(header[name])}" for name in COUNTERS)
+            self._damaged(f"a counter ({counted}) grew faster than one write per {FASTEST_WRITE_NS} ns since launch")
+        self.hook_loaded = hook_pid == self.pid
+        if self.target_damage is not None:
+            self.counters.lost = None
+            self.hook_writes_seen = self.failed_writes = None
+            return
         # A slot claimed by a thread that died before publishing it can never be read.
-        self.counters.lost = int(header["lost"]) + int(header["claimed"]) - int(header["consumed"])
-        self.hook_writes_seen = int(header["claimed"]) + int(header["lost"]) + int(header["counted"])
+        self.counters.lost = int(header["lost"]) + claimed - self._consumed
+        self.hook_writes_seen = claimed + int(header["lost"]) + int(header["counted"])
         self.failed_writes = int(header["failed_writes"])
         self.counters.counted = int(header["counted"])
-        self.hook_loaded = int(header["hook_pid"]) == self.pid
 
     def _sleep_until_woken(self) -> None:
         """Announce the sleep, look once more (a slot published meanwhile would not wake us),
@@ -301,7 +395,7 @@ class PreloadObserver(Observer):
             raise OSError(error, f"futex wait on the preload ring: {os.strerror(error)}")
 
     def _pending(self) -> bool:
-        consumed = int(self._words[CONSUMED_WORD])
+        consumed = self._consumed
         return int(self._slots[consumed % self.ring_slots]["published"]) == consumed + 1
 
     def not_applicable(self, expected: int) -> str | None:
@@ -314,12 +408,14 @@ class PreloadObserver(Observer):
         return None
 
     def close(self) -> None:
-        if self.segment is not None:
-            segment, self.segment = self.segment, None
-            segment.unlink()  # first: the name is gone whatever happens next
-            # The numpy views export the segment's buffer: drop them before closing it.
+        if self._ring_fd is not None:  # a launch that failed before the target inherited it
+            os.close(self._ring_fd)
+            self._ring_fd = None
+        if self._ring is not None:
+            ring, self._ring = self._ring, None
+            # The numpy views export the mapping's buffer: drop them before closing it.
             self._header = self._words = self._sleeping = self._slots = None
-            segment.close()
+            ring.close()
         super().close()
 
 

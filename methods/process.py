@@ -1,12 +1,14 @@
 """Processes as the backends meet them: the capabilities this process holds, another process's
 status and memory, the thread group a thread belongs to, a launched child that dies with
-tapbench, a PID or a name checked before anything watches it, and the output of an observer
-that is itself a program (strace, bpftrace)."""
+tapbench and runs as the user it should, a PID or a name checked before anything watches it,
+and the output of an observer that is itself a program (strace, bpftrace)."""
 from __future__ import annotations
 
 import ctypes
 import os
+import pwd
 import signal
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 import psutil
@@ -190,3 +192,70 @@ def find_pid_by_name(name: str) -> int:
         raise ObserverError(f"{len(matches)} processes are named {name!r} (PIDs {listed}); "
                             f"choose one with --pid")
     return matches[0]
+
+
+@dataclass(frozen=True)
+class TargetUser:
+    """Who a launched program runs as: tapbench itself may need root, the program it watches
+    does not (it may be anyone's). Dropped to in the child after the backend's own steps
+    (which may need privileges: a seccomp filter without no_new_privs needs CAP_SYS_ADMIN)
+    and before exec; the child's capabilities go with root's uid."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+    @classmethod
+    def resolve(cls, wanted: str | None = None) -> "TargetUser":
+        """The user named (a name or a number), or by default the one who invoked tapbench:
+        under sudo, SUDO_UID and SUDO_GID, otherwise tapbench's own user."""
+        if wanted is None:
+            sudo_uid = os.environ.get("SUDO_UID")
+            if os.geteuid() == 0 and sudo_uid and sudo_uid.isdigit():
+                gid = os.environ.get("SUDO_GID", "")
+                return cls._of_uid(int(sudo_uid), int(gid) if gid.isdigit() else None)
+            return cls.current()
+        try:
+            entry = pwd.getpwnam(wanted)
+        except KeyError:
+            if not wanted.isdigit():
+                raise ObserverError(f"--user: no user named {wanted!r} on this machine") from None
+            return cls._of_uid(int(wanted), None)
+        return cls._of_uid(entry.pw_uid, entry.pw_gid)
+
+    @classmethod
+    def current(cls) -> "TargetUser":
+        """tapbench's own user."""
+        return cls._of_uid(os.geteuid(), os.getegid())
+
+    @classmethod
+    def _of_uid(cls, uid: int, gid: int | None) -> "TargetUser":
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:  # a number without a passwd entry: its own group, no others
+            return cls(str(uid), uid, uid if gid is None else gid, ())
+        gid = entry.pw_gid if gid is None else gid
+        groups = tuple(sorted(set(os.getgrouplist(entry.pw_name, gid))))
+        return cls(entry.pw_name, uid, gid, groups)
+
+    @property
+    def is_current(self) -> bool:
+        return self.uid == os.geteuid() and self.gid == os.getegid()
+
+    def check_can_switch(self) -> None:
+        """Refuse, before anything runs, a user this process cannot become."""
+        if not self.is_current and os.geteuid() != 0:
+            raise ObserverError(f"cannot run the target as {self.name} (uid {self.uid}): only root can "
+                                "switch users; leave out --user to run it as yourself")
+
+    def become(self) -> None:
+        """In the launched child, before exec: this user, with its groups."""
+        os.setgroups(list(self.groups))
+        os.setgid(self.gid)
+        os.setuid(self.uid)
+
+    def setpriv_options(self) -> list[str]:
+        """The same, for a command run through setpriv (strace's child)."""
+        groups = ["--groups", ",".join(map(str, self.groups))] if self.groups else ["--clear-groups"]
+        return [f"--reuid={self.uid}", f"--regid={self.gid}", *groups]

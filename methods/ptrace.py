@@ -10,6 +10,17 @@ Two strategies, both measured (`--strategy`):
 Every tracee is PTRACE_SEIZEd (also at launch), so PTRACE_INTERRUPT can stop any thread for a
 clean detach, and threads created later are followed through PTRACE_O_TRACECLONE.
 
+Children and the seccomp strategy: the filter is inherited across fork and exec, and a process
+that meets SECCOMP_RET_TRACE with no tracer gets ENOSYS, so a child of the target writing to its
+stdout would fail where it succeeds unwatched. The seccomp strategy therefore follows forks and
+vforks too (PTRACE_O_TRACEFORK, TRACEVFORK) and stays until the last traced process has exited;
+every tracee gets PTRACE_O_EXITKILL, so none outlives a tracer that dies (a launched target dies
+with tapbench anyway), and a watch stopped early kills what it launched, children included,
+rather than leave them with a filter and no tracer. A child's writes are events of its own
+process (MoveEvent.pid is the child's): the verifier counts them as another process's, and
+`watch` shows them as the child's. The step strategy needs no filter: it follows threads only,
+and children run untraced, as unwatched.
+
 The per-stop path is what the overhead is made of, so it is kept to: os.waitpid, one
 PTRACE_GET_SYSCALL_INFO (number and arguments in one call, no register dump), one pread of at
 most 32 bytes from the target's /proc/PID/mem (ProcessMemory), and the resume. Those two ptrace
@@ -48,9 +59,11 @@ DEFAULT_STRATEGY = "seccomp"
 # From <linux/ptrace.h>; python-ptrace predates the SEIZE family and syscall info.
 PTRACE_CONT, PTRACE_DETACH, PTRACE_SYSCALL = 7, 17, 24
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_GET_SYSCALL_INFO = 0x4206, 0x4207, 0x420E
-PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC = 0x1, 0x8, 0x10
+PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEFORK, PTRACE_O_TRACEVFORK = 0x1, 0x2, 0x4
+PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC = 0x8, 0x10
 PTRACE_O_TRACESECCOMP, PTRACE_O_EXITKILL = 0x80, 0x100000
-PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP = 3, 4, 7, 128
+PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC = 1, 2, 3, 4
+PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP = 7, 128
 SYSCALL_STOP = signal.SIGTRAP | 0x80  # with PTRACE_O_TRACESYSGOOD
 WAIT_ALL_THREADS = 0x40000000  # __WALL: threads are not children in waitpid's usual sense
 SYSCALL_WRITE_NR = 1  # x86-64
@@ -230,7 +243,8 @@ class PtraceObserver(Observer):
     def options(self) -> int:
         options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
         if self.strategy == "seccomp":
-            options |= PTRACE_O_TRACESECCOMP
+            # Children carry the filter: they are followed, and die with the tracer (see top).
+            options |= PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_EXITKILL
         if self.exitkill:
             options |= PTRACE_O_EXITKILL
         return options
@@ -294,11 +308,12 @@ class PtraceObserver(Observer):
                     self.process.rusage = self.process.usage_since_launch()  # the leader goes last
                 continue
             if tid not in self.threads:
-                # waitpid(-1) also reports our other children; a new thread of the target
-                # can report its first stop before its creator's clone event does.
+                # A stop of a thread we do not know yet is a tracee's: waitpid reports stops
+                # of traced threads only. A new thread (or, with the seccomp strategy, a
+                # forked child) can report its first stop before its creator's event does.
                 tgid = _tgid_of(tid)
-                if tgid != self.pid:
-                    continue
+                if tgid is None:
+                    continue  # gone already: its exit is reported next
                 self.threads[tid] = tgid
             signum, event = (status >> 8) & 0xFF, status >> 16
             inject = 0
@@ -317,8 +332,9 @@ class PtraceObserver(Observer):
                     self._held_tid = tid
                     yield MoveEvent(stopped_ns, time.monotonic_ns(), self.threads[tid], tid, head)
                     self._held_tid = None
-            elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_STOP):
-                pass  # a new thread, the exec, an interrupt or a group stop: just go on
+            elif event in (PTRACE_EVENT_CLONE, PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_EXEC,
+                           PTRACE_EVENT_STOP):
+                pass  # a new thread or child, the exec, an interrupt or a group stop: go on
             else:
                 inject = signum  # a signal for the target (Go sends itself SIGURG): deliver it
             if detaching:
@@ -340,9 +356,9 @@ class PtraceObserver(Observer):
         if self._count_only:
             self.counters.counted += 1
             return None
-        # Every traced thread is the target's (see events()), so its memory is the target's.
+        # The memory of the process the thread belongs to (the target's, or a child's).
         # An unreadable buffer (the write fails with EFAULT) gives an empty head.
-        return self._memory.read(self.pid, buf, min(count, CAPTURE_BYTES))
+        return self._memory.read(self.threads[tid], buf, min(count, CAPTURE_BYTES))
 
     def stop(self) -> None:
         """Also interrupt every thread: an idle target reports no stop of its own, and the
@@ -355,6 +371,19 @@ class PtraceObserver(Observer):
                 pass
 
     def _interrupt_all(self) -> None:
+        if self.strategy == "seccomp" and self.process is not None:
+            # Detached, the target and its children would keep a filter that no tracer
+            # answers: every write of theirs to stdout would fail with ENOSYS. What we
+            # launched ends with the watch instead (the target would be killed at close()
+            # anyway), children included.
+            self.detached_early = True
+            for tid in list(self.threads):
+                try:
+                    os.kill(tid, signal.SIGKILL)
+                except ProcessLookupError:
+                    self.threads.pop(tid, None)
+            self._held_tid = None
+            return
         if self._held_tid is not None:
             self._detach(self._held_tid, 0)  # already stopped: no stop will be reported again
             self._held_tid = None
@@ -363,8 +392,6 @@ class PtraceObserver(Observer):
                 self._ptrace(PTRACE_INTERRUPT, tid, 0, 0)
             except OSError:
                 self.threads.pop(tid, None)
-        if self.strategy == "seccomp":
-            self.detached_early = True
 
     def _detach(self, tid: int, signum: int) -> None:
         try:

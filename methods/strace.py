@@ -80,7 +80,12 @@ class StraceObserver(PrintedEvents, Observer):
     def _launcher(self, command: list[str]) -> list[str]:
         # The target is strace's child, not ours, so our PR_SET_PDEATHSIG does not reach it:
         # setpriv sets its own, so that it dies with strace (which dies with tapbench).
-        return ["strace", *self._options(self._write_end), "--", "setpriv", "--pdeathsig", "KILL", *command]
+        # It also runs the command as the target's user: strace itself stays as it is.
+        user = self.target_user
+        drop = [] if user is None or user.is_current else user.setpriv_options()
+        if drop:
+            user.check_can_switch()
+        return ["strace", *self._options(self._write_end), "--", "setpriv", *drop, "--pdeathsig", "KILL", *command]
 
     @property
     def _tracer(self) -> subprocess.Popen | None:

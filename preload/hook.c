@@ -1,5 +1,9 @@
 /* tapbench LD_PRELOAD hook: interposes libc write() and records each write to stdout into the
- * shared-memory ring named by $TAPBENCH_SHM (see ring.h). It must be invisible to the target:
+ * shared-memory ring handed over as descriptor $TAPBENCH_RING_FD (see ring.h): a memfd that
+ * tapbench created, sealed against shrinking and growing, and that no name reaches, so only
+ * the process it was handed to can map it. The descriptor stays open across exec, so that a
+ * program the target execs in place (a wrapper script's `exec prog`) records too; a fork()ed
+ * child closes its copy. It must be invisible to the target:
  *   - the real write() runs first, untouched, and only what it wrote is read afterwards, at
  *     most its return value's worth: the kernel has just read those bytes, so they are valid.
  *     A bad pointer gets EFAULT from the kernel as it would without the hook, never a fault
@@ -22,6 +26,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -92,39 +97,50 @@ static uint64_t slot_mask;
  * no __tls_get_addr call (fine for a library loaded at start-up, as LD_PRELOAD is). */
 static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
 
-/* A fork()ed child is another process: it must not write into the target's ring. */
+static int ring_fd = -1;
+
+/* A fork()ed child is another process: it must not write into the target's ring, nor hand it
+ * on to what it execs. */
 static void stop_recording_in_child(void)
 {
     ring = NULL;
     cached_tid = 0;
+    if (ring_fd >= 0)
+        close(ring_fd);
+    ring_fd = -1;
 }
 
 __attribute__((constructor)) static void tapbench_hook_init(void)
 {
     real_write = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
-    const char *name = getenv("TAPBENCH_SHM");
-    if (name == NULL)
+    const char *text = getenv("TAPBENCH_RING_FD");
+    if (text == NULL)
         return;
-    int fd = shm_open(name, O_RDWR, 0);
-    if (fd < 0)
+    char *end;
+    long fd = strtol(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || fd <= TAPBENCH_WATCHED_FD || fd > INT_MAX)
+        return;
+    /* Only the sealed memfd tapbench made: a child that inherited the variable but not the
+     * descriptor may have another file under that number, which is never touched. */
+    int seals = fcntl((int)fd, F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
         return;
     struct stat st;
-    void *map = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && (size_t)st.st_size > sizeof(struct tapbench_ring_header))
-        /* MAP_POPULATE: fault the whole ring in now, at start-up, not page by page in write(). */
-        map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    close(fd);
+    if (fstat((int)fd, &st) != 0 || (size_t)st.st_size <= sizeof(struct tapbench_ring_header))
+        return;
+    /* MAP_POPULATE: fault the whole ring in now, at start-up, not page by page in write(). */
+    void *map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, (int)fd, 0);
     if (map == MAP_FAILED)
         return;
     struct tapbench_ring_header *header = map;
     uint32_t owner = 0, me = (uint32_t)getpid();
-    /* Only the first process to load the hook records, and what it execs in place (same PID):
-     * children that inherit the environment must not write into the target's ring. */
+    /* Only the first process to load the hook records, and what it execs in place (same PID). */
     if (header->magic != TAPBENCH_RING_MAGIC || header->version != TAPBENCH_RING_VERSION ||
         (!atomic_compare_exchange_strong(&header->hook_pid, &owner, me) && owner != me)) {
         munmap(map, st.st_size);
         return;
     }
+    ring_fd = (int)fd;
     slots = (struct tapbench_slot *)(header + 1);
     slot_mask = header->slot_count - 1;
     pthread_atfork(NULL, NULL, stop_recording_in_child);

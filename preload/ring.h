@@ -8,6 +8,12 @@
  * publishes it by storing s + 1 into the slot's `published` with release ordering. The
  * consumer takes slots in sequence order while `published` matches, then advances `consumed`.
  * Nothing blocks and nothing allocates.
+ *
+ * The target can write all of it (the ring is mapped into its memory), so the consumer trusts
+ * none of it: it keeps its own read position (`consumed` here is only its announcement to the
+ * producers) and attributes every slot to the process it launched, never to `hook_pid`; it
+ * checks every position, counter, length and stamp it reads against what is possible, and ends
+ * with a finding when one is not. The memfd is sealed, so no one can shrink it under a reader.
  */
 #ifndef TAPBENCH_RING_H
 #define TAPBENCH_RING_H
@@ -17,7 +23,7 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 5u
+#define TAPBENCH_RING_VERSION 6u
 #define TAPBENCH_CAPTURE_BYTES 32
 #define TAPBENCH_WATCHED_FD 1
 

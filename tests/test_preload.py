@@ -122,18 +122,36 @@ def test_attach_is_refused_with_the_reason():
             observer.attach(os.getpid())
 
 
-def test_the_segment_is_private_and_removed_even_when_the_target_crashes():
+def ring_mappings(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return [line for line in maps if "tapbench-ring" in line]
+
+
+def ring_descriptors(pid: int) -> list[str]:
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if "tapbench-ring" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                found.append(fd)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def test_the_ring_has_no_name_and_nothing_is_left_when_the_target_crashes():
+    before = our_segments()
     with PreloadObserver() as observer:
         process = observer.launch([str(OPPONENT_CGO), "-moves", "100000000", "-io", "libc",
                                    "-rate", "1000"])
-        (segment,) = our_segments()
-        assert os.stat(segment).st_mode & 0o777 == 0o600
         observer.release()
         events = observer.events()
-        next(events)
+        next(events)  # the hook has mapped the ring
+        assert our_segments() == before  # nothing in /dev/shm: an anonymous memfd
+        assert len(ring_mappings(process.pid)) == 1  # mapped once, by the hook
+        assert len(ring_descriptors(process.pid)) == 1  # kept open for an exec in place
         process.kill()  # the target dies mid-run
         list(events)  # the observer ends cleanly on the target's death
-    assert not os.path.exists(segment)
+    assert ring_mappings(os.getpid()) == [] and ring_descriptors(os.getpid()) == []
 
 
 HOOK_CHECK = r"""

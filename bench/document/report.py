@@ -113,6 +113,16 @@ def runs_table(document: Document, fmt: str = "github", detail: bool = True) -> 
     return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
 
 
+def users_sentence(document: Document) -> str:
+    """Who the targets of the rows ran as (`run` and `watch` launch as the invoking user; the
+    sweep's own opponent as tapbench's user)."""
+    users = sorted({r.target_user for r in document.runs if r.target_user is not None})
+    unknown = sum(r.target_user is None for r in document.runs)
+    if not users:
+        return "Who the targets ran as is not recorded (results older than format 4)." if unknown else ""
+    return f"The targets ran as {', '.join(users)}" + (f"; for {unknown} rows it is not recorded." if unknown else ".")
+
+
 def skipped_table(skipped: list[dict], fmt: str = "github") -> str:
     return tabulate([[s["method"], s["reason"]] for s in skipped], headers=["method", "skipped: reason"],
                     tablefmt=fmt)
@@ -133,7 +143,7 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
         + (" — **DIRTY: measured with uncommitted changes, not reproducible from history**"
            if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "")
         + (f", converted from results format {meta['converted_from_format']}" if meta.get("converted_from_format")
-           else "") + ".",
+           else "") + ". " + users_sentence(document),
         "",
         *headline(document),
         "",
@@ -505,6 +515,9 @@ def intrusiveness_section(document: Document) -> list[str]:
             left.append(f"TracerPid {k['tracer_pid_after']}")
         sigkill.setdefault(k["method"], []).append(
             f"{document.label(k)} ({k['mode']}): {outcome}" + (f"; {', '.join(left)}" if left else "; nothing left"))
+    hostile = {}
+    for h in document.section("hostile"):
+        hostile.setdefault(h["method"], []).append("; ".join(hostile_text(a) for a in h["attacks"]))
     bystander = {}
     for b in document.section("bystanders"):
         bystander.setdefault(b["method"], []).append(
@@ -522,6 +535,7 @@ def intrusiveness_section(document: Document) -> list[str]:
             can_attach = f"no: {info['attach_unavailable']}"
         rows.append([method, ", ".join(noticed_by_opponent(seen)) or "nothing", can_attach,
                      "<br>".join(privileges.get(method, ["-"])), "<br>".join(sigkill.get(method, ["-"])),
+                     "<br>".join(hostile.get(method, ["not measured"])),
                      "<br>".join(bystander.get(method, ["-"])), info.get("dependence") or "-", claimed[method]])
     return ["", "## Intrusiveness matrix", "",
             "Measured, not asserted, except the dependence column, which each backend declares. *Noticed "
@@ -532,12 +546,29 @@ def intrusiveness_section(document: Document) -> list[str]:
             "order with `setpriv` (root uid kept), under which a launched run still captured "
             "exactly (*launch*) or a watch attached to an opponent root had started saw its moves "
             "(*attach*); then the same set as an unprivileged user. *SIGKILL*: tapbench killed while watching; "
-            "the opponent's state a second later and what was left on the machine. *Bystander*: an "
+            "the opponent's state a second later and what was left on the machine. *Hostile target*: a "
+            "program (`bench/hostile_target.c`) that looks in its own memory for anything of the observer's "
+            "and attacks it, shrinking it (*truncate*) or overwriting it with impossible values (*scribble*), "
+            "under `tapbench watch`: what it found, and how the observer came out. *Bystander*: an "
             "unwatched process's time per write while the method watches someone else, over the same "
             "with no observer (median of per-repeat ratios).", "",
             _table(rows, ["method", "noticed by the opponent", "attach to a running process",
-                          "least privilege", "SIGKILL of tapbench", "bystander cost",
+                          "least privilege", "SIGKILL of tapbench", "what a hostile target can do to it",
+                          "bystander cost",
                           "kernel/runtime dependence (declared)", "claimed"])]
+
+
+def hostile_text(attack: dict) -> str:
+    """'scribble: found the ring; the observer said: the target damaged ...; exit 1'."""
+    if not attack["survived"]:
+        outcome = f"the observer DIED (exit {attack['observer_exit']})"
+    else:
+        outcome = f"observer exit {attack['observer_exit']}" + (
+            f", said: {attack['observer_said']}" if attack["observer_said"] else ", nothing to report")
+    flaws = (["printed an impossible figure"] if attack["impossible_figure"] else []) + (
+        [f"left {', '.join(attack['left_behind'])}"] if attack["left_behind"] else [])
+    return f"{attack['attack']}: found {attack['target_found']}; {outcome}" + (
+        f"; **{'; '.join(flaws)}**" if flaws else "")
 
 
 def sweeps_section(document: Document, previous: Document | None, quick: Document | None) -> str:

@@ -69,6 +69,7 @@ class Row:
     capture: str = "full"  # "count": a floor, the mechanism only counting (checked by count)
     paced: bool = False  # rate > 0: wall time is the schedule's; overhead shows as lag instead
     repeats: int = 0  # observed runs (each paired with one bare run)
+    target_user: str | None = None  # who the target ran as; None: not recorded (older results)
     # --- capture, verified against the opponent's ground truth, summed over the repeats ---
     expected: int = 0  # moves written
     captured: int | None = None  # distinct generator moves seen with the right kind (None: not observed)
@@ -199,7 +200,7 @@ def unique_rows(rows: list[Row], where: str = "the document") -> dict[tuple, Row
 
 # The probe sections of a document, each a list of entries with at least `method` and `options`.
 SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec",
-            "bpf_profile", "latency_floor")
+            "bpf_profile", "latency_floor", "hostile")
 
 
 def method_label(method: str, options: dict | None, methods: dict) -> str:

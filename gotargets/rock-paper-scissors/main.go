@@ -106,6 +106,7 @@ type selfCheck struct {
 	Seccomp         int      `json:"seccomp"`      // 0 none, 1 strict, 2 filter (a tracer's or a supervisor's)
 	NoNewPrivs      int      `json:"no_new_privs"` // set by whoever loaded a filter without CAP_SYS_ADMIN
 	CpusAllowed     string   `json:"cpus_allowed"` // where it may run: the placement it was given
+	Uid             int      `json:"uid"`          // who it runs as: tapbench launches as the invoking user
 	LdPreload       string   `json:"ld_preload"`
 	Libraries       []string `json:"libraries"`
 	Unexpected      []string `json:"unexpected_libraries"`
@@ -144,7 +145,7 @@ var expectedLibraries = map[string]bool{
 }
 
 func checkForObservers() selfCheck {
-	check := selfCheck{LdPreload: os.Getenv("LD_PRELOAD"), Libraries: []string{}, Unexpected: []string{}}
+	check := selfCheck{LdPreload: os.Getenv("LD_PRELOAD"), Uid: os.Getuid(), Libraries: []string{}, Unexpected: []string{}}
 	if status, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(status), "\n") {
 			for prefix, field := range map[string]*int{"TracerPid:": &check.TracerPid,
