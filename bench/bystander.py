@@ -52,7 +52,7 @@ def bystander_while_watching(method: str, options: dict, workload: Workload, scr
         # ends; a thread ends the observation then, whether or not events are flowing.
         ender = threading.Thread(target=lambda: (bystander.wait(), observer.stop()))
         ender.start()
-        for _ in observer.events():
+        for _ in observer.batches():
             pass
         ender.join()
         if bystander.returncode != 0:

@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.runner import execute, settle
 from bench.targets import Workload
-from methods.base import baseline_method
+from methods.base import REGISTRY, baseline_method
 
 START_RATE = 1000
 RAMP_FACTOR = 4
@@ -61,11 +61,15 @@ def probe(method: str, options: dict, target: str, rate: float, placement: str =
         + ([] if achieved >= KEEP_FRACTION * rate else ["throttled"]) \
         + ([] if backlog_s <= BACKLOG_LIMIT_S else ["backlog"])
     captured = verdict.captured if verdict else execution.truth.written
+    written = max(execution.truth.written, 1)
     return {"offered": rate, "achieved": achieved, "captured_rate": captured / wall_s,
             "backlog_s": backlog_s, "moves": moves, "captured": captured,
             "lost": verdict.lost if verdict else 0, "lost_reported": execution.lost_reported,
             "phantom": verdict.phantom if verdict else 0, "in_order": in_order,
-            "held": not reasons, "reasons": reasons}
+            "held": not reasons, "reasons": reasons,
+            # who used the CPU at this rate: what limits a ceiling in shared placement
+            "observer_cpu_ns_per_move": execution.observer_cpu_ns / written,
+            "target_loop_cpu_ns_per_move": execution.target_loop_cpu_ns / written}
 
 
 def find_ceiling(method: str, options: dict, target: str, maximum: float,
@@ -102,13 +106,39 @@ def find_ceiling(method: str, options: dict, target: str, maximum: float,
     control = None
     if bad is None:
         limited_by = f"none up to {TOP_SHARE:.0%} of the target's own maximum"
+        limit = "the target's own rate"
     else:
-        limited_by = " and ".join(sorted({reason for p in failed if p["offered"] == bad for reason in p["reasons"]}))
+        at_bad = [p for p in failed if p["offered"] == bad]
+        limited_by = " and ".join(sorted({reason for p in at_bad for reason in p["reasons"]}))
         progress(f"ceiling of {method}: the target alone at {bad:,.0f} moves/s")
         control = probe(baseline_method(), {}, target, bad, placement)
         if "throttled" in control["reasons"]:
             limited_by += " (the target alone, unobserved, was throttled at that rate too)"
+            limit = "the target's own rate"
+        else:
+            limit = what_limits(method, at_bad[-1], placement)
     return {"method": method, "options": options, "target": target, "placement": placement,
             "unobserved_max": maximum,
-            "ceiling": good, "limited_by": limited_by, "first_failure": bad, "probes": probes,
+            "ceiling": good, "limited_by": limited_by, "limit": limit, "first_failure": bad, "probes": probes,
             "confirmations": CONFIRMATIONS, "control_at_first_failure": control}
+
+
+# In shared placement, a consumer that took at least this share of the one CPU at the failing
+# rate is what held the target back.
+CONSUMER_SHARE = 0.25
+
+
+def what_limits(method: str, failed: dict, placement: str) -> str:
+    """What a failing probe ran into: the mechanism (the target itself slowed: a tracer's
+    stop at every write, a program in its system call), the consumer (events not taken in
+    time, or, sharing one CPU, taking the target's time), in words with the figures."""
+    consumer_kind = REGISTRY[method].loss_source is not None  # a ring or a tool reads the events
+    if {"loss", "backlog"} & set(failed["reasons"]) and consumer_kind:
+        return "consumer (it did not take the events in time)"
+    observer, target = failed["observer_cpu_ns_per_move"], failed["target_loop_cpu_ns_per_move"]
+    share = observer / max(observer + target, 1)
+    if consumer_kind and placement == "shared" and share >= CONSUMER_SHARE:
+        return f"consumer (it took {share:.0%} of the one CPU)"
+    if not consumer_kind:
+        return "mechanism (the target waits at every stop)"
+    return f"mechanism (the target's own CPU, the observer took {share:.0%})"

@@ -107,10 +107,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
     not_applicable = next((e.not_applicable for e in observed if e.not_applicable), None)
     latencies = np.concatenate([e.latencies_ns for e in observed]) if observed else np.zeros(0)
     by_mechanism = np.concatenate([e.mechanism_latencies_ns for e in observed]) if observed else np.zeros(0)
-    # What the harness's own loop costs with nothing to observe (the bare runs): not the
-    # observer's, so taken off its CPU.
-    harness_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in bare]))
-    observer_cpu = float(np.median([e.observer_cpu_ns / max(e.truth.written, 1) for e in observed]))
+    cost = whole_cost(bare, observed)
     return Row(
         group=group, method=method, options=options, target=workload.target, moves=workload.moves,
         rate=float(workload.rate), goroutines=workload.goroutines, seed=workload.seed,
@@ -139,9 +136,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         **{f"ready_ms_{kind}": [e.ready_ns / 1e6 for e in observed
                                 if e.mechanism.get(method, {}).get("compiled_at_start") is compiled]
            for kind, compiled in (("compiled", True), ("reused", False))},
-        observer_cpu_ns_per_move=observer_cpu - harness_cpu if observed is not bare else observer_cpu,
-        harness_cpu_ns_per_move=harness_cpu,
-        target_cpu_ns_per_move=float(np.median([e.target_cpu_ns / max(e.truth.written, 1) for e in observed])),
+        **cost,
         paced=workload.rate > 0,
         lag_end_ns_max=max(max(w["lag_end_ns"] for w in e.truth.report["writers"]) for e in observed),
         latency_from="target",
@@ -156,6 +151,32 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         mechanism=[e.mechanism for e in observed],
         self_checks=[e.truth.report["self_check_start"] for e in observed],
     )
+
+
+def per_move(executions: list[Execution], value) -> np.ndarray:
+    return np.array([value(e) / max(e.truth.written, 1) for e in executions], dtype=float)
+
+
+def whole_cost(bare: list[Execution], observed: list[Execution]) -> dict:
+    """What watching costs the machine per event, counted whole, each repeat against its own
+    bare run: the target's extra CPU over its move loop plus the observer's CPU from release to
+    the last event (less the harness's own, measured in the bare run). Set-up and teardown are
+    per run, not per event: kept apart."""
+    count = min(len(bare), len(observed))
+    target_extra = (per_move(observed, lambda e: e.target_loop_cpu_ns)[:count]
+                    - per_move(bare, lambda e: e.target_loop_cpu_ns)[:count])
+    observer = (per_move(observed, lambda e: e.observer_cpu_ns)[:count]
+                - per_move(bare, lambda e: e.observer_cpu_ns)[:count])
+    samples = target_extra + observer
+    cost, low, high = median_interval(samples)
+    return {"cpu_cost_ns_per_event": cost, "cpu_cost_ci": [low, high], "samples_cpu_cost_ns_per_event": samples.tolist(),
+            "target_extra_cpu_ns_per_move": float(np.median(target_extra)),
+            "observer_cpu_ns_per_move": float(np.median(observer)),
+            "harness_cpu_ns_per_move": float(np.median(per_move(bare, lambda e: e.observer_cpu_ns))),
+            "target_cpu_ns_per_move": float(np.median(per_move(observed, lambda e: e.target_loop_cpu_ns))),
+            "target_cpu_ns_per_move_bare": float(np.median(per_move(bare, lambda e: e.target_loop_cpu_ns))),
+            "observer_setup_cpu_ms": float(np.median([e.setup_cpu_ns for e in observed])) / 1e6,
+            "observer_teardown_cpu_ms": float(np.median([e.teardown_cpu_ns for e in observed])) / 1e6}
 
 
 def add_floor_ratios(rows: list[Row]) -> None:
@@ -229,17 +250,19 @@ load_document = Document.load
 
 
 def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) -> Document:
-    """An older results document (format 2 or 3, as JSON) in today's format. What can be
+    """An older results document (format 2, 3 or 4, as JSON) in today's format. What can be
     converted is; what was not measured stays missing (None, never zero); the metadata says
-    it was converted. What the old file did not record comes from today's code: the methods'
-    descriptions (format 2 kept none) and option labels, and each row's group, found by matching
-    the rows of each stretch of one workload against the sweep plan's groups (plan_groups:
-    (name, workload, lineup) of every group a sweep runs); a stretch that matches none is
-    named by its position."""
+    it was converted, and from which format: its rows keep the definitions they were measured
+    under (format 4 counted the target's whole CPU and the observer's teardown, and no whole
+    cost), which compare does not set against today's. What the old file did not record comes
+    from today's code: the methods' descriptions (format 2 kept none) and option labels, and
+    each row's group, found by matching the rows of each stretch of one workload against the
+    sweep plan's groups (plan_groups: (name, workload, lineup) of every group a sweep runs); a
+    stretch that matches none is named by its position."""
     data = json.loads(json.dumps(data))  # a copy
     version = data.get("format")
-    if version not in (2, 3):
-        raise ResultsError(f"results format {version!r} cannot be upgraded (2 and 3 can)")
+    if version not in (2, 3, 4):
+        raise ResultsError(f"results format {version!r} cannot be upgraded (2, 3 and 4 can)")
     if version == 2:
         for row in data["runs"]:
             ratio, low, high = median_interval(per_repeat_ratios(row["samples_observed_ns_per_move"],
@@ -257,7 +280,8 @@ def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) ->
             probe["left_behind"] = [entry for entry in left if not entry.startswith("0 ")]
     defaults = Row().to_json()
     rows = []
-    for row, group in zip(data["runs"], _groups_of(data["runs"], plan_groups)):
+    groups = [row["group"] for row in data["runs"]] if version >= 4 else _groups_of(data["runs"], plan_groups)
+    for row, group in zip(data["runs"], groups):
         row["group"] = group
         row["rate"] = float(row["rate"])
         for name, default in defaults.items():
@@ -273,9 +297,9 @@ def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) ->
             info["option_labels"] = REGISTRY[name].describe()["option_labels"]
     meta = data["metadata"]
     meta.setdefault("machine_id", machine_id(meta))
-    meta["converted_from_format"] = version
+    meta["converted_from_format"] = meta.get("converted_from_format") or version
     if meta.get("profile") == "full":
-        meta["primary_groups"] = primary_groups
+        meta.setdefault("primary_groups", primary_groups)
     return Document(metadata=meta, methods=methods, runs=rows, skipped=data.get("skipped") or [],
                     sections={name: data.get(name) or [] for name in SECTIONS})
 

@@ -7,7 +7,6 @@ import resource
 import subprocess
 import tempfile
 import time
-from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ from bench.placement import observer_placed
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify, verify_count
-from methods.base import REGISTRY, baseline_method, Observer
+from methods.base import EVENT, REGISTRY, Observer, baseline_method
 from methods.bpf_system import loaded_bpf_objects
 from methods.process import TargetUser
 
@@ -65,8 +64,17 @@ class Execution:
     mechanism_latencies_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     mechanism: dict = field(default_factory=dict)
     not_applicable: str | None = None  # the mechanism could not see this target at all
-    observer_cpu_ns: int = 0  # CPU the observer's process tree used from release to the end
+    # CPU (ns) of the observer's process tree, the target's left out, in three phases: from
+    # launch to release (set-up: a BPF compile, a tracer attached ...), from release until the
+    # last event was handed over and the target reaped (what watching the moves took, the work
+    # after the target's last write included), and close() (teardown).
+    setup_cpu_ns: int = 0
+    observer_cpu_ns: int = 0
+    teardown_cpu_ns: int = 0
     target_cpu_ns: int = 0  # the target's, exact (wait4) when it is our child, else its own report
+    # The target's CPU over its move loop only, as it reports it: what scales with the moves,
+    # work a mechanism did in the target's context (a BPF program, a hook) included.
+    target_loop_cpu_ns: int = 0
     last_seen_ns: int = 0  # CLOCK_MONOTONIC when Python received the last event
 
 
@@ -110,25 +118,21 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
         if user is not None and not user.is_current:
             os.chown(scratch, user.uid, user.gid)  # the opponent writes its report here
         report_path = os.path.join(scratch, "truth.json")
-        children_before = _reaped_children_cpu_ns()
         with observer_placed(workload.placement) as target_cpus, observer_class(**options) as observer, \
                 collector_paused():
             observer.target_cpus = target_cpus
             observer.target_user = user
+            before_launch = tree_cpu_ns(exclude=None)
             started = time.monotonic_ns()
             process = observer.launch(workload.argv(report_path), stdout=subprocess.DEVNULL)
             ready_ns = time.monotonic_ns() - started
-            # The observer's CPU is counted from here: start-up (a BPF compile ...) is ready_ns.
-            self_before = _own_cpu_ns()
-            helpers_before = _helpers_cpu_ns(exclude=observer.pid)
+            at_release = tree_cpu_ns(exclude=observer.pid)  # the target, alive, is not ours to count
             observer.release()
-            pids, heads, seen, stamped_by_mechanism = array("q"), [], array("q"), array("q")
-            for event in observer.events():
-                pids.append(event.pid)
-                heads.append(event.raw)
-                seen.append(event.seen_ns)
-                stamped_by_mechanism.append(event.ts_ns)
+            batches = []
+            for batch in observer.batches():  # a batch at a time: the harness adds no work per event
+                batches.append(batch)
             returncode, target_usage = reap(process)
+            consumed = tree_cpu_ns(exclude=observer.pid)
             if observer.pid != process.pid:  # a helper's child (strace's): that was the helper's
                 target_usage = None
             target_pid = observer.pid  # not process.pid when the observer wraps the target
@@ -136,8 +140,9 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
             mechanism = mechanism_facts(observer)
             not_applicable_because = observer.not_applicable
             damage = observer.target_damage
-        own_cpu_ns = _own_cpu_ns() - self_before
-        children_cpu_ns = _reaped_children_cpu_ns() - children_before + _helpers_delta_ns(helpers_before)
+        closed = tree_cpu_ns(exclude=None)
+        events = np.concatenate(batches) if batches else np.empty(0, dtype=EVENT)
+        pids, heads = events["pid"].tolist(), event_heads(events)
 
         if damage is not None or returncode != 0 or not os.path.exists(report_path):
             # No ground truth from a dead opponent, but what was captured can still be checked
@@ -156,13 +161,16 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
     # observer's. wait4 gives its whole usage, exit included; a target that is a helper's
     # child (strace's) is known only by its own report, taken just before it exits.
     target_cpu_ns = _cpu_ns(target_usage) if target_usage is not None else truth.report["cpu_ns"]
-    seen_ns = np.frombuffer(seen, dtype=np.int64)
+    seen_ns = events["seen_ns"]
     execution = Execution(method=method, ns_per_move=truth.wall_ns / max(truth.written, 1),
                           ready_ns=ready_ns, truth=truth, lost_reported=counters.lost,
-                          mechanism_latencies_ns=seen_ns - np.frombuffer(stamped_by_mechanism, dtype=np.int64),
+                          mechanism_latencies_ns=seen_ns - events["ts_ns"],
                           mechanism=mechanism, last_seen_ns=int(seen_ns[-1]) if seen_ns.size else 0,
-                          observer_cpu_ns=own_cpu_ns + children_cpu_ns - target_cpu_ns,
-                          target_cpu_ns=target_cpu_ns)
+                          setup_cpu_ns=at_release - before_launch,
+                          # reaped, the target's whole CPU joined our children's: taken off again
+                          observer_cpu_ns=consumed - at_release - target_cpu_ns,
+                          teardown_cpu_ns=closed - consumed,
+                          target_cpu_ns=target_cpu_ns, target_loop_cpu_ns=truth.report["loop_cpu_ns"])
     if options.get("capture") == "count":  # a floor: a count to check, no events
         execution.verdict = verify_count(counters.counted, truth.counts, truth.report["noise_writes_stdout"])
         execution.not_applicable = not_applicable_because(truth.written)
@@ -202,43 +210,28 @@ def _cpu_ns(usage) -> int:
     return int((usage.ru_utime + usage.ru_stime) * 1e9)
 
 
-def _own_cpu_ns() -> int:
-    return _cpu_ns(resource.getrusage(resource.RUSAGE_SELF))
-
-
-def _reaped_children_cpu_ns() -> int:
-    return _cpu_ns(resource.getrusage(resource.RUSAGE_CHILDREN))
-
-
-def _helpers_cpu_ns(exclude: int | None) -> dict[int, int]:
-    """CPU already used by each of our live child processes other than the target (strace,
-    bpftrace after their start-up, multiprocessing's resource tracker), by PID."""
-    used = {}
+def tree_cpu_ns(exclude: int | None) -> int:
+    """CPU this process and all its children have used so far: itself, the children already
+    reaped (RUSAGE_CHILDREN) and the live ones (strace, bpftrace ...), but for `exclude` (the
+    target while it runs). A child that is reaped moves from the second part to the first, so
+    the difference of two readings is what the tree used between them."""
+    total = _cpu_ns(resource.getrusage(resource.RUSAGE_SELF)) + _cpu_ns(resource.getrusage(resource.RUSAGE_CHILDREN))
     for child in psutil.Process().children(recursive=True):
-        if child.pid != exclude:
-            try:
-                used[child.pid] = _process_cpu_ns(child)
-            except psutil.NoSuchProcess:
-                pass
-    return used
-
-
-def _process_cpu_ns(process: psutil.Process) -> int:
-    times = process.cpu_times()
-    return int((times.user + times.system + times.children_user + times.children_system) * 1e9)
-
-
-def _helpers_delta_ns(before: dict[int, int]) -> int:
-    """Correction to RUSAGE_CHILDREN for the helpers: one reaped since contributed its whole
-    CPU there, of which only what came after `before` is the run's; one still alive (the
-    resource tracker) contributed nothing there, so its CPU since is added from psutil."""
-    delta = 0
-    for pid, used in before.items():
+        if child.pid == exclude:
+            continue
         try:
-            delta += _process_cpu_ns(psutil.Process(pid)) - used
+            times = child.cpu_times()
         except psutil.NoSuchProcess:
-            delta -= used
-    return delta
+            continue  # reaped meanwhile: it is in RUSAGE_CHILDREN, or will be by the next reading
+        total += int((times.user + times.system + times.children_user + times.children_system) * 1e9)
+    return total
+
+
+def event_heads(events: np.ndarray) -> list[bytes]:
+    """Each event's head as bytes, as long as the mechanism copied: for the verifier."""
+    heads = events["head"].tobytes()
+    width = EVENT["head"].itemsize
+    return [heads[i * width:i * width + length] for i, length in enumerate(events["length"].tolist())]
 
 
 def mechanism_facts(observer: Observer) -> dict:

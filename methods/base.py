@@ -12,10 +12,9 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, NamedTuple, Sequence
+from typing import Callable, ClassVar, Iterator, NamedTuple, Sequence
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 from methods.errors import ObserverError, ObserverUnavailable
 from methods.process import TargetUser, check_pid, die_with_parent
@@ -111,6 +110,44 @@ class MoveEvent(NamedTuple):
         return move_word(self.raw)
 
 
+# Observed writes as every backend hands them over a batch at a time (Observer.batches()): one
+# record per write, so that counting, checking and timing a run is work per batch, not per
+# event, and the harness comes close to the mechanism's own cost.
+EVENT = np.dtype([("ts_ns", "<i8"),    # CLOCK_MONOTONIC when the mechanism saw the write
+                  ("seen_ns", "<i8"),  # CLOCK_MONOTONIC when Python received it (its batch)
+                  ("pid", "<i4"), ("tid", "<i4"),
+                  ("length", "<u4"),   # bytes of head that hold the buffer's start
+                  ("head", f"V{CAPTURE_BYTES}")])
+# Backends whose mechanism hands over one event at a time (a tracer's stop) are gathered into
+# batches of at most this many; the target does not wait for a batch to fill. A ring reader
+# takes at most this many records at a time too: a batch that fits in the CPU's caches costs
+# about 25 ns an event to copy out and convert, one of 200,000 about 100 (measured here).
+BATCH_EVENTS = 4096
+
+
+def events_to_batch(events: list[MoveEvent]) -> np.ndarray:
+    batch = np.empty(len(events), dtype=EVENT)
+    batch["ts_ns"] = [e.ts_ns for e in events]
+    batch["seen_ns"] = [e.seen_ns for e in events]
+    batch["pid"] = [e.pid for e in events]
+    batch["tid"] = [e.tid for e in events]
+    batch["length"] = [len(e.raw) for e in events]
+    batch["head"] = [e.raw[:CAPTURE_BYTES] for e in events]
+    return batch
+
+
+def batch_to_events(batch: np.ndarray) -> Iterator[MoveEvent]:
+    """One MoveEvent per record, for what needs them one at a time (watch, the duel's spy)."""
+    heads = batch["head"].tobytes()  # keeps NUL bytes, unlike a bytes-string column
+    width = batch.dtype["head"].itemsize
+    offset = 0
+    for ts_ns, seen_ns, pid, tid, length in zip(batch["ts_ns"].tolist(), batch["seen_ns"].tolist(),
+                                               batch["pid"].tolist(), batch["tid"].tolist(),
+                                               batch["length"].tolist()):
+        yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + length])
+        offset += width
+
+
 @dataclass
 class Counters:
     captured: int = 0  # events handed to Python
@@ -188,6 +225,8 @@ class Observer(ABC):
             raise TypeError(f"{cls.__name__}.targets must name some of {TARGET_NAMES}, not {sorted(unknown)}")
         if cls.loss_source not in (None, *LOSS_SOURCES):
             raise TypeError(f"{cls.__name__}.loss_source must be one of {LOSS_SOURCES} or None")
+        if cls.events is Observer.events and cls.batches is Observer.batches:
+            raise TypeError(f"{cls.__name__} must give events() or batches(): each is made from the other")
         for other in REGISTRY.values():
             for name in set(cls.cli_options) & set(other.cli_options):
                 if cls.cli_options[name] != other.cli_options[name]:
@@ -420,32 +459,53 @@ class Observer(ABC):
         """Put the mechanism in place on pid (already started, still gated)."""
 
     # --- events -------------------------------------------------------------------------
-    @abstractmethod
-    def events(self) -> Iterator[MoveEvent]:
-        """Yield events until the target has exited (and everything is drained) or stop()."""
+    # A backend gives one of the two; each is made from the other. A mechanism that reads many
+    # writes at once (a ring) gives batches(); one that stops the target at each (a tracer)
+    # gives events().
+    def batches(self) -> Iterator[np.ndarray]:
+        """Yield EVENT arrays until the target has exited (and everything is drained) or
+        stop(). Made from events() unless the backend reads batches itself."""
+        pending: list[MoveEvent] = []
+        for event in self.events():
+            pending.append(event)
+            if len(pending) == BATCH_EVENTS:
+                yield events_to_batch(pending)
+                pending = []
+        if pending:
+            yield events_to_batch(pending)
 
-    def _events_from_batch(self, batch, pids=None) -> Iterator[MoveEvent]:
-        """MoveEvents from a numpy batch of records with ts_ns, tid, count, copied and a
-        CAPTURE_BYTES-wide head: what the ring-buffer backends read. pids: the name of the
-        column that holds each record's process, or a function giving the one process that
-        wrote the whole batch (as the mechanism knows it: the verifier checks it), or None
-        when nothing but the target can have written it."""
+    def events(self) -> Iterator[MoveEvent]:
+        """Yield events until the target has exited (and everything is drained) or stop(),
+        one at a time: for what needs them so (watch, the duel's spy). Made from batches()
+        unless the backend hands events over one at a time itself."""
+        for batch in self.batches():
+            yield from batch_to_events(batch)
+
+    def _event_batch(self, records: np.ndarray, pids: str | None = None, check=None) -> np.ndarray:
+        """An EVENT batch from ring records with ts_ns, tid, count, copied and a
+        CAPTURE_BYTES-wide head (what the ring-buffer backends read), copied out of the ring
+        once. pids: the name of the column that holds each record's process, as the mechanism
+        knows it (the verifier checks it), or None when nothing but the target can have written
+        it. check(batch, counts): how many records, from the first, can be trusted (a ring the
+        target can write is checked on this copy, before its stamps are converted)."""
         seen_ns = time.monotonic_ns()  # the whole batch reached Python now
+        batch = np.empty(records.size, dtype=EVENT)
+        batch["seen_ns"] = seen_ns
+        batch["ts_ns"] = records["ts_ns"]
+        batch["pid"] = self.pid if pids is None else records[pids]
+        batch["tid"] = records["tid"]
+        batch["length"] = records["copied"]
+        batch["head"] = records["head"]
+        counts = np.array(records["count"], dtype=np.uint64)
+        if check is not None:
+            keep = check(batch, counts)
+            batch, counts = batch[:keep], counts[:keep]
+        batch["ts_ns"] = self._stamps_ns(batch["ts_ns"])
         self.counters.captured += batch.size
-        self.counters.bytes += int(batch["count"].sum())
-        width = batch.dtype["head"].itemsize
-        heads = batch["head"].tobytes()  # keeps NUL bytes, unlike a bytes-string column
-        if isinstance(pids, str):
-            pids = batch[pids].tolist()
-        else:
-            pids = [self.pid if pids is None else pids()] * batch.size
-        offset = 0
-        stamps_ns = self._stamps_ns(batch["ts_ns"]).tolist()
-        for ts_ns, pid, tid, copied in zip(stamps_ns, pids, batch["tid"].tolist(), batch["copied"].tolist()):
-            yield MoveEvent(ts_ns, seen_ns, pid, tid, heads[offset:offset + copied])
-            offset += width
+        self.counters.bytes += int(counts.sum(dtype=np.uint64))
         if batch.size:
             self.counters.batch_ns_max = max(self.counters.batch_ns_max, time.monotonic_ns() - seen_ns)
+        return batch
 
     def _stamps_ns(self, stamps: np.ndarray) -> np.ndarray:
         """A batch's mechanism stamps as CLOCK_MONOTONIC ns. A backend that stamps with
@@ -453,24 +513,31 @@ class Observer(ABC):
         conversion does not count as delay."""
         return stamps
 
-    def _drain_batches(self, take, wait, pending, pids=None) -> Iterator[MoveEvent]:
-        """The ring-buffer backends' loop: take() returns the batch waiting (maybe empty),
-        wait() sleeps until there may be more. Ends after a final drain once the target has
-        exited (checked before reading, so its last writes are already in the ring) or stop().
-        pending() tells, cheaply, whether a record waits: with --spin-us it is asked before
-        each sleep."""
+    def _drain_batches(self, take, wait, pending) -> Iterator[np.ndarray]:
+        """The ring-buffer backends' loop: take() returns the EVENT batch waiting (maybe
+        empty), wait() sleeps until there may be more. Ends after a final drain once the target
+        has exited (checked before reading, so its last writes are already in the ring) or
+        stop(). pending() tells, cheaply, whether a record waits: with --spin-us it is asked
+        before each sleep."""
         while not self._stopping:
             exited = self.target_exited()
             batch = take()
             if batch.size:
-                yield from self._events_from_batch(batch, pids)
-            elif exited:
+                yield batch
+            if batch.size == BATCH_EVENTS:
+                continue  # a full batch: more may be waiting
+            # The ring is drained: sleep (or spin) until there may be more, rather than take
+            # the few records written meanwhile (a consumer that keeps up with a flat-out
+            # producer would otherwise take batches of a few hundred, at several times the
+            # cost an event).
+            if exited:
                 break
-            elif self.spin_ns and spin_for(pending, self.spin_ns):
+            if self.spin_ns and spin_for(pending, self.spin_ns):
                 self.caught_spinning += 1
             else:
                 wait()
-        yield from self._events_from_batch(take(), pids)
+        while (last := take()).size:
+            yield last
 
     def not_applicable(self, expected: int) -> str | None:
         """After events(): why this mechanism could not see the target's moves at all (a

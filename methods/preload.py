@@ -31,9 +31,9 @@ import numpy as np
 
 import psutil
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
-                          WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent, Observer,
-                          ObserverError)
+from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION,
+                          SPIN_OPTION, WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent,
+                          Observer, ObserverError, EVENT)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
 RING_MAGIC, RING_VERSION = 0x52425054, 6
@@ -176,6 +176,7 @@ class PreloadObserver(Observer):
         # The reader's own position: the header's `consumed` is only what producers are told.
         self._consumed = 0
         self._claimed_seen = 0  # the producers' counter as last read: it never goes back
+        self._damage_found: str | None = None  # what a check found wrong in the ring, if anything
         self._launched_ns = 0
         self.hook_loaded = False
         self.hook_writes_seen = 0
@@ -281,48 +282,55 @@ class PreloadObserver(Observer):
         return np.empty(0, dtype=SLOT)
 
     def _take(self) -> np.ndarray:
-        """Copy of the published slots not yet consumed, in sequence order, each checked; frees
-        them. Empty once the ring was found damaged."""
+        """The published slots not yet consumed, at most BATCH_EVENTS, as an EVENT batch, each
+        checked; frees them. Empty once the ring was found damaged."""
         if self.target_damage is not None:
-            return np.empty(0, dtype=SLOT)
+            return np.empty(0, dtype=EVENT)
         # Two words, not the structured header: this is on the live latency's path.
         consumed, claimed = self._consumed, int(self._words[CLAIMED_WORD])
-        damage = None
         if claimed < self._claimed_seen or claimed - consumed > self.ring_slots:
             # Not a count the producers can have made; the slots' own publication marks still
             # say which were published before: those are read, then the run ends.
-            damage = (f"its claimed count went from {self._claimed_seen} to {claimed}, with {consumed} "
-                      f"read and {self.ring_slots} slots")
+            self._damage_found = (f"its claimed count went from {self._claimed_seen} to {claimed}, with "
+                                  f"{consumed} read and {self.ring_slots} slots")
             claimed = consumed + self.ring_slots
         self._claimed_seen = claimed
-        count = claimed - consumed
-        if count <= 0:
-            return np.empty(0, dtype=SLOT)
-        start = consumed % self.ring_slots
-        first = self._slots[start:start + count]
-        batch = first if first.size == count else np.concatenate([first, self._slots[:count - first.size]])
-        expected = np.arange(consumed + 1, consumed + count + 1, dtype=np.uint64)
-        unpublished = np.flatnonzero(batch["published"] != expected)
-        if unpublished.size:
-            batch = batch[:unpublished[0]]  # a writer is still filling this slot
-        batch = batch.copy()  # what is checked below is what is used: the target cannot change it now
-        # Every stamp was taken by the hook after launch and before now: one outside that
-        # window is not the hook's, and no latency is computed from it.
-        first_tsc, first_ns = self._first_pair
-        low, high = (first_tsc, clock_pair()[0]) if self.tsc_unusable is None else (first_ns, time.monotonic_ns())
-        bad = np.flatnonzero((batch["copied"] > CAPTURE_BYTES) | (batch["copied"] > batch["count"])
-                             | (batch["count"] > LARGEST_WRITE) | (batch["ts_ns"] < low) | (batch["ts_ns"] > high))
-        if bad.size:
-            slot = batch[bad[0]]
-            damage = damage or (f"slot {consumed + int(bad[0])} holds what the hook never writes "
-                                f"({int(slot['copied'])} bytes copied of a {int(slot['count'])}-byte write, "
-                                f"stamped {int(slot['ts_ns'])} in a run from {low} to {high})")
-            batch = batch[:bad[0]]
-        if damage:
-            self._damaged(damage)
+        count = min(claimed - consumed, BATCH_EVENTS)
+        records = np.empty(0, dtype=SLOT)
+        if count > 0:
+            start = consumed % self.ring_slots
+            first = self._slots[start:start + count]
+            records = first if first.size == count else np.concatenate([first, self._slots[:count - first.size]])
+            expected = np.arange(consumed + 1, consumed + count + 1, dtype=np.uint64)
+            unpublished = np.flatnonzero(records["published"] != expected)
+            if unpublished.size:
+                records = records[:unpublished[0]]  # a writer is still filling this slot
+        # Copied out once, into the batch; what is checked is that copy, which is what is used:
+        # the target cannot change it afterwards.
+        batch = self._event_batch(records, check=self._check_slots)
+        if self._damage_found:
+            self._damaged(self._damage_found)
         self._consumed = consumed + batch.size
         self._words[CONSUMED_WORD] = self._consumed  # for the producers; never read back
         return batch
+
+    def _check_slots(self, batch: np.ndarray, counts: np.ndarray) -> int:
+        """How many of the batch's records, from the first, are what the hook writes: every
+        stamp was taken after launch and before now (one outside that window is not the hook's,
+        and no latency is computed from it), and no more was copied than written or fits."""
+        first_tsc, first_ns = self._first_pair
+        low, high = (first_tsc, clock_pair()[0]) if self.tsc_unusable is None else (first_ns, time.monotonic_ns())
+        stamps = batch["ts_ns"].view(np.uint64)
+        bad = np.flatnonzero((batch["length"] > CAPTURE_BYTES) | (batch["length"] > counts)
+                             | (counts > LARGEST_WRITE) | (stamps < low) | (stamps > high))
+        if not bad.size:
+            return batch.size
+        record = bad[0]
+        self._damage_found = self._damage_found or (
+            f"slot {self._consumed + int(record)} holds what the hook never writes ({int(batch['length'][record])} "
+            f"bytes copied of a {int(counts[record])}-byte write, stamped {int(stamps[record])} in a run from "
+            f"{low} to {high})")
+        return int(record)
 
     def _stamps_ns(self, ticks: np.ndarray) -> np.ndarray:
         """TSC ticks to CLOCK_MONOTONIC ns. Every tick was read after the launch pair and
@@ -335,7 +343,7 @@ class PreloadObserver(Observer):
         ns_per_tick = (now_ns - first_ns) / (now_tsc - first_tsc)
         return np.rint(first_ns + (ticks.astype(np.int64) - first_tsc) * ns_per_tick).astype(np.uint64)
 
-    def events(self) -> Iterator[MoveEvent]:
+    def batches(self) -> Iterator[np.ndarray]:
         # poll: nothing wakes us on new slots: sleep a polling period, or less if the target
         # exits. adaptive: sleep on the futex the hook wakes, a period at most.
         wait = self._sleep_until_woken if self.wakeup == "adaptive" else \

@@ -11,6 +11,7 @@ import pytest
 
 from bench.truth import line, move_codes, writer_counts
 from bench.verify import verify
+from methods.base import batch_to_events
 from methods.none import NoObserver
 
 EVENTS = 100_000
@@ -41,8 +42,11 @@ def test_batch_decode_into_move_events(benchmark, move_lines):
     observer = NoObserver()
     observer.pid = 4242
 
-    events = benchmark(lambda: list(observer._events_from_batch(batch)))
-    assert [e.raw for e in events] == move_lines and events[-1].ts_ns == EVENTS - 1
+    # What a ring consumer does per batch now: ring records into one EVENT batch.
+    events = benchmark(lambda: observer._event_batch(batch))
+    assert events.size == EVENTS and int(events["ts_ns"][-1]) == EVENTS - 1 and (events["pid"] == 4242).all()
+    # and, for what needs them one at a time (watch), MoveEvents from it
+    assert [e.raw for e in batch_to_events(events)] == move_lines
 
 
 def test_bpf_ring_drain_of_100k_records(benchmark):
@@ -64,7 +68,10 @@ def test_bpf_ring_drain_of_100k_records(benchmark):
 
         def drain():
             reader._consumer_pos[0] = 0  # unread again, for the next round
-            return reader.read()
+            batches = []
+            while (batch := reader.read()).size:  # BATCH_EVENTS at a time
+                batches.append(batch)
+            return np.concatenate(batches)
 
         batch = benchmark(drain)
         assert batch.size == EVENTS and int(batch["ts_ns"][-1]) == EVENTS - 1

@@ -43,14 +43,17 @@ def test_the_stored_older_sweep_was_converted_not_zeroed():
 def test_an_older_format_is_refused_with_the_way_to_convert_it_and_upgrade_converts_it(tmp_path):
     path = tmp_path / "old.json"
     row = {name: value for name, value in Document.load(AMD / "latest.json").runs[0].to_json().items()
-           if name not in ("group", "over_floor", "over_floor_ci", "over_floor_samples", "over_floor_note")}
+           if name not in ("group", "over_floor", "over_floor_ci", "over_floor_samples", "over_floor_note",
+                           "target_user", "cpu_cost_ns_per_event", "cpu_cost_ci", "samples_cpu_cost_ns_per_event",
+                           "target_extra_cpu_ns_per_move", "target_cpu_ns_per_move_bare", "observer_setup_cpu_ms",
+                           "observer_teardown_cpu_ms")}
     path.write_text(json.dumps({"format": 3, "metadata": {"date": "d", "profile": "full"}, "methods": {},
                                 "runs": [row, row | {"moves": row["moves"] + 1}], "skipped": []}))
     with pytest.raises(ResultsError, match=r"format 3; convert it once with `tapbench upgrade"):
         Document.load(path)
     result = subprocess.run([sys.executable, "-m", "bench", "upgrade", str(path)], capture_output=True, text=True,
                             cwd=ROOT)
-    assert result.returncode == 0 and "results format 3 -> 4" in result.stdout, result.stderr
+    assert result.returncode == 0 and f"results format 3 -> {RESULTS_FORMAT}" in result.stdout, result.stderr
     upgraded = Document.load(path)
     assert upgraded.metadata["converted_from_format"] == 3 and "primary_groups" in upgraded.metadata
     # Two rows that a format-3 reader would have keyed alike are two rows, each with a group.

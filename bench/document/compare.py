@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.document.rows import Document
+from bench.document.rows import COST_DEFINED_IN, Document
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
@@ -51,6 +51,17 @@ class Change:
         return (self.new_ratio - self.old_ratio) / abs(self.old_ratio) if self.old_ratio else float("inf")
 
 
+def definitions_differ(old: Document, new: Document) -> str | None:
+    """Why two documents' rows cannot be set against each other on speed, if they cannot: one
+    was measured before results format 5 redefined what a row's CPU figures count, the other
+    after. Comparing them would report the new definition as a regression or an improvement."""
+    formats = sorted({old.measured_format, new.measured_format})
+    if formats[0] < COST_DEFINED_IN <= formats[-1]:
+        return (f"the two were measured under different definitions (results formats {formats[0]} and "
+                f"{formats[-1]}): speed is not compared; capture still is")
+    return None
+
+
 def row_label(document: Document, row) -> str:
     return (f"{document.label(row)} {row.target} G={row.goroutines} {row.moves} moves {row.placement}"
             f" [{row.group}]")
@@ -66,6 +77,9 @@ def compare_documents(old: Document, new: Document, threshold: float = 0.10, alp
     differing = machines_differ(old, new)
     if differing:
         warnings.append("the machines differ (" + ", ".join(differing) + "): only ratios are compared")
+    definitions = definitions_differ(old, new)
+    if definitions:
+        warnings.append(definitions)
     new_rows = new.keyed_rows()
     changes = []
     for key, old_row in old.keyed_rows().items():
@@ -84,7 +98,9 @@ def compare_documents(old: Document, new: Document, threshold: float = 0.10, alp
         correctness = old_row.exact is True and new_row.exact is not True
         old_samples, new_samples = old_row.slowdowns(), new_row.slowdowns()
         p_value, speed, note = None, False, ""
-        if old_row.paced or new_row.paced:
+        if definitions:
+            note = "measured under different definitions: not compared"
+        elif old_row.paced or new_row.paced:
             note = "paced: no overhead to compare"
         elif min(len(old_samples), len(new_samples)) < min_samples:
             note = f"fewer than {min_samples} repeats: speed not tested"

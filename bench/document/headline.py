@@ -42,6 +42,8 @@ ASPECTS = {"overhead_ns": "overhead", "ceiling_per_s": "ceiling", "intrusiveness
 HEADLINE_FORMAT = 1
 OVERHEAD_INTERVAL = ("bootstrap 95 % interval of the median of the paired (observed − bare) per-move "
                      "times, one pair per repeat")
+COST_INTERVAL = ("bootstrap 95 % interval of the median over the repeats of the whole CPU cost per event: "
+                 "the target's extra loop CPU plus the observer's, each repeat against its own bare run")
 RULES = {
     "row": "the technique's default variant, its first target, one writer, flat out, in the sweep's "
            "declared primary group for it, in its default placement; the other placement's row beside it",
@@ -126,6 +128,16 @@ def overhead_cell(row: Row) -> dict:
             "placement": row.placement, "unstable": list(row.unstable)}
 
 
+def cost_cell(row: Row) -> dict | None:
+    """What watching the row cost the machine per event, counted whole (None: not measured, in
+    results older than format 5)."""
+    if row.cpu_cost_ns_per_event is None:
+        return None
+    return {"value": row.cpu_cost_ns_per_event, "interval": list(row.cpu_cost_ci), "interval_of": COST_INTERVAL,
+            "target_extra_ns": row.target_extra_cpu_ns_per_move, "observer_ns": row.observer_cpu_ns_per_move,
+            "placement": row.placement}
+
+
 def judge_overhead(claim: dict, cell: dict) -> tuple[str, str]:
     line = ABOUT_FACTOR * claim["value"]
     low, high = cell["interval"]
@@ -208,6 +220,8 @@ def technique(document: Document, name: str) -> dict:
     cells = entry["cells"]
     cells["overhead_ns"] = overhead_cell(shown)
     cells["other_placement"] = overhead_cell(other) if row is not None and other is not None else None
+    cells["cpu_cost_ns_per_event"] = cost_cell(shown)
+    cells["other_placement_cpu_cost_ns_per_event"] = cost_cell(other) if row is not None and other is not None else None
     ceiling = next((c for c in document.section("ceilings") if c["method"] == name and c.get("placement") == "shared"
                     and is_default(c, info)), None)
     cells["ceiling_per_s"] = None if ceiling is None else {
@@ -290,6 +304,14 @@ def overhead_text(cell: dict | None) -> str:
     return (f"{value[0]} {_span(low, high)}" + (" ⚠" if cell["unstable"] else "") + f", {cell['placement']}")
 
 
+def cost_text(cell: dict | None) -> str:
+    if cell is None:
+        return "not measured"
+    value = us(cell["value"]).split(" ")
+    low, high = cell["interval"]
+    return f"{value[0]} {_span(low, high)}"
+
+
 def ceiling_text(cell: dict | None) -> str:
     if cell is None:
         return "-"
@@ -337,17 +359,19 @@ def headline(document: Document) -> list[str]:
     for entry in data["techniques"]:
         name = f"**{entry['article_name'] or entry['name']}**" + (" (peer)" if entry["reference_peer"] else "")
         if entry["row"] is None:
-            rows.append([name, entry["missing"], *["-"] * 6])
+            rows.append([name, entry["missing"], *["-"] * 7])
             continue
         cells = entry["cells"]
         latency = cells["latency_p99_ns"]
         rows.append([f"{name}<br>`{entry['label']}`", overhead_text(cells["overhead_ns"]),
+                     cost_text(cells["cpu_cost_ns_per_event"]),
                      overhead_text(cells["other_placement"]), ceiling_text(cells["ceiling_per_s"]),
                      "not measured" if latency is None else f"{us(latency['value'])}",
                      ", ".join(cells["noticed"]) or "nothing", privileges_text(cells["privileges"]),
                      attach_text(cells["attach"])])
         claims += claim_lines(entry)
-    table = tabulate(rows, headers=["technique", "overhead/move [95 % CI], default placement", "other placement",
+    table = tabulate(rows, headers=["technique", "overhead/move [95 % CI], default placement",
+                                    "CPU cost/event [95 % CI], the same row", "other placement",
                                     "ceiling, one CPU", f"p99 live, {PACED_RATE // 1000}k/s",
                                     "opponent noticed", "least privilege", "attach"],
                      tablefmt="github", disable_numparse=True)
@@ -361,7 +385,9 @@ def headline(document: Document) -> list[str]:
         "[headline.json](headline.json)): " + "; ".join(f"*{ASPECTS.get(aspect, aspect)}*: {rule}"
                                                          for aspect, rule in RULES.items()) + ". "
         f"Overhead per move is the median of the paired (observed − bare) per-move times, its interval the "
-        f"{OVERHEAD_INTERVAL}. ⚠: the row is unstable ([Every run](#every-run) says why). Ceilings, latency, "
+        f"{OVERHEAD_INTERVAL}: what the watched program feels. CPU cost per event is what the machine pays, "
+        f"counted whole (the observer's CPU too), its interval the {COST_INTERVAL}; overhead claims are "
+        f"judged on the slowdown, as the article states them. ⚠: the row is unstable ([Every run](#every-run) says why). Ceilings, latency, "
         "privileges and attach are detailed in the [Throughput ceiling](#throughput-ceiling), "
         "[Observation latency](#observation-latency) and [Intrusiveness matrix](#intrusiveness-matrix) "
         "sections; each technique's declared kernel and runtime dependence is there too."]

@@ -67,6 +67,15 @@ def ratio_cell(row: Row) -> str:
     return text + (" ⚠ unstable" if row.unstable else "")
 
 
+def cost_cell(row: Row) -> str:
+    """What watching cost the machine per event, counted whole, with its interval; '-' where
+    the row's format did not measure it."""
+    if row.cpu_cost_ns_per_event is None:
+        return "-"
+    low, high = row.cpu_cost_ci
+    return f"{_us(row.cpu_cost_ns_per_event)} [{_us(low)}, {_us(high)}]"
+
+
 def floor_cell(row: Row) -> str:
     """The backend's overhead over its floor's (the same mechanism only counting), or why none."""
     if row.capture == "count":
@@ -93,7 +102,8 @@ def runs_table(document: Document, fmt: str = "github", detail: bool = True) -> 
     their own (claim, latency, start-up), for a terminal that has no other section."""
     headers = ["method", "group", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
                "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
-               "target slowdown [95 % CI]", "overhead over floor [95 % CI]", "observer CPU µs/move"]
+               "target slowdown [95 % CI]", "CPU cost µs/event [95 % CI]", "overhead over floor [95 % CI]",
+               "observer CPU µs/move"]
     if detail:
         headers += ["claimed", "latency p50/p99 µs", "ready ms"]
     rows = []
@@ -104,7 +114,7 @@ def runs_table(document: Document, fmt: str = "github", detail: bool = True) -> 
             "-" if run.phantom is None else run.phantom,
             "-" if run.in_order is None else ("yes" if run.in_order else "NO"),
             _us(run.ns_per_move_bare), _us(run.ns_per_move_observed),
-            *overhead_cells(run), floor_cell(run), _us(run.observer_cpu_ns_per_move),
+            *overhead_cells(run), cost_cell(run), floor_cell(run), _us(run.observer_cpu_ns_per_move),
         ]
         if detail:
             row += [claim_text(document, run, "overhead_ns"),
@@ -158,7 +168,15 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
         "the median of paired (observed − bare) per-move times from runs interleaved in the same "
         "invocation, with the interquartile range of those differences. *Target slowdown* is the "
         "median over the repeats of (observed − bare) / bare, each repeat's two runs paired, with a "
-        "bootstrap 95 % interval: +99 % means the target took 1.99× as long. *Overhead over floor* "
+        "bootstrap 95 % interval: +99 % means the target took 1.99× as long: what the watched program "
+        "feels, over its own span from first to last write. *CPU cost* is what watching costs the "
+        "machine per event, counted whole: the target's extra CPU over its move loop (observed − bare, "
+        "as the kernel accounts it, so a BPF program or a hook running in the target's context is in "
+        "it) plus the observer's CPU from release until the last event was handed over (work after "
+        "the target's last write included) less the harness's own in the bare run; per repeat, the "
+        "median with its bootstrap 95 % interval. Set-up and teardown are per run, not per event, and "
+        "are shown apart in [Start-up](#start-up). *Observer CPU* is the observer's part of the cost. "
+        "*Overhead over floor* "
         "divides a backend's overhead by its floor's, repeat by repeat (the median of those "
         "per-repeat ratios, with its interval): the floor is the same mechanism with `--capture count` "
         "(the same hook and filter, the same stop or interposed call, the writes only counted: nothing "
@@ -328,17 +346,25 @@ def placement_section(document: Document) -> list[str]:
             continue
         shared, split = placed["shared"], placed["split"]
         (_, shared_low, shared_high), (_, split_low, split_high) = shared.overhead_interval_ns, split.overhead_interval_ns
-        if shared_high < split_low:
+        # Cheaper means what the machine pays, counted whole, where the rows measured it: a
+        # slowdown over the target's span leaves out what the observer does after it.
+        by_cost = shared.cpu_cost_ci is not None and split.cpu_cost_ci is not None
+        (a_low, a_high), (b_low, b_high) = (shared.cpu_cost_ci, split.cpu_cost_ci) if by_cost else \
+            ((shared_low, shared_high), (split_low, split_high))
+        if a_high < b_low:
             cheaper = "shared"
-        elif split_high < shared_low:
+        elif b_high < a_low:
             cheaper = "split"
         else:
             cheaper = "not told apart"
+        cheaper += "" if by_cost else " (by slowdown)"
         default = document.info(shared.method).get("default_placement", "-")
-        verdict = default if cheaper in (default, "not told apart") else f"{default} (**not** the cheaper one here)"
+        verdict = default if cheaper.split(" (")[0] in (default, "not told apart") else \
+            f"{default} (**not** the cheaper one here)"
         rows.append([document.label(shared), shared.group, shared.target, shared.goroutines, shared.moves,
                      f"{_us(shared.overhead_ns)} [{_us(shared_low)}, {_us(shared_high)}]",
                      f"{_us(split.overhead_ns)} [{_us(split_low)}, {_us(split_high)}]",
+                     cost_cell(shared), cost_cell(split),
                      f"{max(shared.overhead_ns, split.overhead_ns) / max(min(shared.overhead_ns, split.overhead_ns), 1):.1f}×",
                      cheaper, verdict])
     if not rows:
@@ -347,13 +373,20 @@ def placement_section(document: Document) -> list[str]:
             "Every flat-out row of a group measured in both placements: overhead per move with the target "
             "and the observer on one CPU (*shared*, the article's 'one core') and with the observer on the "
             "other CPUs (*split*), each against bare runs in the same placement, with the bootstrap 95 % "
-            "interval of its median. *Factor* is the ratio of the two medians (the two placements ran in "
-            "different runs, so there are no per-repeat pairs to take it from). *Cheaper here* only when the "
-            "two intervals do not overlap. A mechanism that stops the target and wakes it pays for waking "
+            "interval of its median, then the CPU cost per event counted whole in each. *Factor* is the "
+            "ratio of the two overhead medians (the two placements ran in different runs, so there are no "
+            "per-repeat pairs to take it from). *Cheaper here* compares the costs, and says so only when "
+            "their intervals do not overlap (rows of older results, which measured no cost, compare the "
+            "overheads, and say so). In shared placement the target waits for the observer's CPU, so its "
+            "slowdown holds most of the cost; in split the observer's work runs beside it and the slowdown "
+            "leaves it out; and a short run's slowdown in shared placement understates a long run's, "
+            "because the observer's work after the target's last write is outside the target's span, "
+            "while the cost counts it. A mechanism that stops the target and wakes it pays for waking "
             "it on another vCPU; a consumer that runs beside the target takes its CPU when they "
             "share one. *Default* is the placement `run` and `watch` use for the method.", "",
-            _table(rows, ["method", "group", "target", "G", "moves", "shared µs/move [95 % CI]",
-                          "split µs/move [95 % CI]", "factor", "cheaper here", "default"])]
+            _table(rows, ["method", "group", "target", "G", "moves", "shared overhead µs/move [95 % CI]",
+                          "split overhead µs/move [95 % CI]", "shared cost µs/event", "split cost µs/event",
+                          "factor", "cheaper here", "default"])]
 
 
 def latency_section(document: Document) -> list[str]:
@@ -402,7 +435,9 @@ def ceiling_section(document: Document) -> list[str]:
         placement = c.get("placement", "free")
         rows.append([document.label(c), c["target"], placement,
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
-                     limit, c["limited_by"], f"{c['unobserved_max']:,.0f}", len(c["probes"]),
+                     f"{c['ceiling'] / c['unobserved_max']:.0%}" if c["ceiling"] else "-",
+                     limit, c["limited_by"], c.get("limit", "not said (older results)"),
+                     f"{c['unobserved_max']:,.0f}", len(c["probes"]),
                      # the article's "on one core" is the shared placement
                      claim_text(document, c, "ceiling_per_s") if placement == "shared" else "-"])
     confirmations = max((c.get("confirmations", 1) for c in ceilings), default=1)
@@ -416,9 +451,14 @@ def ceiling_section(document: Document) -> list[str]:
             "*throttled*: the target could not keep the schedule while watched (at the first "
             "failing rate the target also runs alone as a control, and the cell says when it was "
             "throttled too); *backlog*: the consumer was still receiving events more than 0.1 s "
-            "after the target's last write (it buffered what it could not keep up with).", "",
-            _table(rows, ["method", "target", "placement", "ceiling moves/s", "first failure at", "limited by",
-                          "target alone, flat out", "probes", "claimed"])]
+            "after the target's last write (it buffered what it could not keep up with). *What limits it*: "
+            "the target's own rate (nothing failed below 90 % of its flat-out rate, or the target alone "
+            "failed too); the consumer (events not taken in time, or, on one CPU, the observer took a "
+            "quarter or more of it at the failing rate); or the mechanism (a tracer's stop at every write, "
+            "a program in the target's system call: the target itself slowed).", "",
+            _table(rows, ["method", "target", "placement", "ceiling moves/s", "of the target's own rate",
+                          "first failure at", "limited by", "what limits it", "target alone, flat out", "probes",
+                          "claimed"])]
 
 
 def attach_by_start(attach: dict | None) -> tuple[list[float], list[float]]:
@@ -438,18 +478,23 @@ def first_move_text(attach: dict) -> str:
 
 
 def startup_section(document: Document) -> list[str]:
-    launch, compiled, reused = {}, {}, {}
+    launch, compiled, reused, setup, teardown = {}, {}, {}, {}, {}
     for r in document.runs:
         if not document.is_baseline(r) and not r.not_applicable:
             label = document.label(r)
             launch.setdefault(label, []).append(r.ready_ms)
             compiled.setdefault(label, []).extend(r.ready_ms_compiled)
             reused.setdefault(label, []).extend(r.ready_ms_reused)
+            if r.observer_setup_cpu_ms is not None:
+                setup.setdefault(label, []).append(r.observer_setup_cpu_ms)
+                teardown.setdefault(label, []).append(r.observer_teardown_cpu_ms)
     lines = ["", "## Start-up", "",
              "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
              "(BPF compile and load, tracer attached, preload ring mapped), median over every row of the "
              "variant. *attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
-             "returns and until the first move is received (median of the repeats).", "",
+             "returns and until the first move is received (median of the repeats). *Set-up CPU* and "
+             "*teardown CPU*: what the observer's process tree used from launch to release and in close(), "
+             "per run (median over the rows): per run, not per event, so kept out of the CPU cost per event.", "",
              "The bcc backends (ebpf, uprobe) compile their C at the first start in a process and load the "
              "same bytecode, with fresh maps and the target's PID written in, at every later one "
              "(`methods/bpf_loader.py`); the sweep is one process. Their starts are shown apart: *compiling* "
@@ -462,6 +507,7 @@ def startup_section(document: Document) -> list[str]:
         cold_attach, warm_attach = attach_by_start(attach)
         rows.append([label, f"{np.median(launch[label]):.0f}" if label in launch else "-",
                      _starts_cell(compiled.get(label, [])), _starts_cell(reused.get(label, [])),
+                     _median_ms(setup.get(label, [])), _median_ms(teardown.get(label, [])),
                      _median_ms(attach["attach_ms"]) if attach else "-",
                      _median_ms(attach["first_move_ms"]) if attach else "-",
                      _starts_cell(cold_attach), _starts_cell(warm_attach)])
@@ -472,7 +518,7 @@ def startup_section(document: Document) -> list[str]:
         "to compile and load here (median of its own runs, apart from those above: the two differ by the "
         "machine's noise). That is the floor under a bcc backend's start-up when it compiles."]
     return lines + [_table(rows, ["method", "launch: ready ms", "launch, compiling: ms (starts)",
-                                  "launch, reusing: ms (starts)", "attach ms", "attach: first move ms",
+                                  "launch, reusing: ms (starts)", "set-up CPU ms", "teardown CPU ms", "attach ms", "attach: first move ms",
                                   "attach, compiling: first move ms", "attach, reusing: first move ms"])] + bcc_floor
 
 

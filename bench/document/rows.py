@@ -36,9 +36,21 @@ from bench.stats import median_interval, per_repeat_ratios
 #      rows of one configuration in two groups no longer collide. `methods` entries carry
 #      `option_labels` (how a numeric option names its variant), so labels need no code;
 #      metadata carries `primary_groups` (the group each technique's headline row comes from)
-#      for a sweep. Older files are converted once with `tapbench upgrade FILE` (which needs
-#      the code of today, for what the old file did not record); this side reads format 4 only.
-RESULTS_FORMAT = 4
+#      for a sweep. Rows record who the target ran as (`target_user`).
+#   5  the whole cost of watching: cpu_cost_ns_per_event (the target's extra CPU over its move
+#      loop, as the opponent reports it, plus the observer's CPU from release until the last
+#      event was handed over, each against the same repeat's bare run), with its interval and
+#      samples; target_cpu_ns_per_move becomes the loop's (it was the whole process's, start-up
+#      and report included) with the bare runs' beside it; observer_cpu_ns_per_move leaves
+#      set-up and teardown out (they are observer_setup_cpu_ms and observer_teardown_cpu_ms);
+#      a ceiling says what limits it. Rows of files converted from older formats keep their old
+#      definitions: compare refuses to set them against rows measured as format 5.
+# Older files are converted once with `tapbench upgrade FILE` (which needs the code of today,
+# for what the old file did not record); this side reads the current format only.
+RESULTS_FORMAT = 5
+# The first format whose rows measure CPU as format 5 defines it: rows of older sweeps, even
+# converted, are not compared with newer ones on it (bench/document/compare.py).
+COST_DEFINED_IN = 5
 
 
 class ResultsError(Exception):
@@ -94,10 +106,21 @@ class Row:
     over_floor_ci: list | None = None  # its bootstrap 95 % interval
     over_floor_samples: list | None = None  # the per-repeat ratios
     over_floor_note: str | None = None  # why there is no ratio (the floor is noise)
-    # --- CPU per move written ---
-    observer_cpu_ns_per_move: float | None = None  # the observer's process tree, harness taken off
+    # --- CPU per move written: what watching costs the machine ---
+    # The whole cost: per repeat, the target's extra CPU over its move loop (observed − bare, as
+    # the kernel accounts it: a BPF program or a hook in the target's context is in it) plus the
+    # observer's CPU from release until the last event was handed over (the work after the
+    # target's last write included), less what the harness used in the bare run; the median.
+    cpu_cost_ns_per_event: float | None = None
+    cpu_cost_ci: list | None = None  # its bootstrap 95 % interval
+    samples_cpu_cost_ns_per_event: list = field(default_factory=list)  # per repeat
+    target_extra_cpu_ns_per_move: float | None = None  # the first part alone (median per repeat)
+    observer_cpu_ns_per_move: float | None = None  # the second part alone (median per repeat)
     harness_cpu_ns_per_move: float | None = None  # the harness's own loop in the bare runs
-    target_cpu_ns_per_move: float | None = None  # the target's (wait4, or its own report)
+    target_cpu_ns_per_move: float | None = None  # the target's loop CPU, observed (median)
+    target_cpu_ns_per_move_bare: float | None = None  # the same in the bare runs
+    observer_setup_cpu_ms: float | None = None  # launch to release, per run (median): not per event
+    observer_teardown_cpu_ms: float | None = None  # close(), per run (median): not per event
     # --- start-up (ms) ---
     ready_ms: float = 0.0  # from launch to the mechanism in place, median
     ready_ms_compiled: list = field(default_factory=list)  # starts that compiled BPF (bcc)
@@ -261,6 +284,12 @@ class Document:
 
     def is_baseline(self, entry: Row | dict) -> bool:
         return bool(self.info(entry.method if isinstance(entry, Row) else entry["method"]).get("baseline"))
+
+    @property
+    def measured_format(self) -> int:
+        """The results format its rows were measured under (a converted file keeps its old
+        definitions)."""
+        return int(self.metadata.get("converted_from_format") or self.format)
 
     def keyed_rows(self) -> dict[tuple, Row]:
         return unique_rows(self.runs, f"the sweep of {self.metadata.get('date', 'unknown date')}")
