@@ -49,7 +49,8 @@ test: setup
 	$(VENV)/bin/pytest -ra
 
 # The regression gate CI runs after the tests: the Python hot paths timed against
-# results/benchmarks/, then a quick sweep judged against results/baseline.json.
+# results/benchmarks/, then this code's backends measured against those of the commit the
+# published results come from, on this machine, in one run (bench/ab.py).
 # HOTPATH_MARGIN: five runs on a quiet machine spread by +-8 %, but the same benchmarks ran
 # 1.9x slower while a sweep shared the two cores; only a slowdown beyond 2.5x fails.
 HOTPATH_MARGIN := 150%

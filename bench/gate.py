@@ -1,9 +1,9 @@
-"""The regression gate's measuring part: it runs the sweeps it judges, and lets
-bench/document/compare.py judge them."""
+"""The regression gate on stored results (`tapbench gate NEW --baseline OLD`): two documents,
+judged by bench/document/compare.py. The gate CI runs measures the old and the new code on
+this machine in one run instead (bench/ab.py); stored baselines stay, for capture and history."""
 from __future__ import annotations
 
 import sys
-from typing import Callable
 
 from bench.document.compare import Change, regressions
 from bench.document.rows import Document
@@ -14,15 +14,7 @@ def _warn(text: str) -> None:
 
 
 def gate(baseline: Document, new: Document, threshold: float, alpha: float, across_machines: bool,
-         sweep_again: Callable[[], Document] | None = None) -> list[Change]:
-    """The regressions of new against baseline. sweep_again: when the new results come from a
-    sweep the gate ran itself, how to run another; a speed regression must then show again in
-    that second, independent sweep: a real regression does, a burst of load on a shared
-    machine rarely hits the same rows twice."""
-    failed = regressions(baseline, new, threshold, alpha, across_machines, warn=_warn)
-    if failed and sweep_again is not None and not any(c.correctness_regressed for c in failed):
-        _warn("speed regression: confirming with a second quick sweep")
-        again = {c.label for c in regressions(baseline, sweep_again(), threshold, alpha, across_machines,
-                                              warn=_warn)}
-        failed = [c for c in failed if c.label in again]
-    return failed
+         accept_undecided: bool = False) -> list[Change]:
+    """The rows of new that regressed against baseline, or could not be judged (unless
+    accept_undecided): the gate fails on any."""
+    return regressions(baseline, new, threshold, alpha, across_machines, warn=_warn, accept_undecided=accept_undecided)

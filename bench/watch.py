@@ -54,7 +54,7 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         if name and pid is None:
             pid = observer.attach_at_exec(name, wait_s, armed=lambda: print(
                 f"waiting for a process named {name} (caught at exec)", file=sys.stderr, flush=True))
-            print(f"caught PID {pid} ({name}) at exec", file=sys.stderr)
+            print(f"caught PID {pid} ({name}) " + (observer.came_late or "at exec"), file=sys.stderr)
         elif pid:
             observer.attach(pid)
         else:
@@ -70,6 +70,7 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         gc.freeze()
         started = time.monotonic_ns()
         observer.release()
+        print(f"watching PID {observer.pid}", file=sys.stderr, flush=True)
         moves, others, first_other, by_children = Counter(), 0, None, Counter()
         for event in observer.events():
             stamp = (event.ts_ns - started) / 1e6

@@ -19,6 +19,10 @@ import numpy as np
 from methods.errors import ObserverError, ObserverUnavailable
 from methods.process import TargetUser, check_pid, die_with_parent
 
+# What the harness may rely on of every backend; the gate's A/B measures the code of another
+# commit with this harness only if that commit's methods/ speak the same (bench/worker.py).
+# History: 1 events() only; 2 batches() (EVENT arrays), target_user, target_damage, came_late.
+OBSERVER_CONTRACT = 2
 # The observation protocol, shared by every backend and by bench/ (which imports it from here).
 # Every observer watches this descriptor: the opponent writes its moves to stdout, and its
 # ground-truth report goes to a file, so the report's own write() calls are never counted.
@@ -123,6 +127,12 @@ EVENT = np.dtype([("ts_ns", "<i8"),    # CLOCK_MONOTONIC when the mechanism saw 
 # takes at most this many records at a time too: a batch that fits in the CPU's caches costs
 # about 25 ns an event to copy out and convert, one of 200,000 about 100 (measured here).
 BATCH_EVENTS = 4096
+
+
+# Test-only: busy work (ns) a ring consumer adds per event it hands over, from
+# $TAPBENCH_TEST_CONSUMER_EXTRA_NS, so that the gate's power benchmark can make this layer
+# dearer (bench/power.py); unset, it costs one test a batch.
+CONSUMER_EXTRA_NS = int(os.environ.get("TAPBENCH_TEST_CONSUMER_EXTRA_NS", "0"))
 
 
 def events_to_batch(events: list[MoveEvent]) -> np.ndarray:
@@ -253,6 +263,9 @@ class Observer(ABC):
         # What the target did to the observer's own state (a ring it can write, damaged), in
         # words: the observation ended there, and what it counted since cannot be trusted.
         self.target_damage: str | None = None
+        # attach_at_exec found the program already running once its hook was armed: why and
+        # what that missed, in words (None: caught at exec, from its first write).
+        self.came_late: str | None = None
         self.spin_ns = 0  # --spin-us, for a backend that offers it (SPIN_OPTION)
         self.caught_spinning = 0  # events found while spinning, without a sleep
 
@@ -501,6 +514,10 @@ class Observer(ABC):
             keep = check(batch, counts)
             batch, counts = batch[:keep], counts[:keep]
         batch["ts_ns"] = self._stamps_ns(batch["ts_ns"])
+        if CONSUMER_EXTRA_NS:  # test-only: the gate's power benchmark makes the consumer dearer
+            until = time.monotonic_ns() + CONSUMER_EXTRA_NS * batch.size
+            while time.monotonic_ns() < until:
+                pass
         self.counters.captured += batch.size
         self.counters.bytes += int(counts.sum(dtype=np.uint64))
         if batch.size:

@@ -254,6 +254,14 @@ class LoadedProgram:
             raise ObserverError(f"BPF map {map_name.decode()}[{key}] not readable: {_error(result)}")
         return value.raw
 
+    def update(self, map_name: bytes, key: int, value: bytes) -> None:
+        """Store value under a u32 key (BPF_ANY)."""
+        index = ctypes.c_uint32(key)
+        stored = ctypes.create_string_buffer(value, len(value))
+        result = _lib().bpf_update_elem(self.map_fds[map_name], ctypes.byref(index), stored, 0)
+        if result != 0:
+            raise ObserverError(f"BPF map {map_name.decode()}[{key}] not writable: {_error(result)}")
+
     def close(self) -> None:
         """Detaches, then unloads programs and frees maps (the kernel does once their last
         descriptor is closed, which is also what happens if this process dies)."""

@@ -25,7 +25,7 @@ from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN
                           SPIN_OPTION, WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent,
                           Observer, ObserverError)
 from methods.process import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, SKIP_CAPABILITY_PRECHECK,
-                             effective_capabilities)
+                             effective_capabilities, find_pid_by_name)
 from methods.bpf_system import bpf_program_leftovers, bpf_program_run_stats
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
@@ -174,8 +174,15 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
         defines["HOOK_GO_UPROBE"] = 1
     if capture == "count":
         defines["CAPTURE_COUNT_ONLY"] = 1
+    if os.environ.get(BPF_EXTRA_WORK_VARIABLE):  # test-only: the gate's power benchmark (bench/power.py)
+        defines["TEST_EXTRA_NS"] = int(os.environ[BPF_EXTRA_WORK_VARIABLE])
     header = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return header + BPF_SOURCE.read_text()
+
+
+# Test-only: busy work (ns) the BPF program adds to every write it records, so that the gate's
+# power benchmark can make this layer dearer; unset, the program is what it always is.
+BPF_EXTRA_WORK_VARIABLE = "TAPBENCH_TEST_BPF_EXTRA_NS"
 
 
 class EbpfObserver(Observer):
@@ -323,6 +330,19 @@ class EbpfObserver(Observer):
         returns the process's PID."""
         self._load(name)
         armed()
+        # A process that started after the caller last looked and before the hook was armed
+        # was never seen at exec: look once more, now that any later one will be. It is
+        # watched from now on (its PID written where the exec hook would have), and said late.
+        try:
+            running = find_pid_by_name(name)
+        except ObserverError as error:
+            if "no running process" not in str(error):
+                raise
+            running = None
+        if running is not None and not struct.unpack("<I", self.loaded.lookup(b"watched", 0, 4))[0]:
+            self.loaded.update(b"watched", 0, struct.pack("<I", running))
+            self.came_late = (f"found PID {running} running once the exec hook was armed: what it wrote "
+                              "before is missed")
         deadline = time.monotonic() + timeout_s
         while not (tgid := struct.unpack("<I", self.loaded.lookup(b"watched", 0, 4))[0]):
             if time.monotonic() > deadline:

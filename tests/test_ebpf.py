@@ -115,9 +115,10 @@ def test_watch_stops_cleanly_on_sigint_and_leaves_the_target_running(running_opp
     watcher = subprocess.Popen([sys.executable, "-m", "bench", "watch", "--method", "ebpf",
                                 "--pid", str(process.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    time.sleep(4)  # compile and attach
+    while not (line := watcher.stderr.readline()).startswith("watching PID"):  # compiled and attached
+        assert line, "the watch ended before it watched"
     process.send_signal(signal.SIGUSR1)
-    time.sleep(1)
+    assert "opponent played" in watcher.stdout.readline()  # a move is seen: then stop it
     watcher.send_signal(signal.SIGINT)
     out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
@@ -238,3 +239,17 @@ def test_a_bytecode_without_the_target_is_refused_and_leaves_nothing():
     assert set(loaded.program_fds) == {b"raw_tracepoint__sys_enter"}
     loaded.close()
     assert wait_until_unloaded(loaded_bpf_program_ids() - before) == set()
+
+
+@needs_ebpf
+def test_a_program_that_started_before_the_exec_hook_was_armed_is_found_once_it_is(running_opponent):
+    """watch --name --wait looks for the program, arms its exec hook, and looks again: one
+    that started in between is watched too, and said to have come late."""
+    opponent, report = running_opponent("-moves", "500")
+    with EbpfObserver() as observer:
+        pid = observer.attach_at_exec("rock-paper-scissors", 5)
+        assert pid == opponent.pid and "running once the exec hook was armed" in observer.came_late
+        opponent.send_signal(signal.SIGUSR1)
+        events = list(observer.events())
+    assert opponent.wait(timeout=30) == 0
+    assert len(events) == 500 and {event.pid for event in events} == {opponent.pid}

@@ -93,8 +93,12 @@ def test_a_crashing_opponent_ends_the_observation_with_a_verified_partial_captur
 
 def test_run_reports_a_dead_opponent_as_a_partial_capture():
     def kill_the_opponent():
-        time.sleep(3)
-        for pid in opponents():
+        # Once it is writing (however long the start takes on a busy machine), not after a guess.
+        deadline = time.monotonic() + 120
+        while not (found := opponents()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # some moves are captured first
+        for pid in found:
             os.kill(pid, signal.SIGKILL)
     killer = threading.Thread(target=kill_the_opponent)
     killer.start()

@@ -137,3 +137,73 @@ def test_a_real_backend_made_slower_fails_the_gate(tmp_path):
     result = gate(slowed, base)
     assert result.returncode == 1 and "SLOWER" in result.stdout, result.stdout
     assert gate(base, base).returncode == 0
+
+
+# --- the same-run A/B gate (bench/ab.py) ---------------------------------------------------
+
+from bench import ab  # noqa: E402
+
+
+def side(ns_per_move, loop_cpu_ns=300_000, observer_cpu_ns=50_000, exact=True):
+    return {"ns_per_move": ns_per_move, "written": 1000, "target_loop_cpu_ns": loop_cpu_ns,
+            "observer_cpu_ns": observer_cpu_ns, "exact": exact, "not_applicable": None}
+
+
+def pairs(a_overhead, b_overhead, repeats=8, b_observer=50_000, exact=True):
+    found = ab.Pairs("ebpf", "split")
+    for i in range(repeats):
+        bare = 300.0 + 10 * (i % 3)  # the machine drifts; each side is paired with its repeat's bare run
+        found.bare.append(side(bare, 300_000, 10_000))
+        found.a.append(side(bare + a_overhead * (1 + 0.02 * (i % 2)), 300_000 + 1000 * a_overhead))
+        found.b.append(side(bare + b_overhead * (1 + 0.02 * (i % 3)), 300_000 + 1000 * b_overhead, b_observer,
+                            exact))
+    return {("ebpf", "split"): found}
+
+
+def test_the_same_code_passes_and_a_quarter_more_overhead_fails():
+    assert not any(v.failed for v in ab.judge(pairs(100, 100)))
+    verdicts = ab.judge(pairs(100, 125))
+    slowdown = next(v for v in verdicts if v.metric == "slowdown")
+    assert slowdown.failed and slowdown.change == pytest.approx(0.25, abs=0.03) and slowdown.p_holm < 0.05
+
+
+def test_a_consumer_made_dearer_fails_on_the_cost_though_the_target_does_not_feel_it():
+    verdicts = ab.judge(pairs(100, 100, b_observer=150_000))  # +100 ns of observer CPU per event
+    assert [v.metric for v in verdicts if v.failed] == ["cost"]
+
+
+def test_the_gate_fails_closed_when_it_cannot_judge():
+    (capture,) = ab.judge(pairs(100, 100, exact=False))
+    assert capture.failed and capture.note == "CAPTURE NOT EXACT"
+    reference_inexact = pairs(100, 100)
+    reference_inexact["ebpf", "split"].a[0]["exact"] = False
+    (verdict,) = ab.judge(reference_inexact)
+    assert verdict.failed and "reference's capture was not exact" in verdict.note
+    assert not ab.judge(reference_inexact, accept_inexact=True)[0].failed
+    few = ab.judge(pairs(100, 100, repeats=3))
+    assert all(v.failed and "too few to decide" in v.note for v in few)
+    assert not any(v.failed for v in ab.judge(pairs(100, 100, repeats=3), accept_few=True))
+
+
+def test_a_reference_not_in_this_clone_fails_closed_and_says_why():
+    with pytest.raises(ab.GateError, match="is not in this clone's history"):
+        ab.ReferenceTree("0" * 40)
+
+
+@pytest.mark.skipif(REGISTRY["ptrace"].unavailable_reason() is not None, reason="ptrace unavailable")
+def test_the_ab_gate_measures_both_sides_here_and_catches_a_slower_stop_path():
+    """End to end, kept short: ptrace only, shared placement; the reference is this very commit
+    (its backends checked out and built apart), the candidate the same code with busy work added
+    at every stop through its test-only knob."""
+    from methods.ptrace import EXTRA_WORK_VARIABLE
+
+    head = ab._git("rev-parse", "HEAD")
+    row = [("ptrace", {}, "go", 2000)]
+    with ab.ReferenceTree(head) as tree:
+        assert (tree.tree / "preload" / "libtapbench_hook.so").exists()
+        with ab.Worker(tree.tree, "reference") as reference, \
+                ab.Worker(ab.ROOT, "slower", {EXTRA_WORK_VARIABLE: "20000"}) as slower:
+            verdicts = ab.judge(ab.interleave(row, ("shared",), 6, reference, slower, progress=lambda text: None))
+    assert {v.metric for v in verdicts if v.failed} == {"slowdown", "cost"}
+    assert not tree.root.exists()  # the worktree is gone
+    assert str(tree.tree) not in ab._git("worktree", "list")

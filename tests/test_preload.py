@@ -70,7 +70,8 @@ def test_adaptive_wakeups_wake_the_consumer_at_each_sleep():
     execution = execute("preload", {"wakeup": "adaptive", "poll_ms": 1000},
                         Workload("libc", 10_000, rate=20_000, goroutines=2, stamp_every=1))
     assert execution.verdict.exact
-    assert np.percentile(execution.latencies_ns, 99) < 50_000_000
+    # Woken, not timed out: far below the one-second timeout, however busy the machine.
+    assert np.percentile(execution.latencies_ns, 99) < 500_000_000
     assert execution.mechanism["preload"]["missed_wakeups"] == 0
 
 

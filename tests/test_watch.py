@@ -72,7 +72,12 @@ def test_watch_by_name_waits_for_the_opponent_and_ptrace_steps(method, foreign_o
                                 "--name", "rock-paper-scissors", "--wait", "60"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        time.sleep(1)
+        # Started once the watcher says it waits (for a BPF backend: armed at exec), not after
+        # a guess at how long that takes.
+        said = []
+        while "waiting for a process named rock-paper-scissors" not in (line := watcher.stderr.readline()):
+            assert line, f"the watcher ended before it waited: {''.join(said)}"
+            said.append(line)
         # It starts writing 3 s after it starts: long enough for the slowest attach (a BPF compile).
         opponent = subprocess.Popen([foreign_opponent, str(MOVES_PER_GOROUTINE), "3000", "200"],
                                     stdout=subprocess.DEVNULL)
@@ -83,7 +88,7 @@ def test_watch_by_name_waits_for_the_opponent_and_ptrace_steps(method, foreign_o
     assert watcher.returncode == 0, err
     assert summary_of(EXPECTED) in out
     if method == "ptrace":
-        assert "note: ptrace attaches with --strategy step" in err
+        assert "note: ptrace attaches with --strategy step" in "".join(said)
 
 
 def test_a_missing_name_mentions_wait():

@@ -37,6 +37,9 @@ class Change:
     speed_regressed: bool
     note: str = ""
     missing: bool = False  # the row is in the old document only
+    # Why speed or capture could not be judged (too few repeats, another definition, a
+    # baseline that was not exact): the gate fails closed on it unless told to accept it.
+    undecided: str = ""
 
     @property
     def cv(self) -> float:
@@ -97,13 +100,17 @@ def compare_documents(old: Document, new: Document, threshold: float = 0.10, alp
             continue
         correctness = old_row.exact is True and new_row.exact is not True
         old_samples, new_samples = old_row.slowdowns(), new_row.slowdowns()
-        p_value, speed, note = None, False, ""
+        p_value, speed, note, undecided = None, False, "", ""
+        if old_row.exact is False and new_row.exact is not True:
+            undecided = "the baseline's capture was not exact: nothing to compare with"
         if definitions:
             note = "measured under different definitions: not compared"
+            undecided = undecided or "speed measured under different definitions"
         elif old_row.paced or new_row.paced:
             note = "paced: no overhead to compare"
         elif min(len(old_samples), len(new_samples)) < min_samples:
             note = f"fewer than {min_samples} repeats: speed not tested"
+            undecided = undecided or note
         else:
             p_value = float(mannwhitneyu(new_samples, old_samples, alternative="greater").pvalue)
             grew = np.median(new_samples) - np.median(old_samples) > threshold * abs(np.median(old_samples))
@@ -117,7 +124,7 @@ def compare_documents(old: Document, new: Document, threshold: float = 0.10, alp
                 if floor_p < alpha and floor_grew:
                     speed, note = True, f"over its floor: {np.median(old_floor):.2f}× -> {np.median(new_floor):.2f}×"
         changes.append(Change(key, label, float(np.median(old_samples)), float(np.median(new_samples)),
-                              p_value, correctness, speed, note))
+                              p_value, correctness, speed, note, undecided=undecided))
     return changes, warnings
 
 
@@ -141,8 +148,9 @@ def changes_table(changes: list[Change]) -> str:
 
 
 def regressions(baseline: Document, new: Document, threshold: float, alpha: float,
-                across_machines: bool, say=print, warn=print) -> list[Change]:
-    """Print the comparison; return the rows that regressed. On a different machine a speed
+                across_machines: bool, say=print, warn=print, accept_undecided: bool = False) -> list[Change]:
+    """Print the comparison; return the rows that regressed, and those that could not be
+    judged unless accept_undecided (the gate fails closed). On a different machine a speed
     change is reported but not failed (unless across_machines): it says nothing about the code."""
     changes, warnings = compare_documents(baseline, new, threshold, alpha)
     for warning in warnings:
@@ -152,7 +160,11 @@ def regressions(baseline: Document, new: Document, threshold: float, alpha: floa
     if other_machine and any(c.speed_regressed for c in changes):
         warn("warning: speed regressions above are not failed: the baseline was measured on "
              "another machine (--across-machines to fail them)")
-    return [c for c in changes if c.correctness_regressed or (c.speed_regressed and not other_machine)]
+    undecided = [c for c in changes if c.undecided and not c.correctness_regressed]
+    for change in undecided:
+        warn(f"{'warning' if accept_undecided else 'ERROR'}: {change.label}: not judged: {change.undecided}")
+    return [c for c in changes if c.correctness_regressed or (c.speed_regressed and not other_machine)
+            or (c.undecided and not accept_undecided)]
 
 
 def same_code(old_commit: str | None, new_commit: str | None, repository: Path = REPOSITORY) -> bool:

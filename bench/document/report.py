@@ -9,7 +9,7 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.document import plots
-from bench.document.compare import compare_documents, machines_differ, same_code
+from bench.document.compare import compare_documents, definitions_differ, machines_differ, same_code
 from bench.document.headline import headline, write_headline_json
 from bench.document.plots import PLOTS
 from bench.document.rows import Document, ResultsError, Row, noticed_by_opponent
@@ -634,7 +634,9 @@ def sweeps_section(document: Document, previous: Document | None, quick: Documen
     if quick and quick.metadata.get("wall_s") is not None:
         lines.append(f"- quick sweep (`tapbench sweep --quick`, this machine's `baseline.json`, "
                      f"{quick.metadata['date']}): {quick.metadata['wall_s']:.0f} s")
-    if previous and not machines_differ(previous, document):
+    if previous and not machines_differ(previous, document) and definitions_differ(previous, document):
+        lines += ["", f"Run-to-run spread: not shown: {definitions_differ(previous, document)}."]
+    elif previous and not machines_differ(previous, document):
         changes, _ = compare_documents(previous, document)
         # Paced rows have no slowdown to compare; a not-applicable row's is noise around zero.
         not_applicable = {r.key for r in document.runs if r.not_applicable}
