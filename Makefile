@@ -3,7 +3,7 @@ VENV := .venv
 BIN := gotargets/bin
 GO_SRC := gotargets/go.mod $(wildcard gotargets/rock-paper-scissors/*.go)
 
-.PHONY: setup venv build bench test gate clean check-root
+.PHONY: setup venv build core bench test gate clean check-root
 
 check-root:
 	@if [ "$$(id -u)" != 0 ]; then \
@@ -23,7 +23,25 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so $(BIN)/hostile-target
+build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so $(BIN)/hostile-target core
+
+# The eBPF hook's CO-RE object (methods/core_loader.py): compiled here, once, against a vmlinux.h
+# made from this kernel's BTF; libbpf relocates it where it loads, with no compiler or kernel
+# headers there. Its sources' sha256 beside it tells a stale object. A kernel without BTF
+# gets none (--loader core says so; bcc still works).
+BTF := /sys/kernel/btf/vmlinux
+CORE_OBJECT := bpf/write_events.core.o
+CORE_SOURCES := bpf/write_events.core.bpf.c bpf/write_events.h
+core:
+	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(CORE_OBJECT); \
+	else echo "setup: this kernel has no BTF ($(BTF)): the CO-RE object is not built (eBPF --loader core unavailable)"; fi
+
+bpf/vmlinux.h: $(BTF)
+	bpftool btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(CORE_OBJECT): $(CORE_SOURCES) bpf/vmlinux.h
+	clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf -c bpf/write_events.core.bpf.c -o $@
+	cat $(CORE_SOURCES) | sha256sum | cut -d' ' -f1 > $@.sha256
 
 # The LD_PRELOAD hook; only write() and the layout table are exported.
 preload/libtapbench_hook.so: preload/hook.c preload/ring.h
@@ -61,4 +79,4 @@ gate: setup
 	$(VENV)/bin/tapbench gate
 
 clean:
-	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info
+	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info bpf/vmlinux.h $(CORE_OBJECT) $(CORE_OBJECT).sha256

@@ -293,7 +293,7 @@ def rows_here(accept_missing: bool, placements=PLACEMENTS) -> tuple[list, tuple[
     (which fail the gate unless accepted)."""
     rows, missing = [], []
     for method, options, target, moves in ROWS:
-        reason = REGISTRY[method].unavailable_reason()
+        reason = REGISTRY[method].unavailable_reason(**options)
         if reason:
             missing.append(f"{method}: {reason}")
         else:

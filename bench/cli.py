@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
@@ -308,8 +309,8 @@ def command_run(args) -> int:
     if args.ebpf:
         return print_program(methods[0], 0, lineup[0][1])
     workload.binary()
-    for method in methods:
-        reason = REGISTRY[method].unavailable_reason()
+    for method, options in lineup:
+        reason = REGISTRY[method].unavailable_reason(**options)
         if reason:
             raise ObserverUnavailable(f"{method} unavailable: {reason}")
     # Each method in the placement asked for, or in its own default; the methods of one
@@ -398,7 +399,9 @@ def command_watch(args) -> int:
     placement = args.placement or observer_class.default_placement
     # Live, a move at a time: the backend's live defaults (a consumer woken, not polled; in
     # split, spinning before it sleeps), for every option the user did not choose.
-    for name, value in observer_class.live_options_for(placement).items():
+    # --ebpf prints the C as bcc compiles it: not what the CO-RE loader loads.
+    preferred = {} if args.ebpf else observer_class.watch_options()
+    for name, value in (observer_class.live_options_for(placement) | preferred).items():
         if getattr(args, name, None) is None:
             options[name] = value
     attaching = bool(args.pid or args.name)
@@ -475,7 +478,9 @@ def write_reports(results: Path, current: Path | None = None, readme: Path | Non
     for machine in machines:
         folder = results / store.MACHINES / machine
         written += report_module.write_report(folder / "latest.json", folder / "README.md")
-    written += report_module.write_report(current, readme or results / "README.md", machines)
+    power = results / "gate_power.json"  # the gate's power benchmark, measured by hand
+    written += report_module.write_report(current, readme or results / "README.md", machines,
+                                          read_json(power) if power.exists() else None)
     return written
 
 
@@ -519,6 +524,8 @@ def command_compare(args) -> int:
 def command_gate(args) -> int:
     if args.new:
         return gate_files(args)
+    # Killed politely (CI's timeout, Ctrl-C), the gate still removes its worktree and workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.baseline or args.across_machines:
         raise UsageError("--baseline and --across-machines judge stored results: give the NEW results file too")
     repeats = positive_int(args.repeats or str(ab_module.REPEATS), "--repeats", 1000)
@@ -568,13 +575,13 @@ def command_duel(args) -> int:
     target = args.target or target_seen_by_all(methods) or "go"
     duels = []
     for method in methods:
-        reason = REGISTRY[method].unavailable_reason()
-        if reason:
-            raise ObserverUnavailable(f"{method} unavailable: {reason}")
         cls = REGISTRY[method]
         placement = args.placement or cls.default_placement
         options = {name: spec.get("default") for name, spec in cls.cli_options.items()} | \
-            cls.live_options_for(placement)
+            cls.live_options_for(placement) | cls.watch_options()
+        reason = cls.unavailable_reason(**options)
+        if reason:
+            raise ObserverUnavailable(f"{method} unavailable: {reason}")
         progress(f"duel: {method} ({placement})")
         duels.append(duel_module.duel(method, options, Workload(target, moves, rate=rate, placement=placement),
                                       deadlines))

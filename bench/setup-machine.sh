@@ -11,7 +11,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 arch=$(dpkg --print-architecture)
-packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make "linux-headers-$arch")
+# clang and libbpf-dev build the eBPF hook's CO-RE object (make build); bcc needs the headers.
+packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make
+          clang libbpf-dev "linux-headers-$arch")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -30,14 +32,15 @@ modules="/lib/modules/$(uname -r)"
 if [ ! -e "$modules/build/include" ]; then
     headers=$(ls -d /usr/src/linux-headers-*-"$arch" 2>/dev/null | sort -V | tail -n 1)
     if [ -z "$headers" ]; then
-        echo "setup: no /usr/src/linux-headers-*-$arch found after installing linux-headers-$arch" >&2
-        exit 1
+        # Only the bcc variants need headers; the CO-RE object needs the kernel's BTF instead.
+        say "no /usr/src/linux-headers-*-$arch found: the bcc variants (eBPF --loader bcc, uprobe) will say they cannot run"
+    else
+        common="${headers%-"$arch"}-common"
+        mkdir -p "$modules"
+        ln -sfn "$headers" "$modules/build"
+        [ -d "$common" ] && ln -sfn "$common" "$modules/source"
+        say "kernel $(uname -r) has no headers: linked $modules/build -> $headers and source -> $common"
     fi
-    common="${headers%-"$arch"}-common"
-    mkdir -p "$modules"
-    ln -sfn "$headers" "$modules/build"
-    [ -d "$common" ] && ln -sfn "$common" "$modules/source"
-    say "kernel $(uname -r) has no headers: linked $modules/build -> $headers and source -> $common"
 fi
 
 if [ ! -d /sys/kernel/tracing/events ]; then

@@ -15,6 +15,7 @@ from bench.bystander import bystander_cost
 from bench.duel import DEFAULT_DEADLINES_US, duel
 from bench.ceiling import find_ceiling, unobserved_maximum
 from bench.latency_floor import pipe_latency
+from bench.dependence import cold_starts, core_without_headers
 from bench.hostile import hostile_target_probe
 from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
 from bench.results import Row, add_floor_ratios, document_of, label_of, load_document, metadata, summarize
@@ -30,6 +31,8 @@ from methods.base import LIVE_SPIN_US
 EBPF_RAW = ("ebpf", {"hook": "raw", "wakeup": "poll"})
 EBPF_ADAPTIVE = ("ebpf", {"hook": "raw", "wakeup": "adaptive"})
 EBPF_TRACEPOINT = ("ebpf", {"hook": "tracepoint", "wakeup": "poll"})
+# the same program loaded by libbpf from the object make built (CO-RE), beside bcc's
+EBPF_CORE = ("ebpf", {"hook": "raw", "wakeup": "poll", "loader": "core"})
 # the raw hook finding its target through the map that watch --name --wait fills at exec
 EBPF_EXEC = ("ebpf", {"hook": "raw", "wakeup": "poll", "match": "exec"})
 PRELOAD = ("preload", {"ring_slots": 1 << 20})
@@ -74,7 +77,7 @@ class Group:
 FULL_GROUPS = [
     # each backend beside its floor (the same mechanism, only counting), against the same bare runs
     Group("ebpf", Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_ADAPTIVE,
-                                                EBPF_TRACEPOINT, floor_of(EBPF_TRACEPOINT)]),
+                                                EBPF_TRACEPOINT, floor_of(EBPF_TRACEPOINT), EBPF_CORE]),
     Group("ebpf, 8 writers", Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
     # a uprobe traps on every call: fewer moves
     Group("uprobe", Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), EBPF_RAW]),
@@ -134,9 +137,11 @@ WIDE_INTERVAL, SETTLED_BELOW = 0.05, 0.10
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
 CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"),
             (STRACE, "go"), (BPFTRACE, "go")]
-ATTACHES = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), STRACE, BPFTRACE]
-PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE,
+ATTACHES = [EBPF_RAW, EBPF_CORE, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), STRACE, BPFTRACE]
+PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, EBPF_CORE, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE,
               BPFTRACE]
+# A first start in a new process: both eBPF loaders, and bpftrace, which compiles at every start.
+COLD_STARTS = [EBPF_RAW, EBPF_CORE, BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
 SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}),
             ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, STRACE, BPFTRACE]
@@ -206,11 +211,11 @@ def available(lineup, skipped: list[dict]):
     """The methods of lineup that can run here; the others are recorded once with a reason."""
     result = []
     for method, options in lineup:
-        reason = REGISTRY[method].unavailable_reason()
+        reason = REGISTRY[method].unavailable_reason(**options)
         if reason is None:
             result.append((method, options))
-        elif not any(s["method"] == method for s in skipped):
-            skipped.append({"method": method, "reason": reason})
+        elif not any(s["method"] == method and s.get("options", {}) == options for s in skipped):
+            skipped.append({"method": method, "options": options, "reason": reason})
     return result
 
 
@@ -352,7 +357,12 @@ def profile_programs(placements: tuple[str, ...], skipped: list[dict], progress:
 def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progress,
                              placements: tuple[str, ...]) -> dict:
     found: dict = {"ceilings": [], "attach": [], "privileges": [], "sigkill": [], "bystanders": [], "duels": [],
-                   "exec": [], "bpf_profile": [], "latency_floor": [], "hostile": []}
+                   "exec": [], "bpf_profile": [], "latency_floor": [], "hostile": [], "dependence": [],
+                   "cold_starts": []}
+    progress.phase("the eBPF loaders with the kernel headers and bcc hidden", "kernel dependence")
+    found["dependence"].append(core_without_headers())
+    progress.phase("first starts in a new process", "cold starts")
+    found["cold_starts"] = cold_starts(available(COLD_STARTS, skipped))
     for placement in placements:
         # the least live latency here: the opponent's stdout read from a pipe, every move stamped
         progress.phase(f"latency of a plain pipe reader, {placement}", "latency floor")

@@ -15,6 +15,8 @@
  *   HOOK_GO_UPROBE  a uprobe program, attached by methods/uprobe.py inside Go's syscall.write;
  *   CAPTURE_COUNT_ONLY    the floor: count the matching writes, copy and send nothing;
  *                   otherwise attach to the tracepoint syscalls:sys_enter_write.
+ * What it runs per write is in write_events.h, shared with the CO-RE build of the same hook
+ * (write_events.core.bpf.c): the two loaders load the same program.
  */
 
 /* x86-64 struct pt_regs, declared here rather than included: <linux/ptrace.h> pulls in enough
@@ -24,21 +26,23 @@ struct x86_regs {
     unsigned long ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
 };
 
-struct move_event {
-    u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-    u32 pid;
-    u32 tid;
-    u64 count;          /* bytes the write() asked for */
-    u32 copied;         /* bytes of head that hold the buffer's start (0 if unreadable) */
-    u32 reserved;
-    char head[CAPTURE_BYTES];
-};
+#include "write_events.h"
 
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
-
-/* Per-CPU so the counting itself never contends between the target's threads. */
-enum { COUNTER_MATCHED, COUNTER_LOST, COUNTER_SLOTS };
 BPF_PERCPU_ARRAY(counters, u64, COUNTER_SLOTS);
+
+/* bcc's map calls, in functions (it refuses them in macros), typed: bcc takes the ring's record
+ * type from what they reserve and submit. */
+static __always_inline struct move_event *ringbuf_reserve(void)
+{
+    struct move_event *event = events.ringbuf_reserve(sizeof(struct move_event));
+    return event;
+}
+
+static __always_inline void ringbuf_submit(struct move_event *event)
+{
+    events.ringbuf_submit(event, SUBMIT_FLAGS);
+}
 
 static __always_inline void count(int slot)
 {
@@ -50,12 +54,11 @@ static __always_inline void count(int slot)
 #ifdef TARGET_COMM_LO
 BPF_ARRAY(watched, u32, 1);
 
-/* Whether a task belongs to the process caught at exec (none yet: nothing is). */
-static __always_inline bool is_target(u64 pid_tgid)
+static __always_inline u32 watched_tgid(void)
 {
     int zero = 0;
     u32 *tgid = watched.lookup(&zero);
-    return tgid && *tgid && *tgid == (u32)(pid_tgid >> 32);
+    return tgid ? *tgid : 0;
 }
 
 /* The first exec of a program with the target's name: from then on, that process is watched.
@@ -73,63 +76,35 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         *tgid = bpf_get_current_pid_tgid() >> 32;
     return 0;
 }
+#define WATCHED_TGID() watched_tgid()
 #else
-#define is_target(pid_tgid) (((pid_tgid) >> 32) == TARGET_TGID)
+#define WATCHED_TGID() ((u32)TARGET_TGID)
 #endif
 
-static __always_inline int record_write(u64 pid_tgid, u64 fd, const char *buf, u64 bytes)
-{
-    if (fd != WATCHED_FD)
-        return 0;
-    count(COUNTER_MATCHED);
+#define RINGBUF_RESERVE(size) ringbuf_reserve()
+#define RINGBUF_SUBMIT(event) ringbuf_submit(event)
+#define COUNT(slot) count(slot)
 #ifdef CAPTURE_COUNT_ONLY
-    return 0;
+#define COUNT_ONLY 1
+#else
+#define COUNT_ONLY 0
 #endif
-    struct move_event *event = events.ringbuf_reserve(sizeof(struct move_event));
-    if (!event) {
-        count(COUNTER_LOST);    /* ring full: counted, never silent */
-        return 0;
-    }
-    event->ts_ns = bpf_ktime_get_ns();
-    event->pid = pid_tgid >> 32;
-    event->tid = (u32)pid_tgid;
-    event->count = bytes;
-    /* Copy no more than the write holds, so nothing beyond the caller's buffer is read. */
-    u32 copy = bytes < CAPTURE_BYTES ? bytes : CAPTURE_BYTES;
-    if (bpf_probe_read_user(event->head, copy, buf) != 0)
-        copy = 0;
-    event->copied = copy;
-    event->reserved = 0;
 #ifdef TEST_EXTRA_NS
-    /* Test-only (the gate's power benchmark): this layer made dearer per write. */
-    u64 started = bpf_ktime_get_ns();
-    for (int i = 0; i < 4096 && bpf_ktime_get_ns() - started < TEST_EXTRA_NS; i++)
-        ;
+#define TEST_EXTRA_NS_VALUE TEST_EXTRA_NS
+#else
+#define TEST_EXTRA_NS_VALUE 0
 #endif
-    events.ringbuf_submit(event, SUBMIT_FLAGS);
-    return 0;
-}
+#define REGS_DX(regs) (&((struct x86_regs *)(regs))->dx)
+_Static_assert(offsetof(struct x86_regs, di) - offsetof(struct x86_regs, dx) == 16,
+               "pt_regs layout: dx, si, di must be adjacent");
+
+#define WRITE_EVENTS_LOGIC
+#include "write_events.h"
 
 #ifdef HOOK_RAW_SYS_ENTER
-/* Runs for every system call of every task: reject on the syscall number first, it is cheapest. */
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
-    if (ctx->args[1] != SYSCALL_WRITE_NR)
-        return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    if (!is_target(pid_tgid))
-        return 0;
-    struct x86_regs *regs = (struct x86_regs *)ctx->args[0];
-    /* write(fd, buf, count) arrives in di, si, dx. x86-64 pt_regs stores them adjacent, in
-     * the order dx, si, di, so one helper call reads all three instead of three calls. */
-    struct { u64 dx, si, di; } args = {};
-    _Static_assert(offsetof(struct x86_regs, di) - offsetof(struct x86_regs, dx) == 16,
-                   "pt_regs layout: dx, si, di must be adjacent");
-    if (bpf_probe_read_kernel(&args, sizeof(args), &regs->dx) != 0) {
-        count(COUNTER_LOST);    /* a write of the target we could not examine: not silent */
-        return 0;
-    }
-    return record_write(pid_tgid, args.di, (const char *)args.si, args.dx);
+    return on_sys_enter((void *)ctx->args[0], ctx->args[1]);
 }
 #elif defined(HOOK_GO_UPROBE)
 /* Attached past the stack check of Go's syscall.write(fd int, p []byte), so that a call that

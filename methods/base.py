@@ -245,7 +245,7 @@ class Observer(ABC):
         REGISTRY[cls.method] = cls
 
     def __init__(self) -> None:
-        reason = self.unavailable_reason()
+        reason = self.unavailable_reason(**self._variant())
         if reason:
             raise ObserverUnavailable(reason)
         self.counters = Counters()
@@ -271,9 +271,14 @@ class Observer(ABC):
 
     # --- what the technique is -------------------------------------------------------------
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """None when the mechanism can run here, else a one-line reason."""
+    def unavailable_reason(cls, **options) -> str | None:
+        """None when the mechanism can run here, in the variant the options choose, else a
+        one-line reason."""
         return None
+
+    def _variant(self) -> dict:
+        """The options that decide whether this variant can run (set before Observer.__init__)."""
+        return {}
 
     @classmethod
     def attach_unavailable_reason(cls) -> str | None:
@@ -287,6 +292,12 @@ class Observer(ABC):
         in placement split, where the observer has CPUs of its own, a spin before each sleep."""
         spin = {"spin_us": cls.live_spin_us} if cls.live_spin_us and placement == "split" else {}
         return cls.live_options | spin
+
+    @classmethod
+    def watch_options(cls) -> dict[str, object]:
+        """Options `watch` and the duel use, unless the user chose, where this machine allows
+        them (eBPF: the CO-RE loader, which starts a new process without compiling)."""
+        return {}
 
     @classmethod
     def check_options(cls, **options) -> None:

@@ -21,6 +21,7 @@ import struct
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from methods.base import ObserverError
@@ -111,12 +112,13 @@ def _instructions(code: bytes):
 
 
 def compiled(text: str, functions: dict[bytes, int] = {}, maps: tuple[bytes, ...] = (),
-             check: Callable[[object], None] = lambda bpf: None) -> tuple[CompiledProgram, bool]:
+             check: Callable[[object], None] = lambda bpf: None,
+             include: Path | None = None) -> tuple[CompiledProgram, bool]:
     """The bytecode of `text` (written with SENTINEL_TGID for the target), and whether this call
     compiled it. functions: those bcc does not load by itself (a uprobe's), with their program
     type; maps: those to create even where no bytecode uses them (a ring the consumer maps
     though the program was compiled to count only); check(bpf) looks at the compiled module
-    before it is unloaded."""
+    before it is unloaded; include: a folder the text's #include "..." finds its headers in."""
     key = (text, tuple(sorted(functions.items())), maps)
     if key in _compiled:
         return _compiled[key], False
@@ -124,7 +126,7 @@ def compiled(text: str, functions: dict[bytes, int] = {}, maps: tuple[bytes, ...
 
     started = time.monotonic()
     try:
-        bpf = BPF(text=text.encode())
+        bpf = BPF(text=text.encode(), cflags=[f"-I{include}"] if include else [])
     except Exception as error:
         raise ObserverError(f"the BPF program did not compile or load: {error}") from None
     try:

@@ -20,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from methods import core_loader  # noqa: F401 (the module: its OBJECT and unavailable_reason)
+from methods.core_loader import CoreProgram
 from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
 from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION,
                           SPIN_OPTION, WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent,
@@ -37,6 +39,10 @@ GO_UPROBE_HOOK = "go-uprobe"
 #   adaptive  wake the consumer only if it had caught up, so a busy ring costs no wakeups
 #   poll      never wake it; the consumer drains every --poll-ms, trading latency for cost
 WAKEUPS = {"adaptive": "0", "poll": "BPF_RB_NO_WAKEUP"}
+WAKEUP_FLAGS = {"adaptive": 0, "poll": 1}  # the same as numbers, for the CO-RE object's options
+# bcc: clang compiles the C in this process; core: libbpf loads the object `make` built
+# (methods/core_loader.py)
+LOADERS = ("bcc", "core")
 # poll is the default: it measured the lower overhead per move (no wakeup work in the target's
 # write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
 DEFAULT_WAKEUP = "poll"
@@ -147,16 +153,32 @@ def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int, capture: s
     check_capture(capture)
 
 
+def possible_cpus() -> int:
+    """How many CPUs a per-CPU map holds a value for: the kernel's possible CPUs ("0-1,4")."""
+    count = 0
+    for part in Path("/sys/devices/system/cpu/possible").read_text().strip().split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
+def comm_words(program: str) -> tuple[int, int]:
+    """A program's kernel name (15 characters and a NUL, padded) as the two little-endian
+    words the exec hook compares with."""
+    name = program.encode()[:COMM_LENGTH]  # the kernel keeps 15 characters and a NUL
+    if not name:
+        raise ObserverError("cannot wait for a program with an empty name")
+    low, high = struct.unpack("<QQ", name.ljust(16, b"\0"))
+    return low, high
+
+
 def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
              poll_ms: int = 10, capture: str | None = None) -> str:
     """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c. tgid: the
     process to watch, or the name of a program not started yet, caught when it execs."""
     check_options(hook, ring_mb, wakeup, poll_ms, capture)
     if isinstance(tgid, str):
-        name = tgid.encode()[:COMM_LENGTH]  # the kernel keeps 15 characters and a NUL
-        if not name:
-            raise ObserverError("cannot wait for a program with an empty name")
-        low, high = struct.unpack("<QQ", name.ljust(16, b"\0"))
+        low, high = comm_words(tgid)
         target = {"TARGET_COMM_LO": f"{low:#x}ULL", "TARGET_COMM_HI": f"{high:#x}ULL"}
     else:
         target = {"TARGET_TGID": tgid}
@@ -191,12 +213,12 @@ class EbpfObserver(Observer):
     live_spin_us = LIVE_SPIN_US
     can_catch_exec = True
     can_attach = True
-    description = "bcc program on a syscall hook, events through a BPF ring buffer"
+    description = "BPF program on a syscall hook (bcc or CO-RE), events through a BPF ring buffer"
     article_name = "eBPF tracepoint"
-    dependence = ("bcc, which is not CO-RE: clang compiles the program against kernel headers (here the "
-                  "distribution's headers linked in for a kernel without its own) at the first start in a "
-                  "process, later starts load its bytecode again; "
-                  "tracefs; the raw hook reads x86-64 pt_regs")
+    dependence = ("--loader bcc: clang compiles the program against kernel headers (here the distribution's "
+                  "headers linked in for a kernel without its own) at the first start in a process; "
+                  "--loader core: the kernel's BTF and libbpf, the object built once by make; both: "
+                  "tracefs, x86-64 system-call numbers")
     loss_source = "kernel counter"
     claims = (
         # The article's program is the sys_enter_write tracepoint; its ~80 ns is about that.
@@ -204,7 +226,8 @@ class EbpfObserver(Observer):
         claim("ceiling_per_s", "20,000 moves/s on one core", 20_000),
         claim("intrusiveness", "zero (target unmodified)"),
         claim("privileges", "CAP_BPF + CAP_PERFMON suffice"),
-        claim("kernel_dependence", "weak (CO-RE), Linux 5.15+"),
+        # CO-RE is the libbpf loader's way (bcc compiles against headers): about that variant
+        claim("kernel_dependence", "weak (CO-RE), Linux 5.15+", loader="core"),
     )
     # Functions bcc does not load by itself, with their program type (the uprobe's).
     extra_functions: dict[bytes, int] = {}
@@ -218,20 +241,28 @@ class EbpfObserver(Observer):
         "match": {"choices": MATCHES, "default": "pid",
                   "help": "how the hook knows the target: pid, compiled in (default); exec, a map filled "
                           "when the program starts, as watch --name --wait does (launched runs only)"},
+        "loader": {"choices": LOADERS, "default": "bcc",
+                   "help": "bcc: clang compiles the C against kernel headers at the first start in a process; "
+                           "core: libbpf loads the object `make` built, relocated with the kernel's BTF (no "
+                           "compiler or headers at run time)"},
     }
 
     @classmethod
     def check_options(cls, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
                       poll_ms: int = 10, capture: str | None = None, match: str = "pid",
-                      spin_us: int = 0) -> None:
+                      spin_us: int = 0, loader: str = "bcc") -> None:
         check_options(hook, ring_mb, wakeup, poll_ms, capture)
         check_spin(spin_us)
         if match not in MATCHES:
             raise ObserverError(f"unknown match {match!r}; choose one of {', '.join(MATCHES)}")
+        if loader not in LOADERS:
+            raise ObserverError(f"unknown loader {loader!r}; choose one of {', '.join(LOADERS)}")
 
     def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                 poll_ms: int = 10, capture: str | None = None, match: str = "pid", spin_us: int = 0) -> None:
-        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match, spin_us)
+                 poll_ms: int = 10, capture: str | None = None, match: str = "pid", spin_us: int = 0,
+                 loader: str = "bcc") -> None:
+        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match, spin_us, loader)
+        self.loader = loader  # before Observer.__init__, which asks whether this variant can run
         super().__init__()
         self.spin_ns = spin_us * 1000
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
@@ -243,8 +274,19 @@ class EbpfObserver(Observer):
         self._wakeups: select.epoll | None = None
         self.kernel_matched = 0
 
+    def _variant(self) -> dict:
+        return {"loader": self.loader}
+
     @classmethod
-    def program_text(cls, pid: int, match: str = "pid", spin_us: int = 0, **options) -> str:
+    def watch_options(cls) -> dict[str, object]:
+        # A watch is a new process: bcc would compile (about 0.3 s); the CO-RE object loads at once.
+        return {"loader": "core"} if "loader" in cls.cli_options and core_loader.unavailable_reason() is None else {}
+
+    @classmethod
+    def program_text(cls, pid: int, match: str = "pid", spin_us: int = 0, loader: str = "bcc", **options) -> str:
+        if loader == "core":
+            raise ObserverError("--ebpf prints the C bcc compiles; --loader core loads "
+                                f"{core_loader.OBJECT.name}, built by make from bpf/write_events.core.bpf.c")
         if match == "exec":  # its text holds the name of the program it waits for: not known here
             raise ObserverError("--ebpf shows the --match pid program; with --match exec the same C is "
                                 "compiled with the program's name instead of a PID (TARGET_COMM_LO/HI)")
@@ -259,12 +301,14 @@ class EbpfObserver(Observer):
         # `tapbench run --bpf-stats` and the sweep's profile turn them on).
         programs = {} if self.loaded is None else {
             name.decode(): bpf_program_run_stats(fd) for name, fd in self.loaded.program_fds.items()}
+        compiling = self.loaded is not None and self.loader == "bcc"
         return {"kernel_matched": self.kernel_matched, "match": self.match, "programs": programs,
+                "loader": self.loader,
                 "batches_caught_spinning": self.caught_spinning, "compiled_at_start": self.compiled_at_start,
-                "compile_ms": None if self.loaded is None else self.loaded.program.compile_ms}
+                "compile_ms": self.loaded.program.compile_ms if compiling else None}
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, loader: str = "bcc", **options) -> str | None:
         if platform.machine() not in SYSCALL_WRITE_NR:
             return f"eBPF backend supports {', '.join(SYSCALL_WRITE_NR)}, not {platform.machine()}"
         held = effective_capabilities()
@@ -273,19 +317,25 @@ class EbpfObserver(Observer):
             missing = " and ".join(CAPABILITY_NAMES[c] for c in (CAP_BPF, CAP_PERFMON) if c not in held)
             return (f"eBPF needs CAP_BPF and CAP_PERFMON (missing {missing}): run with sudo, "
                     "or grant those two")
-        try:
-            import bcc  # noqa: F401
-        except ImportError:
-            return ("bcc is not importable: install Debian's python3-bpfcc and use a virtualenv "
-                    "made with --system-site-packages (`sudo make setup` does both)")
-        if not kernel_headers_dir().exists():
-            return (f"no kernel headers at {kernel_headers_dir()}: bcc needs them to compile; "
-                    "`sudo make setup` installs the distribution's headers and links them there")
+        if loader == "core":
+            reason = core_loader.unavailable_reason()
+            if reason:
+                return reason
+        else:
+            try:
+                import bcc  # noqa: F401
+            except ImportError:
+                return ("bcc is not importable: install Debian's python3-bpfcc and use a virtualenv "
+                        "made with --system-site-packages (`sudo make setup` does both), or use --loader core")
+            if not kernel_headers_dir().exists():
+                return (f"no kernel headers at {kernel_headers_dir()}: bcc needs them to compile (use --loader "
+                        "core, which does not); `sudo make setup` installs the distribution's headers and links "
+                        "them there")
         try:
             mounted = (TRACEFS / "events").is_dir()
         except PermissionError:
             # Capabilities are not enough: bcc reads tracefs, which only root may by default.
-            return f"{TRACEFS} is not readable by uid {os.geteuid()}: bcc needs tracefs (mode 700, root's)"
+            return f"{TRACEFS} is not readable by uid {os.geteuid()}: the hooks need tracefs (mode 700, root's)"
         if not mounted:
             return f"tracefs is not mounted at {TRACEFS}: mount -t tracefs tracefs {TRACEFS}"
         return None
@@ -310,12 +360,20 @@ class EbpfObserver(Observer):
     def _load(self, target: int | str) -> None:
         """target: the tgid to watch, or the name of a program to catch at exec. bcc compiles
         the C the first time in this process (it prints compiler noise to stderr; a failure
-        still raises); every start loads the bytecode into maps of its own (methods/bpf_loader.py)."""
-        text = self.program_text(SENTINEL_TGID if isinstance(target, int) else target, hook=self.hook,
-                                 ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture)
-        program, self.compiled_at_start = compiled(text, self.extra_functions, (b"events", b"counters"),
-                                                    check=_check_event_layout)
-        self.loaded = LoadedProgram(program, target if isinstance(target, int) else None)
+        still raises); every start loads the bytecode into maps of its own (methods/bpf_loader.py).
+        The CO-RE loader loads the object make built, with the target in its options."""
+        if self.loader == "core":
+            comm = None if isinstance(target, int) else comm_words(target)
+            self.loaded = CoreProgram(target_tgid=target if isinstance(target, int) else 0, comm=comm,
+                                      hook=self.hook, count_only=self.capture == "count",
+                                      submit_flags=WAKEUP_FLAGS[self.wakeup], ring_bytes=self.ring_mb * 1024 * 1024,
+                                      test_extra_ns=int(os.environ.get(BPF_EXTRA_WORK_VARIABLE) or 0))
+        else:
+            text = self.program_text(SENTINEL_TGID if isinstance(target, int) else target, hook=self.hook,
+                                     ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture)
+            program, self.compiled_at_start = compiled(text, self.extra_functions, (b"events", b"counters"),
+                                                        check=_check_event_layout, include=BPF_SOURCE.parent)
+            self.loaded = LoadedProgram(program, target if isinstance(target, int) else None)
         self.loaded.attach_tracepoints()
         ring_fd = self.loaded.map_fds[b"events"]
         self._ring = RingReader(ring_fd, self.ring_mb * 1024 * 1024)
@@ -386,9 +444,7 @@ class EbpfObserver(Observer):
 
     def _counter(self, slot: int) -> int:
         """A slot of the per-CPU `counters` array, summed over the CPUs."""
-        from bcc.utils import get_possible_cpus
-
-        cpus = len(get_possible_cpus())
+        cpus = possible_cpus()
         return sum(struct.unpack(f"<{cpus}Q", self.loaded.lookup(b"counters", slot, 8 * cpus)))
 
 

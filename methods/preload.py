@@ -217,7 +217,7 @@ class PreloadObserver(Observer):
         return removed
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
         if not HOOK_LIBRARY.exists():
             return f"{HOOK_LIBRARY} is not built: run `make build`"
         return None

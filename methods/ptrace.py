@@ -230,7 +230,7 @@ class PtraceObserver(Observer):
         return stopped_processes()
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
         try:
             import ptrace.binding  # noqa: F401
         except ImportError:

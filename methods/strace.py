@@ -51,7 +51,7 @@ class StraceObserver(PrintedEvents, Observer):
         return {"unparsed_lines": self.unparsed_lines, "threads_unresolved": self._processes.unresolved}
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
         if shutil.which("strace") is None:
             return "strace is not installed (Debian package strace; `make setup` installs it)"
         if shutil.which("setpriv") is None:

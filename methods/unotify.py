@@ -89,7 +89,7 @@ class UnotifyObserver(Observer):
         self._memory = ProcessMemory()
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
         try:
             import seccomp
         except ImportError:

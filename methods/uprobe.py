@@ -92,7 +92,9 @@ class UprobeObserver(EbpfObserver):
     claims = ()  # the article's claims are about the syscall tracepoint, not this
     article_name = None
     can_catch_exec = False  # a uprobe needs the binary's path, not just a name
-    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items() if name not in ("hook", "match")}
+    # bcc only: the CO-RE object holds the syscall hooks, not the uprobe
+    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items()
+                   if name not in ("hook", "match", "loader")}
     extra_functions = {PROBE_FUNCTION: BPF_PROG_TYPE_KPROBE}  # attached by hand, to one binary
 
     @classmethod
@@ -121,12 +123,12 @@ class UprobeObserver(EbpfObserver):
                                   "stack_check_found": self.stack_check_found}
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
         try:
             import elftools  # noqa: F401
         except ImportError:
             return "pyelftools is not installed in this environment (`make setup` installs it)"
-        return super().unavailable_reason()
+        return super().unavailable_reason(loader="bcc")
 
     def launch(self, argv: Sequence[str], **kwargs):
         # The probe goes into the program the gate shell will exec, not into the shell.

@@ -98,9 +98,25 @@ static uint64_t slot_mask;
 static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
 
 static int ring_fd = -1;
-/* Test-only: busy work (ns) added to every write recorded, set from $TAPBENCH_TEST_HOOK_EXTRA_NS
- * so that the gate's power benchmark can make this layer dearer; 0, it costs one test. */
-static uint64_t test_extra_ns;
+/* Test-only: busy work added to every write, set from $TAPBENCH_TEST_HOOK_EXTRA_NS (ns) so that
+ * the gate's power benchmark can make this layer dearer; 0, it costs one test. A spin of a
+ * counted number of steps, calibrated at start-up: a clock read would cost more than the few
+ * ns asked for. */
+static uint64_t test_extra_steps;
+
+static void spin(uint64_t steps)
+{
+    for (volatile uint64_t step = 0; step < steps; step++)
+        ;
+}
+
+static uint64_t steps_for_ns(uint64_t ns)
+{
+    uint64_t calibration = 1000000, started = monotonic_ns();
+    spin(calibration);
+    uint64_t took = monotonic_ns() - started;
+    return took ? ns * calibration / took : ns;
+}
 
 /* A fork()ed child is another process: it must not write into the target's ring, nor hand it
  * on to what it execs. */
@@ -145,7 +161,7 @@ __attribute__((constructor)) static void tapbench_hook_init(void)
     }
     ring_fd = (int)fd;
     const char *extra = getenv("TAPBENCH_TEST_HOOK_EXTRA_NS");
-    test_extra_ns = extra ? strtoull(extra, NULL, 10) : 0;
+    test_extra_steps = extra ? steps_for_ns(strtoull(extra, NULL, 10)) : 0;
     slots = (struct tapbench_slot *)(header + 1);
     slot_mask = header->slot_count - 1;
     pthread_atfork(NULL, NULL, stop_recording_in_child);
@@ -214,10 +230,8 @@ __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, si
         record(buf, count, (size_t)written, stamp);
     else
         atomic_fetch_add_explicit(&ring->failed_writes, 1, memory_order_relaxed);
-    if (test_extra_ns) {
-        for (uint64_t until = monotonic_ns() + test_extra_ns; monotonic_ns() < until;)
-            ;
-    }
+    if (test_extra_steps)
+        spin(test_extra_steps);
     errno = saved_errno;
     return written;
 }

@@ -56,7 +56,9 @@ RULES = {
                      "technique's row; other intrusiveness claims are qualitative: not comparable",
     "privileges": "holds when every least-privilege probe needed no more than the capabilities claimed and "
                   "the same capabilities worked for an unprivileged user; root only otherwise",
-    "kernel_dependence": "declared by each backend, not measured: not comparable",
+    "kernel_dependence": "eBPF's 'weak (CO-RE)' holds when the CO-RE object loads and captures exactly on this "
+                         "kernel with the kernel headers and bcc hidden; the others are declared, not measured: "
+                         "not comparable",
     "latency": f"p99 of what `watch` runs: the live options in the default placement, at {PACED_RATE:,}/s",
 }
 
@@ -166,6 +168,16 @@ def judge_intrusiveness(claim: dict, noticed: list[str]) -> tuple[str, str]:
     return NOT_COMPARABLE, "qualitative"
 
 
+def judge_core(probe: dict | None) -> tuple[str, str]:
+    """"weak (CO-RE)" holds when the CO-RE object loaded and captured exactly on this kernel with
+    the kernel headers and bcc (its compiler) out of reach."""
+    if probe is None or not probe.get("measured"):
+        return NOT_COMPARABLE, "not measured" + (f": {probe['why']}" if probe else "")
+    if probe["core"]["exact"]:
+        return HOLDS, "the CO-RE object ran exactly without kernel headers or a compiler"
+    return FAILS, f"the CO-RE object did not run without headers: {probe['core']['error']}"
+
+
 def capability_set(text: str | None) -> set[str] | None:
     """The capabilities a minimum or a claim names ("none": the empty set)."""
     if text is None:
@@ -262,6 +274,10 @@ def technique(document: Document, name: str) -> dict:
         elif claim["aspect"] == "privileges":
             verdict, why = judge_privileges(claim, probes)
             judged |= {"verdict": verdict, "why": why, "measured": cells["privileges"]}
+        elif claim["aspect"] == "kernel_dependence" and claim["when"].get("loader") == "core":
+            probe = next(iter(document.section("dependence")), None)
+            verdict, why = judge_core(probe)
+            judged |= {"verdict": verdict, "why": why, "measured": probe}
         else:
             judged |= {"verdict": NOT_COMPARABLE, "why": "declared, not measured"}
         entry["claims"].append(judged)
@@ -344,6 +360,8 @@ def claim_lines(entry: dict) -> list[list[str]]:
             measured, on = ", ".join(claim.get("measured") or []) or "nothing noticed", "the row"
         elif claim["aspect"] == "privileges":
             measured, on = privileges_text(claim.get("measured") or []), "the probes"
+        elif claim["aspect"] == "kernel_dependence" and claim.get("measured"):
+            measured, on = "headers and bcc hidden", "`ebpf (core)`"
         else:
             measured, on = "-", "-"
         rows.append([entry["name"], f"{ASPECTS[claim['aspect']]}: {claim['text']}", on, measured,

@@ -133,9 +133,9 @@ def users_sentence(document: Document) -> str:
     return f"The targets ran as {', '.join(users)}" + (f"; for {unknown} rows it is not recorded." if unknown else ".")
 
 
-def skipped_table(skipped: list[dict], fmt: str = "github") -> str:
-    return tabulate([[s["method"], s["reason"]] for s in skipped], headers=["method", "skipped: reason"],
-                    tablefmt=fmt)
+def skipped_table(document: Document, fmt: str = "github") -> str:
+    return tabulate([[document.label(s), s["reason"]] for s in document.skipped],
+                    headers=["method", "skipped: reason"], tablefmt=fmt)
 
 
 def markdown(document: Document, drawn: list[str] | None = None) -> str:
@@ -224,6 +224,7 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
     lines += latency_section(document)
     lines += ceiling_section(document)
     lines += startup_section(document)
+    lines += dependence_section(document)
     lines += intrusiveness_section(document)
     shown = [(name, title) for name, title in PLOTS if drawn is None or name in drawn]
     if shown:
@@ -233,7 +234,7 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
         lines += ["", "## Not applicable", ""] + [
             f"- {document.label(r)} on `{r.target}` [{r.group}]: {r.not_applicable}" for r in notes]
     if document.skipped:
-        lines += ["", "## Skipped", "", skipped_table(document.skipped)]
+        lines += ["", "## Skipped", "", skipped_table(document)]
     return "\n".join(lines) + "\n"
 
 
@@ -522,6 +523,39 @@ def startup_section(document: Document) -> list[str]:
                                   "attach, compiling: first move ms", "attach, reusing: first move ms"])] + bcc_floor
 
 
+def dependence_section(document: Document) -> list[str]:
+    """What the eBPF loaders need where they run, measured; and a first start in a new process."""
+    probes, starts = document.section("dependence"), document.section("cold_starts")
+    if not probes and not starts:
+        return []
+    lines = ["", "## Kernel dependence", ""]
+    for probe in probes:
+        if not probe.get("measured"):
+            lines.append(f"Not measured: {probe.get('why')}.")
+            continue
+        lines.append(
+            f"`tapbench run --method ebpf --loader core` and `--loader bcc`, each in a new process, in a mount "
+            f"namespace where {', '.join(f'`{h}`' for h in probe['hidden'][:-1])} are covered by empty "
+            f"folders (the kernel headers bcc compiles against), {PROBE_MOVES_TEXT}; for the CO-RE run "
+            f"{probe['hidden'][-1]} is not importable either (so neither it nor its clang can be used). The CO-RE object "
+            + ("captured exactly: it needs this kernel's BTF, no headers and no compiler" if probe["core"]["exact"]
+               else f"did not run: {probe['core']['error']}") + "; bcc "
+            + ("captured exactly (it should not have)" if probe["bcc"]["exact"] else f"said: {probe['bcc']['error']}")
+            + ".")
+    if starts:
+        lines += ["", "A first start in a new process (`tapbench run`, nothing compiled before in it): from launch "
+                  "to the mechanism in place (bcc compiles, libbpf relocates and loads, bpftrace compiles its "
+                  "script), median of the starts.", "",
+                  _table([[document.label(c), "-" if c["median_ms"] is None else f"{c['median_ms']:.0f}",
+                           ", ".join(f"{ms:.0f}" for ms in c["ready_ms"]) or "-",
+                           "; ".join(c["errors"]) or "-"] for c in starts],
+                         ["method", "ready ms, median", "each start, ms", "errors"])]
+    return lines
+
+
+PROBE_MOVES_TEXT = "2,000 moves of the opponent"
+
+
 def _starts_cell(values: list[float]) -> str:
     """'-' where the method has no such start, else the median and how many starts."""
     return "-" if not values else f"{np.median(values):.0f} ({len(values)})"
@@ -732,10 +766,36 @@ def machines_section(machines: dict[str, Document], current: str | None) -> list
     return lines
 
 
+def power_section(power: dict | None) -> list[str]:
+    """The gate's power benchmark (`tapbench gate --power`), from results/gate_power.json."""
+    if not power:
+        return []
+    unchanged = power["unchanged"]
+    lines = ["", "## The gate's power", "",
+             f"`tapbench gate --power {power['rounds']}` at {power['commit'][:12]}, {power['date']} "
+             f"({power['wall_s'] / 60:.0f} minutes; {power['repeats']} rounds a gate, threshold "
+             f"{power['threshold']:.0%}, alpha {power['alpha']} after Holm): A/B gates of that commit against "
+             f"itself. Unchanged, it failed **{sum(bool(f) for f in unchanged)} of {len(unchanged)}** gates"
+             + (f" ({'; '.join(', '.join(f) for f in unchanged if f)})" if any(unchanged) else "") +
+             ". With a quarter of a technique's own overhead per move added in one layer, how many gates "
+             "failed each row the layer is part of:", ""]
+    def measured(found: dict, label: str) -> str:
+        added = (found.get("measured_added_ns") or {}).get(label)
+        return "" if added is None else f" (it added {added:,.0f} ns)"
+
+    rows = [[layer, f"+{found['extra_ns']:,} ns a write ({found['of_technique']})",
+             *[f"{label}: {count}/{power['rounds']}{measured(found, label)}" for label, count in found["caught"].items()]]
+            for layer, found in power["injected"].items()]
+    width = max((len(r) for r in rows), default=2)
+    rows = [r + ["-"] * (width - len(r)) for r in rows]
+    return lines + [_table(rows, ["layer made dearer", "added"] + ["caught in"] * (width - 2))]
+
+
 HEADLINE_JSON = "headline.json"
 
 
-def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | None = None) -> list[Path]:
+def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | None = None,
+                 power: dict | None = None) -> list[Path]:
     """README, headline.json and plots, side by side, from a results document alone (and, when
     given, the latest sweep of every stored machine for the cross-machine section)."""
     document = Document.load(json_path)
@@ -753,6 +813,8 @@ def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | 
     text += sweeps_section(document, others.get("previous.json"), others.get("baseline.json"))
     if machines:
         text += "\n".join(machines_section(machines, document.metadata.get("machine_id"))) + "\n"
+    if power:
+        text += "\n".join(power_section(power)) + "\n"
     readme.write_text(text)
     headline_path = readme.parent / HEADLINE_JSON
     write_headline_json(document, headline_path)

@@ -223,7 +223,7 @@ def unique_rows(rows: list[Row], where: str = "the document") -> dict[tuple, Row
 
 # The probe sections of a document, each a list of entries with at least `method` and `options`.
 SECTIONS = ("comparisons", "bystanders", "ceilings", "attach", "privileges", "sigkill", "duels", "exec",
-            "bpf_profile", "latency_floor", "hostile")
+            "bpf_profile", "latency_floor", "hostile", "dependence", "cold_starts")
 
 
 def method_label(method: str, options: dict | None, methods: dict) -> str:
