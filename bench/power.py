@@ -55,7 +55,14 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
     head = ab._git("rev-parse", "HEAD")
     started = time.monotonic()
     report: dict = {"date": time.strftime("%Y-%m-%d"), "commit": head, "rounds": rounds, "repeats": repeats,
-                    "threshold": threshold, "alpha": alpha, "unchanged": [], "injected": {}}
+                    "threshold": threshold, "alpha": alpha, "unchanged": [], "injected": {}, "complete": False}
+    out = results / "gate_power.json"
+
+    def keep() -> None:
+        """Written after every phase: a run stopped part way keeps what it measured, said
+        incomplete."""
+        report["wall_s"] = round(time.monotonic() - started)
+        out.write_text(json.dumps(report, indent=1) + "\n")
     with ab.ReferenceTree(head) as tree, ab.Worker(tree.tree, "reference (this commit)") as reference:
         overheads: dict[tuple, list[float]] = {}
         with ab.Worker(ROOT, "this code, unchanged") as candidate:
@@ -68,6 +75,7 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
                         overheads.setdefault(tuple(v.label.split()), []).append(v.a)
                 print(f"unchanged round {round_ + 1}/{rounds}: {'FAILED ' + ', '.join(failed) if failed else 'passed'}",
                       flush=True)
+        keep()
         for layer, (knob, technique, gated) in LAYERS.items():
             sizes = [np.median(values) for (method, _), values in overheads.items() if method == technique]
             if not sizes:
@@ -91,14 +99,14 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
             report["injected"][layer] = {"extra_ns": extra_ns, "of_technique": technique, "caught": caught,
                                          "measured_added_ns": {label: float(np.median(values)) if values else None
                                                                for label, values in added.items()}}
-    report["wall_s"] = round(time.monotonic() - started)
+            keep()
+    report["complete"] = True
+    keep()
     false_alarms = sum(bool(failed) for failed in report["unchanged"])
     print(f"\nunchanged code failed {false_alarms} of {rounds} gates")
     for layer, found in report["injected"].items():
         print(f"{layer} (+{found['extra_ns']} ns, a quarter of {found['of_technique']}'s overhead): caught " +
               ", ".join(f"{label} {count}/{rounds} (measured +{found['measured_added_ns'][label]:.0f} ns)"
                         for label, count in found["caught"].items()))
-    out = results / "gate_power.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written to {out} ({report['wall_s']} s)")
     return 0

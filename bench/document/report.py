@@ -779,6 +779,9 @@ def power_section(power: dict | None) -> list[str]:
              + (f" ({'; '.join(', '.join(f) for f in unchanged if f)})" if any(unchanged) else "") +
              ". With a quarter of a technique's own overhead per move added in one layer, how many gates "
              "failed each row the layer is part of:", ""]
+    if not power.get("complete", True):
+        lines[-1:-1] = ["", f"**Incomplete:** the run stopped after {len(unchanged)} unchanged gates and "
+                            f"{len(power['injected'])} of the layers; what it measured is shown as measured."]
     def measured(found: dict, label: str) -> str:
         added = (found.get("measured_added_ns") or {}).get(label)
         return "" if added is None else f" (it added {added:,.0f} ns)"
