@@ -32,9 +32,11 @@ build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapb
 BTF := /sys/kernel/btf/vmlinux
 CORE_OBJECT := bpf/write_events.core.o
 CORE_SOURCES := bpf/write_events.core.bpf.c bpf/write_events.h
+# The referee of `run -- CMD` (bench/referee.py): the kernel's count of a program's writes.
+REFEREE_OBJECT := bpf/referee.core.o
 core:
-	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(CORE_OBJECT); \
-	else echo "setup: this kernel has no BTF ($(BTF)): the CO-RE object is not built (eBPF --loader core unavailable)"; fi
+	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(CORE_OBJECT) $(REFEREE_OBJECT); \
+	else echo "setup: this kernel has no BTF ($(BTF)): the CO-RE objects are not built (eBPF --loader core and run -- CMD unavailable)"; fi
 
 bpf/vmlinux.h: $(BTF)
 	bpftool btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
@@ -42,6 +44,11 @@ bpf/vmlinux.h: $(BTF)
 $(CORE_OBJECT): $(CORE_SOURCES) bpf/vmlinux.h
 	clang -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -I bpf -c bpf/write_events.core.bpf.c -o $@
 	cat $(CORE_SOURCES) | sha256sum | cut -d' ' -f1 > $@.sha256
+
+# -mcpu=v3: the referee's atomic compare-and-swap (the first write's stamp, set once).
+$(REFEREE_OBJECT): bpf/referee.core.bpf.c bpf/vmlinux.h
+	clang -O2 -g -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -I bpf -c bpf/referee.core.bpf.c -o $@
+	sha256sum bpf/referee.core.bpf.c | cut -d' ' -f1 > $@.sha256
 
 # The LD_PRELOAD hook; only write() and the layout table are exported.
 preload/libtapbench_hook.so: preload/hook.c preload/ring.h
@@ -79,4 +86,4 @@ gate: setup
 	$(VENV)/bin/tapbench gate
 
 clean:
-	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info bpf/vmlinux.h $(CORE_OBJECT) $(CORE_OBJECT).sha256
+	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so *.egg-info bpf/vmlinux.h $(CORE_OBJECT) $(CORE_OBJECT).sha256 $(REFEREE_OBJECT) $(REFEREE_OBJECT).sha256

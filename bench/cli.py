@@ -3,6 +3,8 @@
 Examples:
   tapbench run --method ebpf --target go --moves 1000000 --json run.json
   tapbench run --method ebpf --hook tracepoint --goroutines 8 --moves 200000
+  tapbench run --method ebpf,ptrace,preload -- dd if=/dev/zero bs=64 count=100000   # any program
+  tapbench run --method ebpf,strace --fd 2 --repeats 7 -- python3 -c 'import sys; sys.stderr.write("x")'
   tapbench watch --method ebpf --name rock-paper-scissors
   tapbench watch --method ebpf -- gotargets/bin/rock-paper-scissors -moves 20 -rate 10
   tapbench bench            # what `make bench` runs: every available method, results/ rewritten
@@ -28,16 +30,19 @@ from bench import cleanup
 from bench import duel as duel_module
 from bench import ab as ab_module
 from bench import gate as gate_module
+from bench import program as program_module
 from bench import power as power_module
 from bench import store
 from bench import sweep as sweep_module
 from bench import watch as watch_module
 from bench.document import compare as compare_module
+from bench.document import programs as programs_report
 from bench.document import report as report_module
 from bench.document.rows import Document, read_json
 from bench.results import (RESULTS_FORMAT, ResultsError, add_floor_ratios, document_of, label_of, make_document,
                            summarize, uncommitted_changes, upgrade_document)
 from bench.placement import PLACEMENTS, PlacementNotApplicable, cpus_for
+from bench.referee import unavailable_reason as referee_unavailable_reason
 from bench.runner import TargetFailed, compare
 from bench.targets import (OPPONENT_NAME, ROOT, TARGETS, TargetMissing, Workload, is_opponent,
                            target_seen_by_all)
@@ -139,19 +144,29 @@ def make_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the opponent bare and observed, verify, print a table")
+    run = commands.add_parser(
+        "run", help="run the opponent (or any program: -- CMD) bare and observed, verify, print a table",
+        epilog="With -- CMD ARGS...: CMD instead of the opponent, every run beside the referee, the kernel's own "
+               "count of CMD's write() calls to --fd (its children's included); each capture is held to that count. "
+               "The opponent's options (--target, --moves, --rate, --goroutines, --seed, --noise) do not apply.")
     add_method_arguments(run, sorted(REGISTRY), several=True)
     run.add_argument("--target", choices=list(TARGETS),
                      help="go: static pure-Go build, raw syscalls; cgo: cgo build, raw syscalls; "
                           "libc: cgo build via glibc write() (default: the first every method "
                           "can see)")
-    run.add_argument("--moves", default="100000", help="moves per run (default 100000)")
-    run.add_argument("--rate", default="0", help="moves per second, 0 = flat out (default)")
-    run.add_argument("--goroutines", default="1", help="concurrent writers (default 1)")
-    run.add_argument("--seed", default="1", help="seed of the move sequence (default 1)")
-    run.add_argument("--noise", default="0", help="every N moves the opponent also writes "
+    run.add_argument("--moves", help="moves per run (default 100000)")
+    run.add_argument("--rate", help="moves per second, 0 = flat out (default)")
+    run.add_argument("--goroutines", help="concurrent writers (default 1)")
+    run.add_argument("--seed", help="seed of the move sequence (default 1)")
+    run.add_argument("--noise", help="every N moves the opponent also writes "
                      "non-moves (empty, 1 MiB, binary, split lines, other fd); 0 = never")
-    run.add_argument("--repeats", default="3", help="bare/observed pairs, interleaved (default 3)")
+    run.add_argument("--repeats", help="bare/observed pairs, interleaved (default 3; with -- CMD 5)")
+    run.add_argument("--fd", help="with -- CMD: the descriptor whose write() calls are events (default 1, stdout). "
+                                  "CMD inherits 0 (/dev/null), 1 and 2 (both to --output) and no other descriptor")
+    run.add_argument("--output", metavar="FILE", help="with -- CMD: append CMD's stdout and stderr here (default: discarded)")
+    run.add_argument("--timeout", metavar="SECONDS",
+                     help=f"with -- CMD: kill a run that lasts longer (default {program_module.DEFAULT_TIMEOUT_S:g})")
+    run.add_argument("cmd", nargs="*", help="a program to measure instead of the opponent (after --)")
     run.add_argument("--json", metavar="FILE", help="write the results (metadata + runs) here")
     placement_help = ("shared: target and observer on one CPU; split: target on one CPU, observer on the "
                       "others; free: the scheduler decides")
@@ -293,8 +308,20 @@ def launched_as(wanted: str | None) -> TargetUser:
     return user
 
 
+OPPONENT_OPTIONS = {"target": None, "moves": "100000", "rate": "0", "goroutines": "1", "seed": "1", "noise": "0"}
+PROGRAM_OPTIONS = ("fd", "output", "timeout")
+
+
 def command_run(args) -> int:
     methods = parse_methods(args.method, sorted(REGISTRY))
+    if args.cmd:
+        return command_run_program(args, methods)
+    given = [name for name in PROGRAM_OPTIONS if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"--{given[0]} applies to a program given after --, not to the opponent")
+    for name, default in OPPONENT_OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     workload = Workload(
         target=args.target or target_seen_by_all(methods) or "go",
         moves=positive_int(args.moves, "--moves", MAX_MOVES),
@@ -304,7 +331,7 @@ def command_run(args) -> int:
         noise=0 if args.noise == "0" else positive_int(args.noise, "--noise", MAX_MOVES),
         user=launched_as(args.user).name,
     )
-    repeats = positive_int(args.repeats, "--repeats", 1000)
+    repeats = positive_int(args.repeats or "3", "--repeats", 1000)
     lineup = [(method, observer_options(args, method, methods)) for method in methods]
     if args.ebpf:
         return print_program(methods[0], 0, lineup[0][1])
@@ -343,6 +370,50 @@ def command_run(args) -> int:
         print(f"results written to {args.json}")
     if any(row.exact is False for row in rows):
         print("ERROR: a capture was not exact (see captured/lost/phantom above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_run_program(args, methods: list[str]) -> int:
+    """run -- CMD: CMD bare and under each method, each run beside the referee
+    (bench/program.py)."""
+    given = [name for name in OPPONENT_OPTIONS if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"--{given[0]} describes the opponent; with -- CMD, CMD is what runs")
+    if args.bpf_stats or args.ebpf:
+        raise UsageError(f"--{'bpf-stats' if args.bpf_stats else 'ebpf'} applies to the opponent's runs only")
+    if args.fd is not None and not args.fd.isdigit():
+        raise UsageError(f"--fd must be a descriptor number, got {args.fd!r}")
+    fd = 1 if args.fd is None else int(args.fd)
+    program_module.check_fd(fd)
+    program_module.check_command(args.cmd)
+    repeats = positive_int(args.repeats or "5", "--repeats", 1000)
+    timeout_s = seconds_arg(args.timeout, "--timeout", 24 * 3600) if args.timeout else program_module.DEFAULT_TIMEOUT_S
+    user = launched_as(args.user)
+    lineup = []
+    for method in methods:
+        options = observer_options(args, method, methods)
+        reason = REGISTRY[method].unavailable_reason(**options)
+        if reason:
+            raise ObserverUnavailable(f"{method} unavailable: {reason}")
+        placement = args.placement or REGISTRY[method].default_placement
+        cpus_for(placement)
+        lineup.append((method, options, placement))
+    reason = referee_unavailable_reason()
+    if reason:
+        raise ObserverUnavailable(f"the referee cannot run here: {reason}")
+    output = os.path.abspath(args.output) if args.output else None
+    document, rows = program_module.measure(lineup, args.cmd, fd, repeats, user, output, timeout_s, progress)
+    print(programs_report.table(document))
+    for line in programs_report.notes(document):
+        print(line)
+    if args.json:
+        program_module.write_json(args.json, document, rows)
+        print(f"results written to {args.json}")
+    failed = [row for row in document["rows"] if row["exact"] is False or row["failures"]]
+    if failed:
+        print(f"ERROR: {', '.join(row['label'] for row in failed)}: a capture was not the kernel's count, or CMD "
+              "failed under observation (see above)", file=sys.stderr)
         return 1
     return 0
 
@@ -479,8 +550,11 @@ def write_reports(results: Path, current: Path | None = None, readme: Path | Non
         folder = results / store.MACHINES / machine
         written += report_module.write_report(folder / "latest.json", folder / "README.md")
     power = results / "gate_power.json"  # the gate's power benchmark, measured by hand
+    # Programs measured with run -- CMD, kept by hand (bench/document/programs.py).
+    measured_programs = {path.stem: programs_report.load(path)
+                         for path in sorted((results / programs_report.PROGRAMS_DIR).glob("*.json"))}
     written += report_module.write_report(current, readme or results / "README.md", machines,
-                                          read_json(power) if power.exists() else None)
+                                          read_json(power) if power.exists() else None, measured_programs)
     return written
 
 

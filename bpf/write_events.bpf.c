@@ -6,7 +6,7 @@
  *                   name's 16 bytes (NUL-padded) in two little-endian words: a program on sched_process_exec
  *                   writes the tgid of the first process that execs it into the map `watched`,
  *                   and the write hooks compare with that (one map lookup per write)
- *   WATCHED_FD      descriptor whose writes are moves (1, stdout)
+ *   WATCHED_FD      descriptor whose writes are events (1, stdout, unless --fd)
  *   CAPTURE_BYTES   how much of the buffer to copy (32)
  *   RINGBUF_PAGES   ring buffer size in pages (a power of two)
  *   SUBMIT_FLAGS    0: the kernel wakes the consumer when it had caught up (adaptive);

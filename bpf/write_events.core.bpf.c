@@ -12,7 +12,6 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
-#define WATCHED_FD 1
 #define CAPTURE_BYTES 32
 #define SYSCALL_WRITE_NR 1 /* x86-64 */
 
@@ -26,6 +25,8 @@ struct tapbench_options {
     u32 count_only;   /* the floor: count the matching writes, send nothing */
     u32 submit_flags; /* 0: wake the consumer when it had caught up; BPF_RB_NO_WAKEUP: never */
     u64 test_extra_ns; /* test-only: busy work per write (the gate's power benchmark) */
+    u32 watched_fd;   /* the descriptor whose writes are events (1, stdout, unless --fd) */
+    u32 reserved;
 };
 const volatile struct tapbench_options options = {};
 
@@ -79,6 +80,7 @@ static __always_inline u32 watched_tgid(void)
 #define COUNT(slot) count(slot)
 #define WATCHED_TGID() watched_tgid()
 #define COUNT_ONLY (options.count_only)
+#define WATCHED_FD (options.watched_fd)
 #define TEST_EXTRA_NS_VALUE (options.test_extra_ns)
 /* pt_regs' dx, its offset relocated by libbpf to this kernel's layout (CO-RE). */
 #define REGS_DX(regs) __builtin_preserve_access_index(&((struct pt_regs *)(regs))->dx)

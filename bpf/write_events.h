@@ -12,7 +12,8 @@
  *   COUNT_ONLY           true for the floor: count the matching writes, send nothing
  *   TEST_EXTRA_NS_VALUE  test-only busy work per write (the gate's power benchmark), 0 normally
  *   REGS_DX(regs)        the address of pt_regs' dx in the kernel, for the raw hook
- * and WATCHED_FD, CAPTURE_BYTES, SYSCALL_WRITE_NR as constants.
+ *   WATCHED_FD           the descriptor whose writes are events
+ * and CAPTURE_BYTES, SYSCALL_WRITE_NR as constants.
  */
 #ifndef TAPBENCH_WRITE_EVENTS_TYPES
 #define TAPBENCH_WRITE_EVENTS_TYPES

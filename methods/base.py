@@ -24,9 +24,11 @@ from methods.process import TargetUser, check_pid, die_with_parent
 # History: 1 events() only; 2 batches() (EVENT arrays), target_user, target_damage, came_late.
 OBSERVER_CONTRACT = 2
 # The observation protocol, shared by every backend and by bench/ (which imports it from here).
-# Every observer watches this descriptor: the opponent writes its moves to stdout, and its
-# ground-truth report goes to a file, so the report's own write() calls are never counted.
+# The descriptor every observer watches unless told (Observer.watched_fd): the opponent writes
+# its moves to stdout, and its ground-truth report goes to a file, so the report's own write()
+# calls are never counted. `run -- CMD --fd N` watches another.
 WATCHED_FD = 1
+MAX_WATCHED_FD = 1 << 20  # the kernel's default ceiling on a process's descriptors (fs.nr_open)
 CAPTURE_BYTES = 32  # what every mechanism copies from the start of a write() buffer
 MOVES = ("rock", "paper", "scissors")
 # The opponent builds a backend may say it sees (bench/targets.py runs them):
@@ -213,6 +215,10 @@ class Observer(ABC):
     # Whether the mechanism can be in place before a program starts, and catch it at exec by
     # name (attach_at_exec), so that not one of its writes is missed.
     can_catch_exec: ClassVar[bool] = False
+    # Whether the processes a launched target forks are watched too (their writes are events
+    # of their own PIDs): `run -- CMD` holds such a backend to the kernel's count of the whole
+    # tree, and any other to the launched process's own.
+    follows_children: ClassVar[bool] = False
     # Options that watch uses to attach when the user did not choose (ptrace: strategy step).
     attach_options: ClassVar[dict[str, object]] = {}
     # Options that watch (live, a move at a time) uses when the user did not choose, where the
@@ -260,6 +266,8 @@ class Observer(ABC):
         self._affinity_before: dict[int, set[int]] = {}
         # Who a launched program runs as (methods/process.py); None: as tapbench itself.
         self.target_user: TargetUser | None = None
+        # The descriptor whose write() calls are events; set before launch() or attach().
+        self.watched_fd = WATCHED_FD
         # What the target did to the observer's own state (a ring it can write, damaged), in
         # words: the observation ended there, and what it counted since cannot be trusted.
         self.target_damage: str | None = None
@@ -329,6 +337,7 @@ class Observer(ABC):
         return {"description": cls.description, "baseline": cls.baseline,
                 "reference_peer": cls.reference_peer, "targets": list(cls.targets),
                 "can_attach": cls.can_attach, "can_catch_exec": cls.can_catch_exec,
+                "follows_children": cls.follows_children,
                 "attach_unavailable": None if cls.can_attach else cls.attach_unavailable_reason(),
                 "loss_source": cls.loss_source, "claims": list(cls.claims),
                 "default_placement": cls.default_placement, "article_name": cls.article_name,

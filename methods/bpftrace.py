@@ -40,9 +40,9 @@ QUIET_S = 0.3
 EXIT_TIMEOUT_S = 10  # for bpftrace to exit after SIGINT
 
 
-def program_for(pid: int) -> str:
+def program_for(pid: int, watched_fd: int = WATCHED_FD) -> str:
     return (PROGRAM.replace("READY", READY.decode()).replace("PID", str(pid))
-            .replace("FD", str(WATCHED_FD)).replace("BYTES", str(CAPTURE_BYTES)))
+            .replace("FD", str(watched_fd)).replace("BYTES", str(CAPTURE_BYTES)))
 
 
 class BpftraceObserver(PrintedEvents, Observer):
@@ -80,7 +80,7 @@ class BpftraceObserver(PrintedEvents, Observer):
 
     def _observe(self, pid: int) -> None:
         self._tracer = subprocess.Popen(
-            ["bpftrace", "-e", program_for(pid)],
+            ["bpftrace", "-e", program_for(pid, self.watched_fd)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=os.environ | {"BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES)},
             preexec_fn=die_with_parent)

@@ -27,33 +27,35 @@ OBJECT = BPF_DIR / "write_events.core.o"
 # What the object was built from (make writes the sha256 of these beside it): an object built
 # from other sources is stale, and refused.
 SOURCES = [BPF_DIR / "write_events.core.bpf.c", BPF_DIR / "write_events.h"]
-STAMP = OBJECT.with_suffix(".o.sha256")
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 # struct tapbench_options of write_events.core.bpf.c, field by field.
-OPTIONS = struct.Struct("<IIQQIIQ")
+OPTIONS = struct.Struct("<IIQQIIQII")
 PROGRAMS = (b"raw_sys_enter", b"tp_sys_enter_write", b"exec_hook")
 VERIFIER_LOG_BYTES = 1 << 20
 
 
-def sources_digest() -> str:
+def sources_digest(sources: list[Path]) -> str:
     digest = hashlib.sha256()
-    for source in SOURCES:
+    for source in sources:
         digest.update(source.read_bytes())
     return digest.hexdigest()
 
 
-def unavailable_reason() -> str | None:
-    """Why the CO-RE object cannot be loaded here, in one line, or None."""
+def unavailable_reason(built: Path | None = None, sources: list[Path] | None = None,
+                       use: str = "use --loader bcc") -> str | None:
+    """Why a CO-RE object `make` builds (the write hook's unless told) cannot be loaded here,
+    in one line, or None. Its sources' sha256 is beside it (<object>.sha256)."""
+    built, sources = built or OBJECT, sources or SOURCES
     if not KERNEL_BTF.exists():
-        return f"this kernel exposes no BTF ({KERNEL_BTF}): use --loader bcc"
-    if not OBJECT.exists():
-        return f"{OBJECT} is not built: run `make build` (it needs clang, libbpf-dev and bpftool)"
+        return f"this kernel exposes no BTF ({KERNEL_BTF}): {use}"
+    if not built.exists():
+        return f"{built} is not built: run `make build` (it needs clang, libbpf-dev and bpftool)"
     try:
-        built_from = STAMP.read_text().split()[0]
+        built_from = built.with_suffix(".o.sha256").read_text().split()[0]
     except (OSError, IndexError):
         built_from = None
-    if built_from != sources_digest():
-        return f"{OBJECT.name} was built from other sources than bpf/ holds now: run `make build`"
+    if built_from != sources_digest(sources):
+        return f"{built.name} was built from other sources than bpf/ holds now: run `make build`"
     try:
         _libbpf()
     except OSError as error:
@@ -85,6 +87,7 @@ def _libbpf():
         ("bpf_link__destroy", ctypes.c_int, [pointer]),
         ("bpf_map_lookup_elem", ctypes.c_int, [ctypes.c_int, pointer, pointer]),
         ("bpf_map_update_elem", ctypes.c_int, [ctypes.c_int, pointer, pointer, ctypes.c_uint64]),
+        ("bpf_map_get_next_key", ctypes.c_int, [ctypes.c_int, pointer, pointer]),
     ]:
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
@@ -97,55 +100,50 @@ def _failed(what: str) -> str:
     return f"{what}: {os.strerror(error) if error else 'failed'}"
 
 
-class CoreProgram:
-    """The CO-RE object opened, given its options, loaded and attached; the same interface as
-    methods/bpf_loader.py's LoadedProgram where methods/ebpf.py uses it (map_fds, lookup,
-    update, program_fds, close)."""
+class CoreObject:
+    """A CO-RE object `make` built, opened, given its read-only options (one struct, packed by
+    the caller), loaded with the programs `wanted` of `programs` and attached; its maps `maps`
+    by descriptor. Closed, everything is detached and unloaded."""
 
-    def __init__(self, *, target_tgid: int = 0, comm: tuple[int, int] | None = None, hook: str = "raw",
-                 count_only: bool = False, submit_flags: int = 0, ring_bytes: int = 1 << 20, test_extra_ns: int = 0):
-        reason = unavailable_reason()
-        if reason:
-            raise ObserverUnavailable(reason)
+    def __init__(self, built: Path, options: bytes, programs: tuple[bytes, ...], wanted: set[bytes],
+                 maps: tuple[bytes, ...], max_entries: dict[bytes, int] | None = None):
         lib = _libbpf()
+        self.built = built
         self.map_fds: dict[bytes, int] = {}
         self.program_fds: dict[bytes, int] = {}
         self._links: list[int] = []
+        self._wanted, self._maps = wanted, maps
         self._log = ctypes.create_string_buffer(VERIFIER_LOG_BYTES)
         ctypes.set_errno(0)
-        self._object = lib.bpf_object__open_file(str(OBJECT).encode(), None)
+        self._object = lib.bpf_object__open_file(str(built).encode(), None)
         if not self._object:
-            raise ObserverError(_failed(f"libbpf could not open {OBJECT.name}"))
+            raise ObserverError(_failed(f"libbpf could not open {built.name}"))
         try:
-            self._configure(lib, target_tgid, comm, hook, count_only, submit_flags, ring_bytes, test_extra_ns)
+            self._set_options(lib, options)
+            for name, entries in (max_entries or {}).items():
+                found = lib.bpf_object__find_map_by_name(self._object, name)
+                if not found or lib.bpf_map__set_max_entries(found, entries) != 0:
+                    raise ObserverError(_failed(f"the size of {name.decode()} could not be set"))
+            for name in programs:
+                program = lib.bpf_object__find_program_by_name(self._object, name)
+                if not program:
+                    raise ObserverError(f"{built.name} has no program {name.decode()}: rebuild it (make build)")
+                lib.bpf_program__set_autoload(program, name in wanted)
+                lib.bpf_program__set_log_buf(program, self._log, VERIFIER_LOG_BYTES)
             self._load_and_attach(lib)
         except BaseException:
             self.close()
             raise
 
-    def _configure(self, lib, target_tgid, comm, hook, count_only, submit_flags, ring_bytes, test_extra_ns) -> None:
+    def _set_options(self, lib, options: bytes) -> None:
         rodata = self._rodata(lib)
-        low, high = comm or (0, 0)
-        options = OPTIONS.pack(target_tgid, int(comm is not None), low, high, int(count_only), submit_flags,
-                               test_extra_ns)
         size = ctypes.c_size_t()
         lib.bpf_map__initial_value(rodata, ctypes.byref(size))
-        if size.value != OPTIONS.size:
-            raise ObserverError(f"{OBJECT.name} holds {size.value} bytes of read-only data, not the {OPTIONS.size} "
-                                "of its options alone: rebuild it (make build)")
-        if lib.bpf_map__set_initial_value(rodata, options, OPTIONS.size) != 0:
-            raise ObserverError(_failed("the hook's options could not be set"))
-        events = lib.bpf_object__find_map_by_name(self._object, b"events")
-        if not events or lib.bpf_map__set_max_entries(events, ring_bytes) != 0:
-            raise ObserverError(_failed("the ring buffer's size could not be set"))
-        wanted = {b"raw_sys_enter" if hook == "raw" else b"tp_sys_enter_write"} | ({b"exec_hook"} if comm else set())
-        for name in PROGRAMS:
-            program = lib.bpf_object__find_program_by_name(self._object, name)
-            if not program:
-                raise ObserverError(f"{OBJECT.name} has no program {name.decode()}: rebuild it (make build)")
-            lib.bpf_program__set_autoload(program, name in wanted)
-            lib.bpf_program__set_log_buf(program, self._log, VERIFIER_LOG_BYTES)
-        self._wanted = wanted
+        if size.value != len(options):
+            raise ObserverError(f"{self.built.name} holds {size.value} bytes of read-only data, not the "
+                                f"{len(options)} of its options alone: rebuild it (make build)")
+        if lib.bpf_map__set_initial_value(rodata, options, len(options)) != 0:
+            raise ObserverError(_failed(f"the options of {self.built.name} could not be set"))
 
     def _rodata(self, lib):
         """The `.rodata` map (libbpf names it after the object, cut short: `write_ev.rodata`)."""
@@ -154,16 +152,16 @@ class CoreProgram:
             if lib.bpf_map__name(current).endswith(b".rodata"):
                 return current
             current = lib.bpf_object__next_map(self._object, current)
-        raise ObserverError(f"{OBJECT.name} has no read-only data for its options: rebuild it (make build)")
+        raise ObserverError(f"{self.built.name} has no read-only data for its options: rebuild it (make build)")
 
     def _load_and_attach(self, lib) -> None:
         ctypes.set_errno(0)
         result = lib.bpf_object__load(self._object)
         if result != 0:
             log = self._log.value.decode(errors="replace").strip().splitlines()
-            raise ObserverError(f"libbpf could not load {OBJECT.name}: {os.strerror(-result)}"
+            raise ObserverError(f"libbpf could not load {self.built.name}: {os.strerror(-result)}"
                                 + (f"; the verifier said: {log[-1]}" if log else ""))
-        for name in (b"events", b"counters", b"watched"):
+        for name in self._maps:
             self.map_fds[name] = lib.bpf_map__fd(lib.bpf_object__find_map_by_name(self._object, name))
         for name in sorted(self._wanted):
             program = lib.bpf_object__find_program_by_name(self._object, name)
@@ -173,9 +171,6 @@ class CoreProgram:
             if not link:
                 raise ObserverError(_failed(f"{name.decode()} could not be attached"))
             self._links.append(link)
-
-    def attach_tracepoints(self) -> None:
-        """Attached at load already (bcc's LoadedProgram attaches here)."""
 
     def lookup(self, map_name: bytes, key: int, value_size: int) -> bytes:
         value = ctypes.create_string_buffer(value_size)
@@ -201,3 +196,25 @@ class CoreProgram:
             lib.bpf_object__close(self._object)
             self._object = None
         self.map_fds, self.program_fds = {}, {}
+
+
+class CoreProgram(CoreObject):
+    """The write hook's object with its options; the same interface as
+    methods/bpf_loader.py's LoadedProgram where methods/ebpf.py uses it (map_fds, lookup,
+    update, program_fds, close)."""
+
+    def __init__(self, *, target_tgid: int = 0, comm: tuple[int, int] | None = None, hook: str = "raw",
+                 count_only: bool = False, submit_flags: int = 0, ring_bytes: int = 1 << 20, test_extra_ns: int = 0,
+                 watched_fd: int = 1):
+        reason = unavailable_reason()
+        if reason:
+            raise ObserverUnavailable(reason)
+        low, high = comm or (0, 0)
+        options = OPTIONS.pack(target_tgid, int(comm is not None), low, high, int(count_only), submit_flags,
+                               test_extra_ns, watched_fd, 0)
+        wanted = {b"raw_sys_enter" if hook == "raw" else b"tp_sys_enter_write"} | ({b"exec_hook"} if comm else set())
+        super().__init__(OBJECT, options, PROGRAMS, wanted, (b"events", b"counters", b"watched"),
+                         {b"events": ring_bytes})
+
+    def attach_tracepoints(self) -> None:
+        """Attached at load already (bcc's LoadedProgram attaches here)."""

@@ -173,7 +173,7 @@ def comm_words(program: str) -> tuple[int, int]:
 
 
 def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-             poll_ms: int = 10, capture: str | None = None) -> str:
+             poll_ms: int = 10, capture: str | None = None, watched_fd: int = WATCHED_FD) -> str:
     """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c. tgid: the
     process to watch, or the name of a program not started yet, caught when it execs."""
     check_options(hook, ring_mb, wakeup, poll_ms, capture)
@@ -184,7 +184,7 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
         target = {"TARGET_TGID": tgid}
     defines = {
         **target,
-        "WATCHED_FD": WATCHED_FD,
+        "WATCHED_FD": watched_fd,
         "CAPTURE_BYTES": CAPTURE_BYTES,
         "RINGBUF_PAGES": ring_mb * 1024 * 1024 // PAGE_SIZE,
         "SUBMIT_FLAGS": WAKEUPS[wakeup],
@@ -367,10 +367,12 @@ class EbpfObserver(Observer):
             self.loaded = CoreProgram(target_tgid=target if isinstance(target, int) else 0, comm=comm,
                                       hook=self.hook, count_only=self.capture == "count",
                                       submit_flags=WAKEUP_FLAGS[self.wakeup], ring_bytes=self.ring_mb * 1024 * 1024,
-                                      test_extra_ns=int(os.environ.get(BPF_EXTRA_WORK_VARIABLE) or 0))
+                                      test_extra_ns=int(os.environ.get(BPF_EXTRA_WORK_VARIABLE) or 0),
+                                      watched_fd=self.watched_fd)
         else:
             text = self.program_text(SENTINEL_TGID if isinstance(target, int) else target, hook=self.hook,
-                                     ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture)
+                                     ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture,
+                                     watched_fd=self.watched_fd)
             program, self.compiled_at_start = compiled(text, self.extra_functions, (b"events", b"counters"),
                                                         check=_check_event_layout, include=BPF_SOURCE.parent)
             self.loaded = LoadedProgram(program, target if isinstance(target, int) else None)

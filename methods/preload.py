@@ -10,7 +10,7 @@ finding (target_damage), the moves before it kept. What the hook cannot see is r
 hidden:
   - a static binary never loads it ("static binary: LD_PRELOAD not applied");
   - Go's own os.Stdout issues raw system calls, so the hook is loaded but sees nothing
-    ("0 of N moves passed through libc write()").
+    ("0 of N writes passed through libc write()").
 """
 from __future__ import annotations
 
@@ -32,17 +32,18 @@ import numpy as np
 import psutil
 
 from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION,
-                          SPIN_OPTION, WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent,
+                          SPIN_OPTION, WAKEUP_OPTION, check_capture, check_spin, claim, MoveEvent,
                           Observer, ObserverError, EVENT)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 6
+RING_MAGIC, RING_VERSION = 0x52425054, 7
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
 # Rings of older tapbench versions were POSIX shared-memory segments, /dev/shm/tapbench-<random>:
 # still looked for, so that one left by a killed run is found and removed.
 SEGMENT_PREFIX = "tapbench-"
 SEGMENT_GLOB = f"/dev/shm/{SEGMENT_PREFIX}*"
 RING_FD_VARIABLE = "TAPBENCH_RING_FD"
+RING_FD_LOWEST = 100  # the ring's descriptor in the target: at least this, and above the watched one
 # No write() completes in under this many ns (a system call's entry alone takes longer): a
 # counter of writes that grew faster than one per this long since launch was not counted by
 # the hook.
@@ -55,16 +56,17 @@ COUNTERS = ("lost", "failed_writes", "counted")  # the hook's counts of writes
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
     "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "count_only", "wake_consumer",
-              "stamp_tsc", "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes", "counted"],
-    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8",
+              "stamp_tsc", "watched_fd", "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes",
+              "counted"],
+    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8",
                 "<u8"],
-    "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 64, 128, 136, 192, 200, 208],
+    "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 32, 64, 128, 136, 192, 200, 208],
     "itemsize": 256,
 })
 CLAIMED_WORD, CONSUMED_WORD = HEADER.fields["claimed"][1] // 8, HEADER.fields["consumed"][1] // 8
 SLOT = np.dtype([("published", "<u8"), ("ts_ns", "<u8"), ("count", "<u8"), ("tid", "<u4"),
                  ("copied", "<u4"), ("head", f"V{CAPTURE_BYTES}")])
-LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "watched_fd", "magic", "version",
+LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "off_watched_fd", "magic", "version",
                  "off_slot_count", "off_hook_pid", "off_count_only", "off_wake_consumer", "off_stamp_tsc",
                  "off_claimed",
                  "off_consumed", "off_consumer_sleeping", "off_lost", "off_failed_writes", "off_counted",
@@ -76,7 +78,7 @@ def python_layout() -> dict[str, int]:
     header, slot = HEADER.fields, SLOT.fields
     return {
         "header_size": HEADER.itemsize, "slot_size": SLOT.itemsize, "capture_bytes": CAPTURE_BYTES,
-        "watched_fd": WATCHED_FD, "magic": RING_MAGIC, "version": RING_VERSION,
+        "off_watched_fd": header["watched_fd"][1], "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
            ("slot_count", "hook_pid", "count_only", "wake_consumer", "stamp_tsc", "claimed", "consumed",
             "consumer_sleeping", "lost", "failed_writes", "counted")},
@@ -237,8 +239,9 @@ class PreloadObserver(Observer):
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
             self._ring = mmap.mmap(fd, size)
             # The target inherits it (pass_fds) under a number that is never the watched
-            # descriptor or another standard one.
-            self._ring_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+            # descriptor or a standard one, and above those a program opens first (the lowest
+            # free number), so that its own descriptors keep the numbers they have bare.
+            self._ring_fd = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, max(RING_FD_LOWEST, self.watched_fd + 1))
         finally:
             os.close(fd)
         self._pass_fds = (self._ring_fd,)
@@ -251,9 +254,9 @@ class PreloadObserver(Observer):
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
         self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
                            int(self.capture == "count"), int(self.wakeup == "adaptive"),
-                           int(self.tsc_unusable is None), 0, 0, 0, 0, 0, 0)
+                           int(self.tsc_unusable is None), self.watched_fd, 0, 0, 0, 0, 0, 0)
         self._fixed = self._header[0][["magic", "version", "slot_count", "slot_size", "count_only",
-                                       "wake_consumer", "stamp_tsc"]].copy()
+                                       "wake_consumer", "stamp_tsc", "watched_fd"]].copy()
         self._first_pair = clock_pair()
         self._launched_ns = time.monotonic_ns()
         self._static = is_static_executable(argv[0])
@@ -412,7 +415,7 @@ class PreloadObserver(Observer):
         if not self.hook_loaded:
             return "static binary: LD_PRELOAD not applied" if self._static else None
         if self.hook_writes_seen == 0 and expected:
-            return f"0 of {expected} moves passed through libc write()"
+            return f"0 of {expected} writes to the watched descriptor passed through libc write()"
         return None
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, SPIN_OPTION, WATCHED_FD, check_capture, check_spin,
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, SPIN_OPTION, check_capture, check_spin,
                           claim, MoveEvent, Observer, ObserverError, ObserverUnavailable, spin_for)
 from methods.process import CAP_SYS_ADMIN, effective_capabilities, proc_status_field, ProcessMemory
 
@@ -153,6 +153,7 @@ class TracedChild:
 class PtraceObserver(Observer):
     method = "ptrace"
     can_attach = True
+    follows_children = True  # PTRACE_O_TRACEFORK and VFORK, with the filter inherited
     description = "python-ptrace tracer: seccomp-filtered write stops, or PTRACE_SYSCALL stepping"
     article_name = "ptrace injection"
     dependence = ("x86-64 system-call numbers and PTRACE_GET_SYSCALL_INFO (Linux 5.3+); the seccomp "
@@ -252,7 +253,7 @@ class PtraceObserver(Observer):
     # --- starting -----------------------------------------------------------------------
     def _child_steps(self):
         # Built here, loaded in the child before exec: its exec and every write after stop.
-        return [_write_trace_filter().load] if self.strategy == "seccomp" else []
+        return [_write_trace_filter(self.watched_fd).load] if self.strategy == "seccomp" else []
 
     def _own_process(self, popen: subprocess.Popen) -> TracedChild:
         return TracedChild(popen, self._ptrace)
@@ -350,7 +351,7 @@ class PtraceObserver(Observer):
         with --capture count, for every write: it is counted, nothing is read)."""
         self._hot_ptrace(PTRACE_GET_SYSCALL_INFO, tid, SYSCALL_INFO_SIZE, self._info_address)
         op, _, _, _, nr, fd, buf, count = SYSCALL_INFO.unpack_from(self._info)
-        if op not in (INFO_ENTRY, INFO_SECCOMP) or nr != SYSCALL_WRITE_NR or fd != WATCHED_FD:
+        if op not in (INFO_ENTRY, INFO_SECCOMP) or nr != SYSCALL_WRITE_NR or fd != self.watched_fd:
             return None
         self.counters.bytes += count
         if self._count_only:
@@ -450,8 +451,8 @@ def _hot_ptrace_function():
     return call
 
 
-def _write_trace_filter():
-    """A libseccomp filter: write(1, ...) -> SECCOMP_RET_TRACE, everything else allowed: a
+def _write_trace_filter(watched_fd: int):
+    """A libseccomp filter: write(watched_fd, ...) -> SECCOMP_RET_TRACE, everything else allowed: a
     write to another descriptor (stderr ...) never stops the target."""
     try:
         import seccomp
@@ -459,7 +460,7 @@ def _write_trace_filter():
         raise ObserverUnavailable("the seccomp strategy needs libseccomp's Python bindings "
                                   "(Debian python3-seccomp; `make setup` installs it)") from None
     seccomp_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    seccomp_filter.add_rule(seccomp.TRACE(0), "write", seccomp.Arg(0, seccomp.EQ, WATCHED_FD))
+    seccomp_filter.add_rule(seccomp.TRACE(0), "write", seccomp.Arg(0, seccomp.EQ, watched_fd))
     if CAP_SYS_ADMIN in effective_capabilities():
         # libseccomp sets no_new_privs by default, which the target can see in
         # /proc/self/status. Only a process without CAP_SYS_ADMIN needs it to load a filter.

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.base import CAPTURE_BYTES, MoveEvent, Observer, ObserverError
 from methods.process import die_with_parent, PrintedEvents, proc_status_field, ThreadProcesses
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
@@ -26,6 +26,7 @@ WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]
 
 class StraceObserver(PrintedEvents, Observer):
     method = "strace"
+    follows_children = True  # -f
     reference_peer = True
     can_attach = True
     description = "strace -f -e trace=write, parsed (reference peer)"
@@ -146,7 +147,7 @@ class StraceObserver(PrintedEvents, Observer):
                 self.unparsed_lines += 1
             return None
         tid, seconds, nanos, fd, hexbytes, _, count = match.groups()
-        if int(fd) != WATCHED_FD:
+        if int(fd) != self.watched_fd:
             return None
         self.counters.captured += 1
         self.counters.bytes += int(count)

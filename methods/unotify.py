@@ -37,7 +37,7 @@ import tempfile
 import time
 from typing import Iterator
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, check_capture, MoveEvent, Observer,
+from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, check_capture, MoveEvent, Observer,
                           ObserverError, ObserverUnavailable)
 from methods.process import CAP_SYS_ADMIN, effective_capabilities, ProcessMemory, ThreadProcesses
 
@@ -60,6 +60,7 @@ POLL_MS = 100  # how often the loop looks at stop() while the target writes noth
 
 class UnotifyObserver(Observer):
     method = "unotify"
+    follows_children = True  # the filter is inherited across fork and exec; each thread's process is asked
     description = "seccomp user notification: write(1, ...) handed to tapbench, read, continued"
     dependence = ("seccomp user notification (Linux 5.0+), SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
                   "(5.19+) against a reply-lost race with signals, SYNC_WAKE_UP (6.6+); libseccomp to "
@@ -118,7 +119,7 @@ class UnotifyObserver(Observer):
             self._child_end.close()  # the child holds its copy; ours must not keep it open
 
     def _child_steps(self):
-        program = _notify_program()
+        program = _notify_program(self.watched_fd)
         set_no_new_privs = CAP_SYS_ADMIN not in effective_capabilities()
         child_end = self._child_end
         libc = ctypes.CDLL(None, use_errno=True)
@@ -183,7 +184,7 @@ class UnotifyObserver(Observer):
                 raise
             stopped_ns = time.monotonic_ns()
             notification_id, tid, _, nr, _, _, fd, buf, count, _, _, _ = NOTIF.unpack(notification)
-            watched = nr == SYSCALL_WRITE_NR and fd == WATCHED_FD
+            watched = nr == SYSCALL_WRITE_NR and fd == self.watched_fd
             head = self._read_head(tid, buf, count) if watched and not self._count_only else None
             try:
                 fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND,
@@ -223,15 +224,15 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _notify_program() -> _SockFprog:
-    """The BPF of a libseccomp filter: write(1, ...) -> SECCOMP_RET_USER_NOTIF, everything else
+def _notify_program(watched_fd: int) -> _SockFprog:
+    """The BPF of a libseccomp filter: write(watched_fd, ...) -> SECCOMP_RET_USER_NOTIF, everything else
     allowed; built in the parent, loaded by the child with seccomp(2)."""
     try:
         import seccomp
     except ImportError:
         raise ObserverUnavailable("libseccomp's Python bindings are missing (python3-seccomp)") from None
     notify_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    notify_filter.add_rule(seccomp.NOTIFY, "write", seccomp.Arg(0, seccomp.EQ, WATCHED_FD))
+    notify_filter.add_rule(seccomp.NOTIFY, "write", seccomp.Arg(0, seccomp.EQ, watched_fd))
     with tempfile.TemporaryFile() as exported:
         notify_filter.export_bpf(exported)
         exported.seek(0)

@@ -164,6 +164,6 @@ class UprobeObserver(EbpfObserver):
         if self.finding:
             return self.finding
         if self.kernel_matched == 0 and expected:
-            return f"0 of {expected} moves passed through Go's {SYMBOL}"
+            return f"0 of {expected} writes to the watched descriptor passed through Go's {SYMBOL}"
         return None
 

@@ -44,7 +44,7 @@
 
 __attribute__((visibility("default"))) const struct tapbench_ring_layout tapbench_ring_layout = {
     sizeof(struct tapbench_ring_header), sizeof(struct tapbench_slot), TAPBENCH_CAPTURE_BYTES,
-    TAPBENCH_WATCHED_FD, TAPBENCH_RING_MAGIC, TAPBENCH_RING_VERSION,
+    OFFSET(tapbench_ring_header, watched_fd), TAPBENCH_RING_MAGIC, TAPBENCH_RING_VERSION,
     OFFSET(tapbench_ring_header, slot_count), OFFSET(tapbench_ring_header, hook_pid),
     OFFSET(tapbench_ring_header, count_only), OFFSET(tapbench_ring_header, wake_consumer),
     OFFSET(tapbench_ring_header, stamp_tsc), OFFSET(tapbench_ring_header, claimed),
@@ -98,6 +98,7 @@ static uint64_t slot_mask;
 static __thread uint32_t cached_tid __attribute__((tls_model("initial-exec")));
 
 static int ring_fd = -1;
+static int watched_fd = -1; /* the descriptor whose writes are recorded (the ring's header says) */
 /* Test-only: busy work added to every write, set from $TAPBENCH_TEST_HOOK_EXTRA_NS (ns) so that
  * the gate's power benchmark can make this layer dearer; 0, it costs one test. A spin of a
  * counted number of steps, calibrated at start-up: a clock read would cost more than the few
@@ -137,7 +138,7 @@ __attribute__((constructor)) static void tapbench_hook_init(void)
         return;
     char *end;
     long fd = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || fd <= TAPBENCH_WATCHED_FD || fd > INT_MAX)
+    if (*text == '\0' || *end != '\0' || fd <= STDERR_FILENO || fd > INT_MAX)
         return;
     /* Only the sealed memfd tapbench made: a child that inherited the variable but not the
      * descriptor may have another file under that number, which is never touched. */
@@ -155,11 +156,13 @@ __attribute__((constructor)) static void tapbench_hook_init(void)
     uint32_t owner = 0, me = (uint32_t)getpid();
     /* Only the first process to load the hook records, and what it execs in place (same PID). */
     if (header->magic != TAPBENCH_RING_MAGIC || header->version != TAPBENCH_RING_VERSION ||
+        header->watched_fd == (uint32_t)fd || header->watched_fd > INT_MAX ||
         (!atomic_compare_exchange_strong(&header->hook_pid, &owner, me) && owner != me)) {
         munmap(map, st.st_size);
         return;
     }
     ring_fd = (int)fd;
+    watched_fd = (int)header->watched_fd; /* kept here: one test per write, on no shared line */
     const char *extra = getenv("TAPBENCH_TEST_HOOK_EXTRA_NS");
     test_extra_steps = extra ? steps_for_ns(strtoull(extra, NULL, 10)) : 0;
     slots = (struct tapbench_slot *)(header + 1);
@@ -213,7 +216,7 @@ static inline ssize_t call_real_write(int fd, const void *buf, size_t count)
 
 __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
 {
-    if (ring == NULL || fd != TAPBENCH_WATCHED_FD)
+    if (ring == NULL || fd != watched_fd)
         return call_real_write(fd, buf, count);
     if (ring->count_only) { /* the floor: the same interposed write(), counted, nothing recorded */
         ssize_t written = call_real_write(fd, buf, count);

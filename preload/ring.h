@@ -23,9 +23,8 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 6u
+#define TAPBENCH_RING_VERSION 7u
 #define TAPBENCH_CAPTURE_BYTES 32
-#define TAPBENCH_WATCHED_FD 1
 
 struct tapbench_slot { /* one cache line */
     _Atomic uint64_t published; /* sequence + 1 once the slot is complete */
@@ -49,7 +48,9 @@ struct tapbench_ring_header {
     uint32_t wake_consumer;     /* set by tapbench before launch: adaptive wakeups (a futex) */
     uint32_t stamp_tsc;         /* set by tapbench before launch: stamp with the TSC, which
                                    it has found invariant and the kernel's clock source */
-    uint32_t pad0[8];
+    uint32_t watched_fd;        /* set by tapbench before launch: the descriptor whose writes
+                                   are events (1, stdout, unless --fd) */
+    uint32_t pad0[7];
     _Atomic uint64_t claimed;   /* next sequence number (producers) */
     uint64_t pad1[7];
     _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
@@ -65,7 +66,7 @@ struct tapbench_ring_header {
 };
 
 struct tapbench_ring_layout { /* what methods/preload.py checks its mirror against */
-    uint32_t header_size, slot_size, capture_bytes, watched_fd, magic, version;
+    uint32_t header_size, slot_size, capture_bytes, off_watched_fd, magic, version;
     uint32_t off_slot_count, off_hook_pid, off_count_only, off_wake_consumer, off_stamp_tsc;
     uint32_t off_claimed;
     uint32_t off_consumed, off_consumer_sleeping, off_lost, off_failed_writes, off_counted;

@@ -47,7 +47,6 @@ def test_a_missing_or_stale_object_and_a_kernel_without_btf_are_one_line(monkeyp
     monkeypatch.setattr(core_loader, "OBJECT", tmp_path / "write_events.core.o")
     assert "is not built: run `make build`" in core_loader.unavailable_reason()
     (tmp_path / "write_events.core.o").write_bytes(b"\0")
-    monkeypatch.setattr(core_loader, "STAMP", tmp_path / "write_events.core.o.sha256")
     (tmp_path / "write_events.core.o.sha256").write_text("0" * 64 + "\n")
     assert "was built from other sources" in core_loader.unavailable_reason()
     monkeypatch.setattr(core_loader, "KERNEL_BTF", tmp_path / "no-btf")

@@ -89,7 +89,7 @@ def test_raw_syscall_path_is_reported_not_applicable(tmp_path):
         assert list(observer.events()) == []
         assert process.wait() == 0
         assert observer.hook_loaded
-        assert observer.not_applicable(500) == "0 of 500 moves passed through libc write()"
+        assert observer.not_applicable(500) == "0 of 500 writes to the watched descriptor passed through libc write()"
 
 
 def test_run_reports_the_finding_and_does_not_fail(tmp_path):

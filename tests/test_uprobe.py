@@ -43,7 +43,7 @@ def test_exact_on_go_writes(target, goroutines):
 
 def test_libc_writes_are_a_finding():
     execution = execute("uprobe", {}, Workload("libc", 2000))
-    assert execution.not_applicable == "0 of 2000 moves passed through Go's syscall.write"
+    assert execution.not_applicable == "0 of 2000 writes to the watched descriptor passed through Go's syscall.write"
 
 
 def test_a_program_without_syscall_write_is_a_finding():

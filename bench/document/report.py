@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from bench.document import plots
+from bench.document import plots, programs
 from bench.document.compare import compare_documents, definitions_differ, machines_differ, same_code
 from bench.document.headline import headline, write_headline_json
 from bench.document.plots import PLOTS
@@ -798,7 +798,7 @@ HEADLINE_JSON = "headline.json"
 
 
 def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | None = None,
-                 power: dict | None = None) -> list[Path]:
+                 power: dict | None = None, measured_programs: dict[str, dict] | None = None) -> list[Path]:
     """README, headline.json and plots, side by side, from a results document alone (and, when
     given, the latest sweep of every stored machine for the cross-machine section)."""
     document = Document.load(json_path)
@@ -818,6 +818,8 @@ def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | 
         text += "\n".join(machines_section(machines, document.metadata.get("machine_id"))) + "\n"
     if power:
         text += "\n".join(power_section(power)) + "\n"
+    if measured_programs:
+        text += "\n".join(programs.section(measured_programs)) + "\n"
     readme.write_text(text)
     headline_path = readme.parent / HEADLINE_JSON
     write_headline_json(document, headline_path)
