@@ -104,3 +104,22 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing_behind(capsys, argv, fla
     assert code == 2 and len(error) == 1 and said in error[0], error
     assert not wait_until_unloaded(loaded_bpf_program_ids() - before)
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "30"]]
+
+
+@needs_referee
+def test_a_program_that_writes_a_different_number_of_times_each_run_is_said_to(tmp_path, capsys):
+    # Each run writes one time more than the one before (a counter in a file): no two runs alike.
+    counter = tmp_path / "runs"
+    counter.write_text("0")
+    program = [sys.executable, "-c", f"import os, pathlib\np = pathlib.Path({str(counter)!r})\n"
+               "n = int(p.read_text()) + 1\np.write_text(str(n))\nfor _ in range(100 + n): os.write(1, b'rock\\n')"]
+    counter.chmod(0o666)
+    tmp_path.chmod(0o777)
+    code, document = measured(tmp_path, program, ["ebpf"])
+    assert code == 0
+    # Counted by the referee: the first, checking run (101), bare with it (103) and ebpf (104);
+    # the bare run without it (102) has no count.
+    assert document["writes_seen"] == [101, 103, 104]
+    assert "CMD did not write the same number of times in every run" in capsys.readouterr().out
+    row = rows_by_label(document)["ebpf"]
+    assert row["exact"] and row["captured"] == row["expected"]  # each run held to its own count
