@@ -56,6 +56,9 @@ def _probe_site(binary: str, device: int, inode: int, size: int, mtime_ns: int) 
 
     try:
         with open(binary, "rb") as stream:
+            if stream.read(4) != b"\x7fELF":
+                raise ProbeSiteMissing(f"{binary} is not an ELF program (a script?): no {SYMBOL} to probe")
+            stream.seek(0)
             elf = ELFFile(stream)
             symbols = elf.get_section_by_name(".symtab")
             if symbols is None:

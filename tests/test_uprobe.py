@@ -28,7 +28,10 @@ def test_a_binary_replaced_in_place_is_read_again(tmp_path):
     binary = tmp_path / "opponent"
     shutil.copyfile(OPPONENT, binary)
     assert probe_site(str(binary))[1]
-    binary.write_bytes(b"not an ELF file")  # another size and time: not the file read before
+    binary.write_bytes(b"#!/bin/sh\necho rock\n")  # another size and time: not the file read before
+    with pytest.raises(ProbeSiteMissing, match="is not an ELF program \\(a script\\?\\): no syscall.write to probe"):
+        probe_site(str(binary))
+    binary.write_bytes(b"\x7fELF and then nothing an ELF reader can use")
     with pytest.raises(ProbeSiteMissing, match="cannot read syscall.write"):
         probe_site(str(binary))
 
