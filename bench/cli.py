@@ -385,8 +385,6 @@ def command_run_program(args, methods: list[str]) -> int:
     if args.fd is not None and not args.fd.isdigit():
         raise UsageError(f"--fd must be a descriptor number, got {args.fd!r}")
     fd = 1 if args.fd is None else int(args.fd)
-    program_module.check_fd(fd)
-    program_module.check_command(args.cmd)
     repeats = positive_int(args.repeats or "5", "--repeats", 1000)
     timeout_s = seconds_arg(args.timeout, "--timeout", 24 * 3600) if args.timeout else program_module.DEFAULT_TIMEOUT_S
     user = launched_as(args.user)

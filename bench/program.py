@@ -82,8 +82,8 @@ class ProgramRun:
         return (self.last_ns - self.first_ns) / (self.writes - 1) if self.writes >= 2 else None
 
 
-def check_command(argv: list[str]) -> str:
-    """The program CMD names, found, or one line saying why not."""
+def check_command(argv: list[str]) -> None:
+    """One line saying why CMD names no program that can run, if it does not."""
     if not argv:
         raise ProgramError("no command given: tapbench run --method M -- CMD ARGS...")
     program = argv[0]
@@ -92,7 +92,6 @@ def check_command(argv: list[str]) -> str:
         raise ProgramError(f"no such program: {program}")
     if os.path.isdir(path) or not os.access(path, os.X_OK):
         raise ProgramError(f"{program} is not an executable file")
-    return path
 
 
 def check_fd(fd: int) -> None:
@@ -163,11 +162,10 @@ def _execute(method, options, argv, fd, placement, user, output, timeout_s, with
                          released_ns=released_ns, reaped_ns=reaped_ns, cpu_ns=cpu_ns,
                          captured=dict(zip(pids.tolist(), counts.tolist())),
                          lost_reported=observer.counters.lost, damage=observer.target_damage,
-                         mechanism=mechanism_facts(observer))
+                         mechanism=mechanism_facts(observer), launched_pid=observer.pid)
         if referee is not None:
             run.tallies, run.untracked = referee.tallies(), referee.untracked()
             run.not_applicable = observer.not_applicable(run.tallies[observer.pid].writes)
-        run.launched_pid = observer.pid
     return run
 
 

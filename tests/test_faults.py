@@ -43,6 +43,14 @@ def opponents():
     return {p.pid for p in psutil.process_iter(["name"]) if is_opponent(p.info["name"] or "")}
 
 
+def write_calls(pid: int) -> int:
+    """The write system calls a process has made so far (/proc/PID/io); 0 once it is gone."""
+    try:
+        return psutil.Process(pid).io_counters().write_count
+    except psutil.NoSuchProcess:
+        return 0
+
+
 @pytest.mark.parametrize("method,options,binary,flags", BACKENDS, ids=IDS)
 def test_a_sigkilled_harness_leaves_nothing_behind(method, options, binary, flags):
     available(method)
@@ -97,7 +105,10 @@ def test_run_reports_a_dead_opponent_as_a_partial_capture():
         deadline = time.monotonic() + 120
         while not (found := opponents()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # some moves are captured first
+        # Some moves are captured first: killed once it has written 200 times (the kernel's count
+        # of its write calls, each of which ptrace saw at entry), however long that takes.
+        while time.monotonic() < deadline and min((write_calls(pid) for pid in found), default=0) < 200:
+            time.sleep(0.05)
         for pid in found:
             os.kill(pid, signal.SIGKILL)
     killer = threading.Thread(target=kill_the_opponent)
