@@ -11,9 +11,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 arch=$(dpkg --print-architecture)
-# clang and libbpf-dev build the eBPF hook's CO-RE object (make build); bcc needs the headers.
+# clang and libbpf-dev build the eBPF hook's CO-RE object (make build); bcc needs the headers;
+# binutils-dev gives the zpoline hook libopcodes, its disassembler.
 packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make
-          clang libbpf-dev "linux-headers-$arch")
+          clang libbpf-dev binutils-dev "linux-headers-$arch")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -219,6 +219,9 @@ class Observer(ABC):
     # of their own PIDs): `run -- CMD` holds such a backend to the kernel's count of the whole
     # tree, and any other to the launched process's own.
     follows_children: ClassVar[bool] = False
+    # What of the observer's own state the target can reach in its own memory, in words (the
+    # preload ring, mapped there by design), or None: the hostile-target probe attacks it.
+    in_target_memory: ClassVar[str | None] = None
     # Options that watch uses to attach when the user did not choose (ptrace: strategy step).
     attach_options: ClassVar[dict[str, object]] = {}
     # Options that watch (live, a move at a time) uses when the user did not choose, where the

@@ -25,18 +25,19 @@ import shutil
 import struct
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 
 import psutil
+from elftools.elf.elffile import ELFFile
 
 from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION,
                           SPIN_OPTION, WAKEUP_OPTION, check_capture, check_spin, claim, MoveEvent,
                           Observer, ObserverError, EVENT)
 
 HOOK_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_hook.so"
-RING_MAGIC, RING_VERSION = 0x52425054, 7
+RING_MAGIC, RING_VERSION = 0x52425054, 8
 DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
 # Rings of older tapbench versions were POSIX shared-memory segments, /dev/shm/tapbench-<random>:
 # still looked for, so that one left by a killed run is found and removed.
@@ -56,11 +57,11 @@ COUNTERS = ("lost", "failed_writes", "counted")  # the hook's counts of writes
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
     "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "count_only", "wake_consumer",
-              "stamp_tsc", "watched_fd", "claimed", "consumed", "consumer_sleeping", "lost", "failed_writes",
-              "counted"],
-    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4", "<u8", "<u8",
-                "<u8"],
-    "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 32, 64, 128, 136, 192, 200, 208],
+              "stamp_tsc", "watched_fd", "trampoline", "rewritten_sites", "claimed", "consumed",
+              "consumer_sleeping", "lost", "failed_writes", "counted"],
+    "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4",
+                "<u8", "<u8", "<u8"],
+    "offsets": [0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 64, 128, 136, 192, 200, 208],
     "itemsize": 256,
 })
 CLAIMED_WORD, CONSUMED_WORD = HEADER.fields["claimed"][1] // 8, HEADER.fields["consumed"][1] // 8
@@ -71,7 +72,7 @@ LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "off_watched_fd", 
                  "off_claimed",
                  "off_consumed", "off_consumer_sleeping", "off_lost", "off_failed_writes", "off_counted",
                  "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
-                 "off_head"]
+                 "off_head", "off_trampoline", "off_rewritten_sites"]
 
 
 def python_layout() -> dict[str, int]:
@@ -81,7 +82,7 @@ def python_layout() -> dict[str, int]:
         "off_watched_fd": header["watched_fd"][1], "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
            ("slot_count", "hook_pid", "count_only", "wake_consumer", "stamp_tsc", "claimed", "consumed",
-            "consumer_sleeping", "lost", "failed_writes", "counted")},
+            "consumer_sleeping", "lost", "failed_writes", "counted", "trampoline", "rewritten_sites")},
         **{f"off_{name}": slot[name][1] for name in
            ("published", "ts_ns", "count", "tid", "copied", "head")},
     }
@@ -94,10 +95,17 @@ def hook_library() -> ctypes.CDLL:
     return ctypes.CDLL(str(HOOK_LIBRARY))
 
 
-def c_layout() -> dict[str, int]:
-    """The layout the compiled hook was built with."""
-    values = (ctypes.c_uint32 * len(LAYOUT_FIELDS)).in_dll(hook_library(), "tapbench_ring_layout")
-    return dict(zip(LAYOUT_FIELDS, values))
+def c_layout(library: Path = HOOK_LIBRARY) -> dict[str, int]:
+    """The layout a compiled hook (preload's, or zpoline's) was built with, read from its file:
+    zpoline's cannot be loaded here (its static TLS, a stack per thread, fits only a library
+    loaded at start-up)."""
+    with open(library, "rb") as f:
+        elf = ELFFile(f)
+        symbol = elf.get_section_by_name(".dynsym").get_symbol_by_name("tapbench_ring_layout")[0]
+        address, size = symbol["st_value"], symbol["st_size"]
+        section = next(s for s in elf.iter_sections() if s["sh_addr"] <= address < s["sh_addr"] + s["sh_size"])
+        data = section.data()[address - section["sh_addr"]:address - section["sh_addr"] + size]
+    return dict(zip(LAYOUT_FIELDS, struct.unpack(f"<{size // 4}I", data)))
 
 
 def clock_pair() -> tuple[int, int]:
@@ -136,6 +144,8 @@ class PreloadObserver(Observer):
                   "checked at start")
     targets = ("libc",)  # only writes that go through a dynamically linked libc's write()
     loss_source = "ring counter"
+    library: ClassVar[Path] = HOOK_LIBRARY  # what is preloaded into the target
+    in_target_memory = "the ring"
     claims = (
         claim("overhead_ns", "~100 ns", 100),
         claim("intrusiveness", "medium (must be preloaded)"),
@@ -168,8 +178,8 @@ class PreloadObserver(Observer):
         self.spin_ns = spin_us * 1000
         self.capture, self.wakeup = capture, wakeup
         self._libc = ctypes.CDLL(None, use_errno=True)
-        if python_layout() != c_layout():
-            raise ObserverError(f"{HOOK_LIBRARY.name} was built with another ring layout than "
+        if python_layout() != c_layout(self.library):
+            raise ObserverError(f"{self.library.name} was built with another ring layout than "
                                 "methods/preload.py mirrors: rebuild it (make build)")
         self.ring_slots = ring_slots
         self.poll_ms = poll_ms
@@ -220,8 +230,8 @@ class PreloadObserver(Observer):
 
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:
-        if not HOOK_LIBRARY.exists():
-            return f"{HOOK_LIBRARY} is not built: run `make build`"
+        if not cls.library.exists():
+            return f"{cls.library} is not built: run `make build`"
         return None
 
     @classmethod
@@ -254,7 +264,7 @@ class PreloadObserver(Observer):
         self._slots = buffer[HEADER.itemsize:].view(SLOT)
         self._header[0] = (RING_MAGIC, RING_VERSION, self.ring_slots, SLOT.itemsize, 0,
                            int(self.capture == "count"), int(self.wakeup == "adaptive"),
-                           int(self.tsc_unusable is None), self.watched_fd, 0, 0, 0, 0, 0, 0)
+                           int(self.tsc_unusable is None), self.watched_fd, 0, 0, 0, 0, 0, 0, 0, 0)
         self._fixed = self._header[0][["magic", "version", "slot_count", "slot_size", "count_only",
                                        "wake_consumer", "stamp_tsc", "watched_fd"]].copy()
         self._first_pair = clock_pair()
@@ -271,7 +281,7 @@ class PreloadObserver(Observer):
 
     def _target_env(self) -> dict[str, str]:
         # Only the program gets it: a gate shell that loaded the hook would claim the ring.
-        return {"LD_PRELOAD": str(HOOK_LIBRARY), RING_FD_VARIABLE: str(self._ring_fd)}
+        return {"LD_PRELOAD": str(self.library), RING_FD_VARIABLE: str(self._ring_fd)}
 
     def _observe(self, pid: int) -> None:
         pass  # the hook maps the ring itself when the target starts

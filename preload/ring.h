@@ -2,6 +2,9 @@
  * and tapbench (one consumer). Declared once here; methods/preload.py mirrors it and checks
  * the mirror against tapbench_ring_layout, which the hook library exports.
  *
+ * Two hooks write it: the LD_PRELOAD write() hook (hook.c) and the zpoline system-call hook
+ * (zpoline.c), with the producer code of ring_writer.h.
+ *
  * Protocol: after the real write() returned n >= 0, a producer claims sequence number s by
  * compare-and-swap on `claimed` (only if s - consumed < slot_count, else it counts one lost
  * event), fills slot s % slot_count with at most n bytes of the buffer, then
@@ -23,7 +26,7 @@
 #include <stdint.h>
 
 #define TAPBENCH_RING_MAGIC 0x52425054u /* "TPBR" */
-#define TAPBENCH_RING_VERSION 7u
+#define TAPBENCH_RING_VERSION 8u
 #define TAPBENCH_CAPTURE_BYTES 32
 
 struct tapbench_slot { /* one cache line */
@@ -50,7 +53,11 @@ struct tapbench_ring_header {
                                    it has found invariant and the kernel's clock source */
     uint32_t watched_fd;        /* set by tapbench before launch: the descriptor whose writes
                                    are events (1, stdout, unless --fd) */
-    uint32_t pad0[7];
+    /* zpoline only (zpoline.c), written by the hook at start-up; the preload hook leaves both 0: */
+    _Atomic uint32_t trampoline; /* 0 not yet set up, 1 mapped at address 0 and the text
+                                   rewritten, 2 could not be mapped (nothing rewritten) */
+    uint32_t rewritten_sites;   /* system-call instructions rewritten into calls */
+    uint32_t pad0[5];
     _Atomic uint64_t claimed;   /* next sequence number (producers) */
     uint64_t pad1[7];
     _Atomic uint64_t consumed;  /* sequence numbers below this are free again (consumer) */
@@ -71,6 +78,7 @@ struct tapbench_ring_layout { /* what methods/preload.py checks its mirror again
     uint32_t off_claimed;
     uint32_t off_consumed, off_consumer_sleeping, off_lost, off_failed_writes, off_counted;
     uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
+    uint32_t off_trampoline, off_rewritten_sites;
 };
 
 _Static_assert(sizeof(struct tapbench_slot) == 64, "one slot, one cache line");

@@ -1,5 +1,5 @@
 """The target is not trusted: a program that attacks what of its observer it can reach
-(bench/hostile_target.c: under preload, the ring mapped into its memory) neither kills the
+(bench/hostile_target.c: under preload and zpoline, the ring mapped into its memory) neither kills the
 observer nor makes it print an impossible figure; the observer says what the target did, and
 leaves nothing behind. Every backend, both attacks."""
 import pytest
@@ -19,10 +19,10 @@ def test_a_hostile_target_cannot_crash_or_fool_its_observer(method, attack):
     outcome = attacked(method, {}, attack)
     assert outcome["survived"], outcome
     assert not outcome["impossible_figure"] and outcome["left_behind"] == [], outcome
-    if method != "preload":  # nothing of these observers is in the target's memory
+    if REGISTRY[method].in_target_memory is None:  # nothing of these observers is in the target's memory
         assert outcome["target_found"] == "nothing of the observer's" and outcome["observer_exit"] == 0, outcome
         return
-    assert outcome["target_found"] == "the ring", outcome
+    assert outcome["target_found"] == REGISTRY[method].in_target_memory == "the ring", outcome
     if attack == "truncate":  # the memfd is sealed: the target cannot cut the ring short
         assert outcome["target_said"] == "truncate -> -1 (Operation not permitted)", outcome
         assert outcome["observer_exit"] == 0 and outcome["moves_seen"] == 6, outcome

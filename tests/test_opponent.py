@@ -86,7 +86,8 @@ def test_usr1_gate_and_self_check_report_the_environment(tmp_path):
     assert check.pop("cpus_allowed") == open("/proc/self/status").read().split("Cpus_allowed_list:")[1].split()[0]
     assert check.pop("uid") == os.getuid()
     assert check == {"tracer_pid": 0, "seccomp": 0, "no_new_privs": 0, "ld_preload": "", "libraries": [],
-                     "unexpected_libraries": [], "observer_visible": False}
+                     "unexpected_libraries": [], "page_zero_mapped": False, "text_bytes_changed": 0,
+                     "observer_visible": False}
 
 
 def test_self_check_sees_ld_preload(tmp_path):

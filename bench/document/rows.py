@@ -254,6 +254,10 @@ def noticed_by_opponent(self_checks: list[dict]) -> list[str]:
             seen.add("LD_PRELOAD set")
         for library in check.get("unexpected_libraries") or []:
             seen.add(f"library {os.path.basename(library)}")
+        if check.get("page_zero_mapped"):
+            seen.add("a mapping at address 0")
+        if (check.get("text_bytes_changed") or 0) > 0:
+            seen.add("its own text changed")
     return sorted(seen)
 
 

@@ -110,7 +110,12 @@ type selfCheck struct {
 	LdPreload       string   `json:"ld_preload"`
 	Libraries       []string `json:"libraries"`
 	Unexpected      []string `json:"unexpected_libraries"`
-	ObserverVisible bool     `json:"observer_visible"`
+	// A mapping at address 0 (zpoline's trampoline): NULL is not unmapped any more.
+	PageZeroMapped bool `json:"page_zero_mapped"`
+	// Bytes of its own program text in memory that differ from its file (rewritten system
+	// calls, a uprobe's breakpoint); -1: it could not compare.
+	TextBytesChanged int  `json:"text_bytes_changed"`
+	ObserverVisible  bool `json:"observer_visible"`
 }
 
 type truthReport struct {
@@ -173,10 +178,23 @@ func checkForObservers() selfCheck {
 			}
 		}
 	}
+	check.TextBytesChanged = -1
 	if maps, err := os.ReadFile("/proc/self/maps"); err == nil {
 		seen := map[string]bool{}
+		executable, _ := os.Executable()
+		check.TextBytesChanged = 0
 		for _, line := range strings.Split(string(maps), "\n") {
 			fields := strings.Fields(line)
+			if len(fields) > 0 && strings.HasPrefix(fields[0], "00000000-") {
+				check.PageZeroMapped = true
+			}
+			if len(fields) >= 6 && fields[5] == executable && strings.Contains(fields[1], "x") {
+				if changed, ok := textChanged(fields[0], fields[2], executable); ok {
+					check.TextBytesChanged += changed
+				} else {
+					check.TextBytesChanged = -1
+				}
+			}
 			if len(fields) < 6 || !strings.Contains(fields[5], ".so") || seen[fields[5]] {
 				continue
 			}
@@ -188,8 +206,32 @@ func checkForObservers() selfCheck {
 		}
 	}
 	check.ObserverVisible = check.TracerPid != 0 || check.Seccomp != 0 || check.NoNewPrivs != 0 ||
-		check.LdPreload != "" || len(check.Unexpected) > 0
+		check.LdPreload != "" || len(check.Unexpected) > 0 || check.PageZeroMapped || check.TextBytesChanged > 0
 	return check
+}
+
+// textChanged counts the bytes of one executable mapping of this program ("start-end" and the
+// file offset, hex, as /proc/self/maps gives them) that differ from the file they were mapped from.
+func textChanged(addresses, offsetHex, executable string) (int, bool) {
+	bounds := strings.SplitN(addresses, "-", 2)
+	start, err1 := strconv.ParseUint(bounds[0], 16, 64)
+	end, err2 := strconv.ParseUint(bounds[len(bounds)-1], 16, 64)
+	offset, err3 := strconv.ParseInt(offsetHex, 16, 64)
+	file, err4 := os.Open(executable)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || len(bounds) != 2 || end <= start {
+		return 0, false
+	}
+	defer file.Close()
+	onDisk := make([]byte, end-start)
+	n, _ := file.ReadAt(onDisk, offset) // the mapping's last page may run past the file's end
+	inMemory := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(start))), n)
+	changed := 0
+	for i := 0; i < n; i++ {
+		if inMemory[i] != onDisk[i] {
+			changed++
+		}
+	}
+	return changed, true
 }
 
 func appendLine(buf []byte, move int, g int, n uint64) []byte {

@@ -1,0 +1,196 @@
+"""zpoline observer: preload/zpoline.c, loaded with LD_PRELOAD, rewrites every `syscall`
+instruction of the target into `call *%rax` and maps a trampoline at address 0, so every
+system call, libc's and Go's raw ones, passes through it in the target's own thread. Writes to
+the watched descriptor go through preload's ring (the same consumer, the same checks).
+
+Launch only, like preload: a static binary never loads it ("static binary: LD_PRELOAD not
+applied"). Mapping page 0 needs vm.mmap_min_addr = 0, a machine-wide weakening (NULL pages
+become mappable for every process): it is set just before the launch, under a lock, and put
+back as soon as the hook says its page is mapped (or the target has ended, or a time limit
+passed), and on every exit path. What it was is kept in a file until then, so that a run killed
+meanwhile is found and undone by the next (`clean_leftovers`).
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from methods.base import ObserverError
+from methods.preload import (FUTEX_WAIT, HEADER, SYS_FUTEX, PreloadObserver, _Timespec,
+                             is_static_executable)
+
+ZPOLINE_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_zpoline.so"
+MMAP_MIN_ADDR = Path("/proc/sys/vm/mmap_min_addr")
+# Where the value before tapbench's change waits while the change lasts; /run empties at boot,
+# as the setting itself resets.
+SAVED_MIN_ADDR = Path("/run/tapbench-mmap-min-addr")
+LOCK_FILE = Path("/run/tapbench-mmap-min-addr.lock")
+# How long a launch may take from release to the hook's page being mapped (its rewriting of the
+# program's and its libraries' text included, ~0.1-0.5 s here), before the setting is put back
+# anyway; a hook that did not map it in time then fails to, and says so.
+TRAMPOLINE_WAIT_S = 20.0
+TRAMPOLINE_STATES = {0: "not set up", 1: "mapped at address 0, text rewritten", 2: "could not be mapped"}
+
+
+def _read_min_addr() -> int:
+    return int(MMAP_MIN_ADDR.read_text())
+
+
+def _write_min_addr(value: int) -> None:
+    MMAP_MIN_ADDR.write_text(f"{value}\n")
+
+
+class ZpolineObserver(PreloadObserver):
+    method = "zpoline"
+    can_attach = False
+    description = ("zpoline: every syscall instruction rewritten to call *%rax into a trampoline at "
+                   "address 0 (LD_PRELOAD), events through the preload ring")
+    article_name = None
+    dependence = ("dynamically linked x86-64 programs only (LD_PRELOAD); libopcodes decides which bytes "
+                  "are syscall instructions; vm.mmap_min_addr = 0 during the launch, for the whole "
+                  "machine; the call's return address lands in the caller's red zone")
+    # Every system call of the process passes the hook, libc's or Go's own.
+    targets = ("cgo", "libc")
+    claims = ()
+    library = ZPOLINE_LIBRARY
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock_fd: int | None = None  # held while vm.mmap_min_addr is tapbench's 0
+        self._min_addr_before: int | None = None
+        self.trampoline_state = 0
+        self.rewritten_sites: int | None = None
+        self.min_addr_lowered_s: float | None = None  # how long the machine ran with it at 0
+
+    @classmethod
+    def unavailable_reason(cls, **options) -> str | None:
+        reason = super().unavailable_reason(**options)
+        if reason:
+            return reason
+        if os.uname().machine != "x86_64":
+            return f"the rewriting and the trampoline are x86-64 code; this machine is {os.uname().machine}"
+        if not os.access(MMAP_MIN_ADDR, os.W_OK):
+            return f"needs root: {MMAP_MIN_ADDR} must be set to 0 while the target maps its trampoline"
+        return None
+
+    @classmethod
+    def attach_unavailable_reason(cls) -> str | None:
+        return "LD_PRELOAD works only at launch, and a running process's text cannot be rewritten from outside"
+
+    @classmethod
+    def leftovers(cls) -> set[str]:
+        if not SAVED_MIN_ADDR.exists():
+            return set()
+        return {f"vm.mmap_min_addr = {_read_min_addr()}, lowered by tapbench from {SAVED_MIN_ADDR.read_text().strip()}"}
+
+    @classmethod
+    def clean_leftovers(cls) -> list[str]:
+        """Put back a vm.mmap_min_addr that a killed run lowered, unless a run is lowering it now."""
+        if not SAVED_MIN_ADDR.exists():
+            return []
+        with open(LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []  # a live run holds it and puts it back itself
+            return [cls._restore_saved()]
+
+    @staticmethod
+    def _restore_saved() -> str:
+        before = int(SAVED_MIN_ADDR.read_text())
+        _write_min_addr(before)
+        SAVED_MIN_ADDR.unlink()
+        return f"put vm.mmap_min_addr back to {before}"
+
+    def facts(self) -> dict:
+        return {**super().facts(), "trampoline": TRAMPOLINE_STATES.get(self.trampoline_state, "unknown"),
+                "rewritten_sites": self.rewritten_sites,
+                "null_page_readable": "pku" not in _cpu_flags(),
+                "mmap_min_addr_lowered_s": self.min_addr_lowered_s}
+
+    def launch(self, argv, **kwargs):
+        if is_static_executable(argv[0]):
+            return super().launch(argv, **kwargs)  # it never loads the hook: nothing to lower
+        self._lower_min_addr()
+        try:
+            return super().launch(argv, **kwargs)
+        except BaseException:
+            self._restore_min_addr()
+            raise
+
+    def _lower_min_addr(self) -> None:
+        self._lock_fd = os.open(LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # another zpoline launch finishes first
+        if SAVED_MIN_ADDR.exists():  # a killed run's: the value before it is the one to keep
+            self._restore_saved()
+        self._min_addr_before = _read_min_addr()
+        SAVED_MIN_ADDR.write_text(f"{self._min_addr_before}\n")
+        _write_min_addr(0)
+        self._lowered_at = time.monotonic()
+
+    def _restore_min_addr(self) -> None:
+        if self._lock_fd is None:
+            return
+        try:
+            if self._min_addr_before is not None:
+                _write_min_addr(self._min_addr_before)
+                SAVED_MIN_ADDR.unlink(missing_ok=True)
+                self.min_addr_lowered_s = round(time.monotonic() - self._lowered_at, 4)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            self._min_addr_before = None
+
+    def release(self) -> None:
+        super().release()
+        if self._lock_fd is None:
+            return
+        try:
+            self._wait_for_trampoline()
+        finally:
+            self._restore_min_addr()
+        if self._trampoline() == 2:
+            raise ObserverError("the zpoline hook could not map its trampoline at address 0 "
+                                "(vm.mmap_min_addr, or a mapping already there)")
+
+    def _wait_for_trampoline(self) -> None:
+        """Sleep on the header's trampoline word, which the hook wakes once it has set it, until
+        it is set, the target has ended or TRAMPOLINE_WAIT_S have passed: no polling, so the
+        wait costs the observer no CPU while the target rewrites its text."""
+        word = ctypes.c_void_p(self._header.ctypes.data + HEADER.fields["trampoline"][1])
+        deadline = time.monotonic() + TRAMPOLINE_WAIT_S
+        while self._trampoline() == 0 and time.monotonic() < deadline and not self.target_exited(0):
+            timeout = _Timespec(0, 50_000_000)  # to look at the target and the clock again
+            self._libc.syscall(SYS_FUTEX, word, FUTEX_WAIT, 0, ctypes.byref(timeout), None, 0)
+
+    def _trampoline(self) -> int:
+        return int(self._header[0]["trampoline"]) if self._header is not None else 0
+
+    def _read_counters(self) -> None:
+        super()._read_counters()
+        header = self._header[0]
+        state, sites = int(header["trampoline"]), int(header["rewritten_sites"])
+        if self.target_damage is not None:
+            return
+        if state not in TRAMPOLINE_STATES:
+            self._damaged(f"its trampoline state is {state}, not one the hook writes")
+            return
+        self.trampoline_state = state
+        self.rewritten_sites = sites if state == 1 else None
+
+    def not_applicable(self, expected: int) -> str | None:
+        if not self.hook_loaded:
+            return "static binary: LD_PRELOAD not applied" if self._static else None
+        return None  # every write passes the hook: a miss is a failed capture
+
+    def close(self) -> None:
+        self._restore_min_addr()
+        super().close()
+
+
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as f:
+        return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
