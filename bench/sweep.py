@@ -37,6 +37,8 @@ EBPF_CORE = ("ebpf", {"hook": "raw", "wakeup": "poll", "loader": "core"})
 EBPF_EXEC = ("ebpf", {"hook": "raw", "wakeup": "poll", "match": "exec"})
 PRELOAD = ("preload", {"ring_slots": 1 << 20})
 PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
+# every system call rewritten into a call to the hook, in the target (the preload ring)
+ZPOLINE = ("zpoline", {"ring_slots": 1 << 20})
 # What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep
 EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
@@ -89,6 +91,11 @@ FULL_GROUPS = [
     Group("preload, 8 writers", Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD, floor_of(PRELOAD)]),
     Group("preload on go", Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
     Group("preload on cgo", Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
+    # zpoline beside preload where both see the writes (libc), and on Go's raw system calls
+    # beside ptrace, the cheapest exhaustive technique that stops the target; each with its floor
+    Group("zpoline", Workload("libc", BENCH_MOVES), [ZPOLINE, floor_of(ZPOLINE), PRELOAD]),
+    Group("zpoline on cgo", Workload("cgo", TRACER_MOVES), [ZPOLINE, floor_of(ZPOLINE), PTRACE_SECCOMP]),
+    Group("zpoline on go", Workload("go", 10_000), [ZPOLINE]),  # a finding: static binary
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
     Group("bpftrace", Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
     Group("tracers", Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
@@ -103,7 +110,7 @@ FULL_GROUPS = [
     # 313 (a tail of host noise moved it by 2x between sweeps with every 64th stamped)
     Group("paced", Workload("go", PACED, rate=PACED, stamp_every=1), [EBPF_RAW, EBPF_ADAPTIVE, UPROBE, UNOTIFY,
                                                                       PTRACE_SECCOMP, STRACE, BPFTRACE]),
-    Group("paced on libc", Workload("libc", PACED, rate=PACED, stamp_every=1), [PRELOAD, PRELOAD_ADAPTIVE]),
+    Group("paced on libc", Workload("libc", PACED, rate=PACED, stamp_every=1), [PRELOAD, PRELOAD_ADAPTIVE, ZPOLINE]),
     # the same, live as watch runs it in split placement (the consumer spins on a CPU of its own)
     Group("live", Workload("go", PACED, rate=PACED, stamp_every=1, placement="split"), [EBPF_LIVE, UPROBE_LIVE]),
     Group("live on libc", Workload("libc", PACED, rate=PACED, stamp_every=1, placement="split"), [PRELOAD_LIVE]),
@@ -113,7 +120,7 @@ FULL_GROUPS = [
 # headline takes the technique's default variant, one writer, flat out, in its default
 # placement, and names the other placement's row beside it (bench/document/headline.py).
 PRIMARY_GROUPS = {"ebpf": "ebpf", "preload": "preload", "uprobe": "uprobe", "ptrace": "seccomp",
-                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace"}
+                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace", "zpoline": "zpoline"}
 if not set(PRIMARY_GROUPS.values()) <= {group.name for group in FULL_GROUPS}:
     raise RuntimeError("PRIMARY_GROUPS names a group the full sweep does not run")
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
@@ -135,24 +142,24 @@ FULL_REPEATS, QUICK_REPEATS = 5, 9
 EXTRA_ROUND, MAX_REPEATS_FACTOR, EXTRA_BUDGET_S = 3, 2, 150.0
 WIDE_INTERVAL, SETTLED_BELOW = 0.05, 0.10
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
-CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (UNOTIFY, "go"), (PTRACE_SECCOMP, "go"),
-            (STRACE, "go"), (BPFTRACE, "go")]
+CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (ZPOLINE, "cgo"), (UNOTIFY, "go"),
+            (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
 ATTACHES = [EBPF_RAW, EBPF_CORE, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), STRACE, BPFTRACE]
-PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, EBPF_CORE, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, STRACE,
-              BPFTRACE]
+PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, EBPF_CORE, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, ZPOLINE,
+              STRACE, BPFTRACE]
 # A first start in a new process: both eBPF loaders, and bpftrace, which compiles at every start.
 COLD_STARTS = [EBPF_RAW, EBPF_CORE, BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
 SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}),
-            ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, STRACE, BPFTRACE]
+            ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, ZPOLINE, STRACE, BPFTRACE]
 # (method, who the bystander is): see bench/bystander.py
 BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy"), (UPROBE, "copy"),
               (UPROBE, "other"), (UNOTIFY, "copy"), (PTRACE_SECCOMP, "copy"), (PRELOAD, "copy"),
               (BPFTRACE, "copy")]
 # What a hostile target can do to each technique's observer (bench/hostile.py).
-HOSTILE = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
+HOSTILE = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 # The duel: a move a millisecond, every move stamped; each technique in its live settings.
-DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
+DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 DUEL_MOVES, DUEL_RATE = 3000, 1000
 # Where the BPF backends' time goes (bench/profile.py): each variant once with the kernel timing
 # its programs, including the eBPF hook that finds its target at exec (a map lookup per write).

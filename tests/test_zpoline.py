@@ -1,0 +1,178 @@
+"""zpoline rewrites its target's code: these tests read the rewritten text back out of the live
+process and hold it against an independent reading of the files (objdump, which decodes each
+function from its symbol), check that the special system calls behave the same watched and
+unwatched, and that the machine-wide vm.mmap_min_addr is lowered only while the hook maps its
+page, and put back after a killed run."""
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from bench.targets import ROOT
+from methods.preload import PreloadObserver
+from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver
+from tests.conftest import OPPONENT_CGO
+
+pytestmark = pytest.mark.skipif(bool(ZpolineObserver.unavailable_reason()),
+                                reason=f"zpoline unavailable: {ZpolineObserver.unavailable_reason()}")
+SOURCE = ROOT / "tests" / "zpoline_target.c"
+LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+SYSCALL, CALL_RAX = b"\x0f\x05", b"\xff\xd0"
+INSTRUCTION = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)")
+
+
+@pytest.fixture(scope="module")
+def zpoline_target(tmp_path_factory):
+    program = tmp_path_factory.mktemp("zpoline") / "zpoline_target"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(program), str(SOURCE)], check=True)
+    return str(program)
+
+
+def syscall_offsets(path: str) -> set[int]:
+    """File offsets of every syscall/sysenter instruction objdump decodes in the file's code,
+    each function decoded from its own symbol."""
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-w", path], capture_output=True,
+                             text=True, check=True).stdout
+    addresses = [int(m.group(1), 16) for m in map(INSTRUCTION.match, listing.splitlines())
+                 if m and m.group(2) in ("syscall", "sysenter")]
+    with open(path, "rb") as f:
+        loads = [s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+    return {a - s["p_vaddr"] + s["p_offset"] for a in addresses for s in loads
+            if s["p_vaddr"] <= a < s["p_vaddr"] + s["p_filesz"]}
+
+
+def rewritten_offsets(pid: int, path: str) -> tuple[set[int], list[int]]:
+    """(file offsets where the live process's text holds call *%rax over the file's syscall,
+    file offsets of any other byte that differs), over the file's executable mappings."""
+    real = os.path.realpath(path)
+    rewritten, other = set(), []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as memory, open(real, "rb") as file:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or fields[5] != real or "x" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            offset = int(fields[2], 16)
+            file.seek(offset)
+            on_disk = file.read(end - start)
+            memory.seek(start)
+            in_memory = memory.read(len(on_disk))
+            at = 0
+            while at < len(on_disk):
+                if in_memory[at] == on_disk[at]:
+                    at += 1
+                elif on_disk[at:at + 2] == SYSCALL and in_memory[at:at + 2] == CALL_RAX:
+                    rewritten.add(offset + at)
+                    at += 2
+                else:
+                    other.append(offset + at)
+                    at += 1
+    return rewritten, other
+
+
+def stopped_under_zpoline(argv: list[str], resume) -> list:
+    """Launch argv under zpoline; once it waits (stopped, or for a signal), check its own text
+    and libc's, then let it go on, and check it wrote exactly its moves."""
+    with ZpolineObserver() as observer:
+        process = observer.launch(argv, stdout=subprocess.DEVNULL)
+        observer.release()  # returns once the hook has mapped its page and rewritten the text
+        events = []
+        for batch in observer.batches():
+            events.append(batch)
+            if sum(b.size for b in events):  # its first move: it has stopped, or waits, after it
+                break
+        for path in (argv[0], LIBC):
+            rewritten, other = rewritten_offsets(observer.pid, path)
+            assert other == [], f"{path}: bytes changed that were no syscall instruction: {other[:10]}"
+            assert rewritten == syscall_offsets(path), f"{path}: rewritten sites differ from objdump's"
+            assert rewritten, f"{path}: nothing rewritten"
+        resume(observer.pid)
+        events += list(observer.batches())
+        assert process.wait(timeout=60) == 0
+    return events
+
+
+def test_exactly_the_system_call_instructions_of_a_c_program_and_libc_are_rewritten(zpoline_target):
+    events = stopped_under_zpoline([zpoline_target, "--stop"], lambda pid: os.kill(pid, signal.SIGCONT))
+    assert sum(batch.size for batch in events) == 3
+
+
+def test_exactly_the_system_call_instructions_of_the_cgo_opponent_are_rewritten():
+    # -start usr1: it makes its first write (a line on stderr: not watched) and waits
+    argv = [str(OPPONENT_CGO), "-start", "usr1", "-moves", "50"]
+    with ZpolineObserver() as observer:
+        process = observer.launch(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        observer.release()
+        assert b"waiting for SIGUSR1" in process.stderr.readline()
+        for path in (argv[0], LIBC):
+            rewritten, other = rewritten_offsets(observer.pid, path)
+            assert other == [] and rewritten == syscall_offsets(path) and rewritten, path
+        os.kill(observer.pid, signal.SIGUSR1)
+        assert sum(batch.size for batch in observer.batches()) == 50
+        assert process.wait(timeout=60) == 0
+        process.stderr.close()
+
+
+def test_signal_returns_threads_forks_and_spawns_behave_the_same_watched(zpoline_target):
+    plain = subprocess.run([zpoline_target], capture_output=True, timeout=60)
+    assert plain.returncode == 0 and b"handled 10, thread 0 wrote 10, fork exit 7, spawn 0 exit 5" in plain.stderr
+    with ZpolineObserver() as observer:
+        process = observer.launch([zpoline_target], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        observer.release()
+        events = [event for event in observer.events()]
+        returncode = process.wait(timeout=60)
+        watched = (returncode, process.stdout.read(), process.stderr.read())
+        process.stdout.close()
+        process.stderr.close()
+        pid = observer.pid
+        assert observer.facts()["trampoline"] == "mapped at address 0, text rewritten"
+    assert watched == (plain.returncode, plain.stdout, plain.stderr)
+    # the thread's write is the process's; the forked and spawned children record nothing
+    assert [(e.pid, e.raw) for e in events] == [(pid, b"rock 0 0\n"), (pid, b"paper 0 1\n"), (pid, b"scissors 0 2\n")]
+    assert len({e.tid for e in events}) == 2
+
+
+def test_mmap_min_addr_is_lowered_only_until_the_hook_has_mapped_its_page(zpoline_target):
+    before = MMAP_MIN_ADDR.read_text()
+    with ZpolineObserver() as observer:
+        observer.launch([zpoline_target, "--stop"], stdout=subprocess.DEVNULL)
+        assert MMAP_MIN_ADDR.read_text() == "0\n" and SAVED_MIN_ADDR.read_text() == before
+        observer.release()
+        # the target is alive, its page mapped: the machine has its setting back already
+        assert MMAP_MIN_ADDR.read_text() == before and not SAVED_MIN_ADDR.exists()
+        with open(f"/proc/{observer.pid}/maps") as maps:
+            assert maps.readline().startswith("00000000-00001000 --xp")
+        os.kill(observer.pid, signal.SIGCONT)
+        assert sum(batch.size for batch in observer.batches()) == 3
+        assert 0 < observer.facts()["mmap_min_addr_lowered_s"] < 20
+    assert MMAP_MIN_ADDR.read_text() == before
+
+
+def test_mmap_min_addr_is_put_back_when_the_program_never_loads_the_hook_or_the_launch_fails(monkeypatch):
+    before = MMAP_MIN_ADDR.read_text()
+    with ZpolineObserver() as observer:
+        process = observer.launch(["/nonexistent/program"], stderr=subprocess.DEVNULL)
+        observer.release()  # the exec fails: the target ends without ever mapping the page
+        assert MMAP_MIN_ADDR.read_text() == before and not SAVED_MIN_ADDR.exists()
+        assert process.wait(timeout=60) == 127
+    monkeypatch.setattr(PreloadObserver, "launch", lambda *args, **kwargs: os.kill(os.getpid(), 0) or 1 / 0)
+    with ZpolineObserver() as observer, pytest.raises(ZeroDivisionError):
+        observer.launch(["/bin/true"])
+    assert MMAP_MIN_ADDR.read_text() == before and not SAVED_MIN_ADDR.exists()
+
+
+def test_a_lowered_mmap_min_addr_left_by_a_killed_run_is_found_and_put_back():
+    before = MMAP_MIN_ADDR.read_text()
+    try:
+        # what a run SIGKILLed between lowering it and putting it back leaves
+        SAVED_MIN_ADDR.write_text(before)
+        MMAP_MIN_ADDR.write_text("0\n")
+        assert ZpolineObserver.leftovers() == {f"vm.mmap_min_addr = 0, lowered by tapbench from {before.strip()}"}
+        assert ZpolineObserver.clean_leftovers() == [f"put vm.mmap_min_addr back to {before.strip()}"]
+        assert MMAP_MIN_ADDR.read_text() == before and ZpolineObserver.leftovers() == set()
+    finally:
+        MMAP_MIN_ADDR.write_text(before)
+        SAVED_MIN_ADDR.unlink(missing_ok=True)
