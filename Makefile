@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
-build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so preload/libtapbench_zpoline.so $(BIN)/hostile-target core
+build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so preload/libtapbench_zpoline.so \
+       preload/libtapbench_sud.so $(BIN)/hostile-target core
 
 # The eBPF hook's CO-RE object (methods/core_loader.py): compiled here, once, against a vmlinux.h
 # made from this kernel's BTF; libbpf relocates it where it loads, with no compiler or kernel
@@ -57,9 +58,14 @@ preload/libtapbench_hook.so: preload/hook.c preload/ring.h preload/ring_writer.h
 # The zpoline hook (methods/zpoline.py), with libopcodes (binutils-dev) to find the syscall
 # instructions. It runs inside every system call of its target: no SSE register of the
 # caller's may be touched (-mgeneral-regs-only), and no copy loop may become a libc call.
-preload/libtapbench_zpoline.so: preload/zpoline.c preload/ring.h preload/ring_writer.h
+preload/libtapbench_zpoline.so: preload/zpoline.c preload/syscall_hook.h preload/ring.h preload/ring_writer.h
 	gcc -O2 -fPIC -shared -Wall -Wextra -Werror -fvisibility=hidden -mgeneral-regs-only \
 	    -fno-tree-loop-distribute-patterns -o $@ preload/zpoline.c -lopcodes
+
+# The SUD hook (methods/sud.py): the same system-call hook, entered from a SIGSYS handler.
+preload/libtapbench_sud.so: preload/sud.c preload/syscall_hook.h preload/ring.h preload/ring_writer.h
+	gcc -O2 -fPIC -shared -Wall -Wextra -Werror -fvisibility=hidden -mgeneral-regs-only \
+	    -fno-tree-loop-distribute-patterns -o $@ preload/sud.c
 
 # A target that attacks what of its observer it can reach (bench/hostile.py).
 $(BIN)/hostile-target: bench/hostile_target.c
@@ -93,4 +99,4 @@ gate: setup
 	$(VENV)/bin/tapbench gate
 
 clean:
-	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so preload/libtapbench_zpoline.so *.egg-info bpf/vmlinux.h $(CORE_OBJECT) $(CORE_OBJECT).sha256 $(REFEREE_OBJECT) $(REFEREE_OBJECT).sha256
+	rm -rf $(VENV) $(BIN) preload/libtapbench_hook.so preload/libtapbench_zpoline.so preload/libtapbench_sud.so *.egg-info bpf/vmlinux.h $(CORE_OBJECT) $(CORE_OBJECT).sha256 $(REFEREE_OBJECT) $(REFEREE_OBJECT).sha256

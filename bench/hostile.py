@@ -1,8 +1,8 @@
 """What a target can do to its observer, measured: bench/hostile_target.c looks for anything
-of the observer's in its own memory (the preload ring is mapped there by design; no other
-technique puts anything there) and attacks it, under `tapbench watch` with each technique. The
-observer must not die, must not print an impossible figure, must say what the target did, and
-must leave nothing behind."""
+of the observer's in its own memory (the preload ring is mapped there by design, for preload,
+zpoline and sud; no other technique puts anything there) and attacks it, under `tapbench watch`
+with each technique. The observer must not die, must not print an impossible figure, must say
+what the target did, and must leave nothing behind."""
 from __future__ import annotations
 
 import glob

@@ -39,6 +39,8 @@ PRELOAD = ("preload", {"ring_slots": 1 << 20})
 PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
 # every system call rewritten into a call to the hook, in the target (the preload ring)
 ZPOLINE = ("zpoline", {"ring_slots": 1 << 20})
+# every system call a SIGSYS in the target, whose handler enters the same hook (Syscall User Dispatch)
+SUD = ("sud", {"ring_slots": 1 << 20})
 # What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep
 EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
@@ -91,11 +93,12 @@ FULL_GROUPS = [
     Group("preload, 8 writers", Workload("libc", BENCH_MOVES, goroutines=8), [PRELOAD, floor_of(PRELOAD)]),
     Group("preload on go", Workload("go", 10_000), [PRELOAD]),  # a finding: static binary
     Group("preload on cgo", Workload("cgo", 10_000), [PRELOAD]),  # a finding: no write() through libc
-    # zpoline beside preload where both see the writes (libc), and on Go's raw system calls
-    # beside ptrace, the cheapest exhaustive technique that stops the target; each with its floor
-    Group("zpoline", Workload("libc", BENCH_MOVES), [ZPOLINE, floor_of(ZPOLINE), PRELOAD]),
-    Group("zpoline on cgo", Workload("cgo", TRACER_MOVES), [ZPOLINE, floor_of(ZPOLINE), PTRACE_SECCOMP]),
-    Group("zpoline on go", Workload("go", 10_000), [ZPOLINE]),  # a finding: static binary
+    # the in-process exhaustive hooks (zpoline, SUD) beside preload where all three see the
+    # writes (libc), and on Go's raw system calls beside ptrace, the cheapest exhaustive
+    # technique that stops the target; each with its floor
+    Group("zpoline", Workload("libc", BENCH_MOVES), [ZPOLINE, floor_of(ZPOLINE), SUD, floor_of(SUD), PRELOAD]),
+    Group("zpoline on cgo", Workload("cgo", TRACER_MOVES), [ZPOLINE, floor_of(ZPOLINE), SUD, PTRACE_SECCOMP]),
+    Group("zpoline on go", Workload("go", 10_000), [ZPOLINE, SUD]),  # a finding: static binary
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
     Group("bpftrace", Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
     Group("tracers", Workload("go", TRACER_MOVES), [UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, STRACE_SECCOMP, STRACE]),
@@ -120,7 +123,8 @@ FULL_GROUPS = [
 # headline takes the technique's default variant, one writer, flat out, in its default
 # placement, and names the other placement's row beside it (bench/document/headline.py).
 PRIMARY_GROUPS = {"ebpf": "ebpf", "preload": "preload", "uprobe": "uprobe", "ptrace": "seccomp",
-                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace", "zpoline": "zpoline"}
+                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace", "zpoline": "zpoline",
+                  "sud": "zpoline"}
 if not set(PRIMARY_GROUPS.values()) <= {group.name for group in FULL_GROUPS}:
     raise RuntimeError("PRIMARY_GROUPS names a group the full sweep does not run")
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its
@@ -142,24 +146,24 @@ FULL_REPEATS, QUICK_REPEATS = 5, 9
 EXTRA_ROUND, MAX_REPEATS_FACTOR, EXTRA_BUDGET_S = 3, 2, 150.0
 WIDE_INTERVAL, SETTLED_BELOW = 0.05, 0.10
 FULL_PLACEMENTS, QUICK_PLACEMENTS = ("shared", "split"), ("shared",)
-CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (ZPOLINE, "cgo"), (UNOTIFY, "go"),
+CEILINGS = [(EBPF_RAW, "go"), (UPROBE, "go"), (PRELOAD, "libc"), (ZPOLINE, "cgo"), (SUD, "cgo"), (UNOTIFY, "go"),
             (PTRACE_SECCOMP, "go"), (STRACE, "go"), (BPFTRACE, "go")]
 ATTACHES = [EBPF_RAW, EBPF_CORE, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}), STRACE, BPFTRACE]
 PRIVILEGES = [EBPF_RAW, EBPF_TRACEPOINT, EBPF_CORE, UPROBE, UNOTIFY, PTRACE_SECCOMP, PTRACE_STEP, PRELOAD, ZPOLINE,
-              STRACE, BPFTRACE]
+              SUD, STRACE, BPFTRACE]
 # A first start in a new process: both eBPF loaders, and bpftrace, which compiles at every start.
 COLD_STARTS = [EBPF_RAW, EBPF_CORE, BPFTRACE]
 ATTACH_PRIVILEGES = ATTACHES
 SIGKILLS = [EBPF_RAW, UPROBE, ("ptrace", {"strategy": "step", "exitkill": False}),
-            ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, ZPOLINE, STRACE, BPFTRACE]
+            ("ptrace", {"strategy": "step", "exitkill": True}), UNOTIFY, PRELOAD, ZPOLINE, SUD, STRACE, BPFTRACE]
 # (method, who the bystander is): see bench/bystander.py
 BYSTANDERS = [(EBPF_RAW, "copy"), (EBPF_RAW, "other"), (EBPF_TRACEPOINT, "copy"), (UPROBE, "copy"),
               (UPROBE, "other"), (UNOTIFY, "copy"), (PTRACE_SECCOMP, "copy"), (PRELOAD, "copy"),
               (BPFTRACE, "copy")]
 # What a hostile target can do to each technique's observer (bench/hostile.py).
-HOSTILE = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
+HOSTILE = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, SUD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 # The duel: a move a millisecond, every move stamped; each technique in its live settings.
-DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
+DUELISTS = [EBPF_RAW, UPROBE, PRELOAD, ZPOLINE, SUD, UNOTIFY, PTRACE_SECCOMP, STRACE, BPFTRACE]
 DUEL_MOVES, DUEL_RATE = 3000, 1000
 # Where the BPF backends' time goes (bench/profile.py): each variant once with the kernel timing
 # its programs, including the eBPF hook that finds its target at exec (a map lookup per write).

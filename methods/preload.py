@@ -57,7 +57,7 @@ COUNTERS = ("lost", "failed_writes", "counted")  # the hook's counts of writes
 # Mirror of preload/ring.h, checked against the library's tapbench_ring_layout at start-up.
 HEADER = np.dtype({
     "names": ["magic", "version", "slot_count", "slot_size", "hook_pid", "count_only", "wake_consumer",
-              "stamp_tsc", "watched_fd", "trampoline", "rewritten_sites", "claimed", "consumed",
+              "stamp_tsc", "watched_fd", "hook_state", "rewritten_sites", "claimed", "consumed",
               "consumer_sleeping", "lost", "failed_writes", "counted"],
     "formats": ["<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u4", "<u8", "<u8", "<u4",
                 "<u8", "<u8", "<u8"],
@@ -72,7 +72,7 @@ LAYOUT_FIELDS = ["header_size", "slot_size", "capture_bytes", "off_watched_fd", 
                  "off_claimed",
                  "off_consumed", "off_consumer_sleeping", "off_lost", "off_failed_writes", "off_counted",
                  "off_published", "off_ts_ns", "off_count", "off_tid", "off_copied",
-                 "off_head", "off_trampoline", "off_rewritten_sites"]
+                 "off_head", "off_hook_state", "off_rewritten_sites"]
 
 
 def python_layout() -> dict[str, int]:
@@ -82,7 +82,7 @@ def python_layout() -> dict[str, int]:
         "off_watched_fd": header["watched_fd"][1], "magic": RING_MAGIC, "version": RING_VERSION,
         **{f"off_{name}": header[name][1] for name in
            ("slot_count", "hook_pid", "count_only", "wake_consumer", "stamp_tsc", "claimed", "consumed",
-            "consumer_sleeping", "lost", "failed_writes", "counted", "trampoline", "rewritten_sites")},
+            "consumer_sleeping", "lost", "failed_writes", "counted", "hook_state", "rewritten_sites")},
         **{f"off_{name}": slot[name][1] for name in
            ("published", "ts_ns", "count", "tid", "copied", "head")},
     }

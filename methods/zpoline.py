@@ -12,15 +12,13 @@ meanwhile is found and undone by the next (`clean_leftovers`).
 """
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import time
 from pathlib import Path
 
-from methods.base import ObserverError
-from methods.preload import (FUTEX_WAIT, HEADER, SYS_FUTEX, PreloadObserver, _Timespec,
-                             is_static_executable)
+from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
+from methods.preload import is_static_executable
 
 ZPOLINE_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_zpoline.so"
 MMAP_MIN_ADDR = Path("/proc/sys/vm/mmap_min_addr")
@@ -28,11 +26,6 @@ MMAP_MIN_ADDR = Path("/proc/sys/vm/mmap_min_addr")
 # as the setting itself resets.
 SAVED_MIN_ADDR = Path("/run/tapbench-mmap-min-addr")
 LOCK_FILE = Path("/run/tapbench-mmap-min-addr.lock")
-# How long a launch may take from release to the hook's page being mapped (its rewriting of the
-# program's and its libraries' text included, ~0.1-0.5 s here), before the setting is put back
-# anyway; a hook that did not map it in time then fails to, and says so.
-TRAMPOLINE_WAIT_S = 20.0
-TRAMPOLINE_STATES = {0: "not set up", 1: "mapped at address 0, text rewritten", 2: "could not be mapped"}
 
 
 def _read_min_addr() -> int:
@@ -43,38 +36,32 @@ def _write_min_addr(value: int) -> None:
     MMAP_MIN_ADDR.write_text(f"{value}\n")
 
 
-class ZpolineObserver(PreloadObserver):
+class ZpolineObserver(SyscallHookObserver):
     method = "zpoline"
     can_attach = False
     description = ("zpoline: every syscall instruction rewritten to call *%rax into a trampoline at "
                    "address 0 (LD_PRELOAD), events through the preload ring")
-    article_name = None
     dependence = ("dynamically linked x86-64 programs only (LD_PRELOAD); libopcodes decides which bytes "
                   "are syscall instructions; vm.mmap_min_addr = 0 during the launch, for the whole "
                   "machine; the call's return address lands in the caller's red zone")
-    # Every system call of the process passes the hook, libc's or Go's own.
-    targets = ("cgo", "libc")
-    claims = ()
     library = ZPOLINE_LIBRARY
+    hook_states = {0: "not set up", SET_UP: "trampoline mapped at address 0, text rewritten",
+                   FAILED: "its trampoline could not be mapped at address 0 (vm.mmap_min_addr, or a mapping there)"}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._lock_fd: int | None = None  # held while vm.mmap_min_addr is tapbench's 0
         self._min_addr_before: int | None = None
-        self.trampoline_state = 0
+        self._lowered_at = 0.0
         self.rewritten_sites: int | None = None
         self.min_addr_lowered_s: float | None = None  # how long the machine ran with it at 0
 
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:
         reason = super().unavailable_reason(**options)
-        if reason:
-            return reason
-        if os.uname().machine != "x86_64":
-            return f"the rewriting and the trampoline are x86-64 code; this machine is {os.uname().machine}"
-        if not os.access(MMAP_MIN_ADDR, os.W_OK):
+        if reason is None and not os.access(MMAP_MIN_ADDR, os.W_OK):
             return f"needs root: {MMAP_MIN_ADDR} must be set to 0 while the target maps its trampoline"
-        return None
+        return reason
 
     @classmethod
     def attach_unavailable_reason(cls) -> str | None:
@@ -106,8 +93,7 @@ class ZpolineObserver(PreloadObserver):
         return f"put vm.mmap_min_addr back to {before}"
 
     def facts(self) -> dict:
-        return {**super().facts(), "trampoline": TRAMPOLINE_STATES.get(self.trampoline_state, "unknown"),
-                "rewritten_sites": self.rewritten_sites,
+        return {**super().facts(), "rewritten_sites": self.rewritten_sites,
                 "null_page_readable": "pku" not in _cpu_flags(),
                 "mmap_min_addr_lowered_s": self.min_addr_lowered_s}
 
@@ -149,42 +135,15 @@ class ZpolineObserver(PreloadObserver):
         if self._lock_fd is None:
             return
         try:
-            self._wait_for_trampoline()
+            self._wait_for_hook()
         finally:
             self._restore_min_addr()
-        if self._trampoline() == 2:
-            raise ObserverError("the zpoline hook could not map its trampoline at address 0 "
-                                "(vm.mmap_min_addr, or a mapping already there)")
-
-    def _wait_for_trampoline(self) -> None:
-        """Sleep on the header's trampoline word, which the hook wakes once it has set it, until
-        it is set, the target has ended or TRAMPOLINE_WAIT_S have passed: no polling, so the
-        wait costs the observer no CPU while the target rewrites its text."""
-        word = ctypes.c_void_p(self._header.ctypes.data + HEADER.fields["trampoline"][1])
-        deadline = time.monotonic() + TRAMPOLINE_WAIT_S
-        while self._trampoline() == 0 and time.monotonic() < deadline and not self.target_exited(0):
-            timeout = _Timespec(0, 50_000_000)  # to look at the target and the clock again
-            self._libc.syscall(SYS_FUTEX, word, FUTEX_WAIT, 0, ctypes.byref(timeout), None, 0)
-
-    def _trampoline(self) -> int:
-        return int(self._header[0]["trampoline"]) if self._header is not None else 0
+        self._check_hook_set_up()
 
     def _read_counters(self) -> None:
         super()._read_counters()
-        header = self._header[0]
-        state, sites = int(header["trampoline"]), int(header["rewritten_sites"])
-        if self.target_damage is not None:
-            return
-        if state not in TRAMPOLINE_STATES:
-            self._damaged(f"its trampoline state is {state}, not one the hook writes")
-            return
-        self.trampoline_state = state
-        self.rewritten_sites = sites if state == 1 else None
-
-    def not_applicable(self, expected: int) -> str | None:
-        if not self.hook_loaded:
-            return "static binary: LD_PRELOAD not applied" if self._static else None
-        return None  # every write passes the hook: a miss is a failed capture
+        if self.target_damage is None and self.hook_state == SET_UP:
+            self.rewritten_sites = int(self._header[0]["rewritten_sites"])
 
     def close(self) -> None:
         self._restore_min_addr()

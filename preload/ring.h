@@ -53,10 +53,10 @@ struct tapbench_ring_header {
                                    it has found invariant and the kernel's clock source */
     uint32_t watched_fd;        /* set by tapbench before launch: the descriptor whose writes
                                    are events (1, stdout, unless --fd) */
-    /* zpoline only (zpoline.c), written by the hook at start-up; the preload hook leaves both 0: */
-    _Atomic uint32_t trampoline; /* 0 not yet set up, 1 mapped at address 0 and the text
-                                   rewritten, 2 could not be mapped (nothing rewritten) */
-    uint32_t rewritten_sites;   /* system-call instructions rewritten into calls */
+    /* The system-call hooks only (syscall_hook.h), written at start-up; preload's leaves both 0: */
+    _Atomic uint32_t hook_state; /* 0 not yet set up, 1 set up (zpoline: trampoline mapped at 0
+                                   and text rewritten; sud: dispatch on), 2 could not be */
+    uint32_t rewritten_sites;   /* zpoline: system-call instructions rewritten into calls */
     uint32_t pad0[5];
     _Atomic uint64_t claimed;   /* next sequence number (producers) */
     uint64_t pad1[7];
@@ -78,7 +78,7 @@ struct tapbench_ring_layout { /* what methods/preload.py checks its mirror again
     uint32_t off_claimed;
     uint32_t off_consumed, off_consumer_sleeping, off_lost, off_failed_writes, off_counted;
     uint32_t off_published, off_ts_ns, off_count, off_tid, off_copied, off_head;
-    uint32_t off_trampoline, off_rewritten_sites;
+    uint32_t off_hook_state, off_rewritten_sites;
 };
 
 _Static_assert(sizeof(struct tapbench_slot) == 64, "one slot, one cache line");

@@ -40,7 +40,7 @@
     OFFSET(tapbench_ring_header, failed_writes), OFFSET(tapbench_ring_header, counted),            \
     OFFSET(tapbench_slot, published), OFFSET(tapbench_slot, ts_ns), OFFSET(tapbench_slot, count),  \
     OFFSET(tapbench_slot, tid), OFFSET(tapbench_slot, copied), OFFSET(tapbench_slot, head),        \
-    OFFSET(tapbench_ring_header, trampoline), OFFSET(tapbench_ring_header, rewritten_sites),       \
+    OFFSET(tapbench_ring_header, hook_state), OFFSET(tapbench_ring_header, rewritten_sites),       \
 }
 
 /* A system call made here, never through libc: returns the kernel's result (-errno on failure)

@@ -6,7 +6,7 @@
  *
  * `call *%rax` is two bytes, like `syscall`: the instruction is replaced whole, in place, and
  * nothing else moves. rax holds the system call's number (0 ... ~470), so the call lands in a
- * slide of NOPs at the bottom of the page at 0 that runs into a jump to tapbench_zpoline_entry
+ * slide of NOPs at the bottom of the page at 0 that runs into a jump to tapbench_syscall_entry
  * below. What that costs the target, and what it can notice:
  *   - the page at 0 needs vm.mmap_min_addr = 0 while the hook maps it: tapbench sets it for
  *     the launch and puts it back as soon as the hook says it is done (methods/zpoline.py).
@@ -17,20 +17,8 @@
  *     no red zone; glibc's system-call wrappers keep nothing there;
  *   - the rewritten text and the trampoline are visible in /proc/self/maps and in the code.
  *
- * The hook runs on a stack of its own (per thread, in TLS), not on the caller's: a goroutine's
- * stack may have little room left below a system call (Go's nosplit chains may use all but the
- * guard), and the recording must not depend on it. A system call made from a signal handler
- * that interrupted the hook (or from the hook's own recursion, none) stays on the stack it is on.
- *
- * Four system calls cannot return through the hook's frame and are made in the entry itself:
- *   - rt_sigreturn reads the signal frame at rsp: the return address is dropped first;
- *   - vfork, and clone/clone3 sharing memory without a new stack: the child runs on the
- *     parent's stack and would overwrite the return address the parent returns through, so it
- *     is kept in TLS (which the two share) and both jump through it;
- *   - clone/clone3 with a new stack: the child starts there, so the return address (and for
- *     clone3 the argument register) is put on the new stack for it, from a copy of clone3's
- *     arguments, never the caller's own.
- * A fork()ed child (its own copy of memory) stops recording, like preload's.
+ * The hook itself, its own stack and the calls it makes in its entry (rt_sigreturn, vfork,
+ * clone) are syscall_hook.h's, shared with the SUD hook.
  *
  * Which bytes are instructions is decided by libopcodes, sweeping each executable mapping
  * from its start (Go's text and glibc's hold no data); only a decoded two-byte 0f 05
@@ -45,179 +33,21 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ring_writer.h"
+#include "syscall_hook.h"
 
 __attribute__((visibility("default"))) const struct tapbench_ring_layout tapbench_ring_layout = TAPBENCH_RING_LAYOUT;
 
-#define TRAMPOLINE_SLIDE 512      /* above every x86-64 system call number */
-#define HOOK_STACK_BYTES 32768    /* the hook's frames, and a signal frame or two on top */
+#define TRAMPOLINE_SLIDE 512 /* above every x86-64 system call number */
 
-/* Per thread, read by the entry (assembly below) through their initial-exec TLS offsets. */
-__attribute__((visibility("hidden"), tls_model("initial-exec")))
-__thread uint8_t tapbench_in_hook;
-__attribute__((visibility("hidden"), tls_model("initial-exec")))
-__thread uint64_t tapbench_vfork_return;
-__attribute__((visibility("hidden"), tls_model("initial-exec"), aligned(16)))
-__thread char tapbench_hook_stack[HOOK_STACK_BYTES];
-
-void tapbench_zpoline_entry(void);
-
-/* The entry, reached from the trampoline by `jmp *%r11` with the caller's registers as at its
- * `syscall` and its return address at (%rsp). rcx and r11 are free: `syscall` itself clobbers
- * them. Everything else is as the kernel would leave it: rax gets the result. */
-__asm__(
-    ".text\n"
-    ".globl tapbench_zpoline_entry\n"
-    ".hidden tapbench_zpoline_entry\n"
-    ".type tapbench_zpoline_entry, @function\n"
-    "tapbench_zpoline_entry:\n"
-    "    cmpq $15, %rax\n"               /* rt_sigreturn */
-    "    je .Lsigreturn\n"
-    "    cmpq $58, %rax\n"               /* vfork */
-    "    je .Lshared_stack\n"
-    "    cmpq $56, %rax\n"               /* clone */
-    "    je .Lclone\n"
-    "    cmpq $435, %rax\n"              /* clone3 */
-    "    je .Lclone3\n"
-    /* Any other call: onto the hook's stack (unless already in the hook), then into C. */
-    ".Lgeneral:\n"
-    "    movq %rsp, %rcx\n"
-    "    movq tapbench_in_hook@gottpoff(%rip), %r11\n"
-    "    cmpb $0, %fs:(%r11)\n"
-    "    jne .Lnested\n"
-    "    movb $1, %fs:(%r11)\n"
-    "    movq tapbench_hook_stack@gottpoff(%rip), %r11\n"
-    "    addq %fs:0, %r11\n"             /* %fs:0 holds the thread pointer itself */
-    "    addq $" "32768" ", %r11\n"
-    "    jmp .Lswitch\n"
-    ".Lnested:\n"
-    "    leaq -128(%rsp), %r11\n"        /* below the interrupted code's red zone */
-    "    orq $1, %rcx\n"                 /* remember: nested, the flag is not ours to clear */
-    ".Lswitch:\n"
-    "    andq $-16, %r11\n"
-    "    movq %r11, %rsp\n"              /* one move: a signal never sees a half-made rsp */
-    "    pushq %rcx\n"
-    "    pushq %rdi\n"
-    "    pushq %rsi\n"
-    "    pushq %rdx\n"
-    "    pushq %r10\n"
-    "    pushq %r8\n"
-    "    pushq %r9\n"
-    "    pushq %r9\n"                    /* a6, the 7th argument, on the stack; 16-aligned */
-    "    movq %r8, %r9\n"
-    "    movq %r10, %r8\n"
-    "    movq %rdx, %rcx\n"
-    "    movq %rsi, %rdx\n"
-    "    movq %rdi, %rsi\n"
-    "    movq %rax, %rdi\n"
-    "    call tapbench_zpoline_syscall\n"
-    "    addq $8, %rsp\n"
-    "    popq %r9\n"
-    "    popq %r8\n"
-    "    popq %r10\n"
-    "    popq %rdx\n"
-    "    popq %rsi\n"
-    "    popq %rdi\n"
-    "    popq %rcx\n"
-    "    btrq $0, %rcx\n"                /* CF: nested */
-    "    movq %rcx, %rsp\n"
-    "    jc 1f\n"
-    "    movq tapbench_in_hook@gottpoff(%rip), %r11\n"
-    "    movb $0, %fs:(%r11)\n"
-    "1:  ret\n"
-    /* rt_sigreturn: the signal frame starts where the caller's rsp was. */
-    ".Lsigreturn:\n"
-    "    addq $8, %rsp\n"
-    "    syscall\n"
-    "    ud2\n"
-    /* vfork-like: parent and child both continue through the address kept in TLS. */
-    ".Lshared_stack:\n"
-    "    movq tapbench_vfork_return@gottpoff(%rip), %r11\n"
-    "    popq %fs:(%r11)\n"
-    "    syscall\n"
-    "    movq tapbench_vfork_return@gottpoff(%rip), %r11\n"
-    "    jmpq *%fs:(%r11)\n"
-    /* clone(flags = rdi, stack = rsi, ...) */
-    ".Lclone:\n"
-    "    testq %rsi, %rsi\n"
-    "    jz .Lclone_same_stack\n"
-    "    movq (%rsp), %rcx\n"
-    "    subq $8, %rsi\n"
-    "    movq %rcx, (%rsi)\n"            /* the child's return address, on its own stack */
-    "    syscall\n"
-    "    leaq 8(%rsi), %rsi\n"           /* lea: no flags touched */
-    "    ret\n"
-    ".Lclone_same_stack:\n"
-    "    testq $0x100, %rdi\n"           /* CLONE_VM */
-    "    jnz .Lshared_stack\n"
-    "    jmp .Lgeneral\n"                /* a fork: the child has a copy of this stack */
-    /* clone3(args = rdi, size = rsi): args->stack at 40, args->stack_size at 48. */
-    ".Lclone3:\n"
-    "    cmpq $64, %rsi\n"
-    "    jb .Lgeneral\n"                 /* too short to be valid: the kernel says so */
-    "    cmpq $0, 40(%rdi)\n"
-    "    je .Lclone3_same_stack\n"
-    "    cmpq $256, %rsi\n"
-    "    ja .Lclone3_too_large\n"
-    /* A copy below the red zone: [r11] the caller's rdi, [r11 + 8 ...] the arguments. */
-    "    leaq -408(%rsp), %r11\n"
-    "    andq $-16, %r11\n"
-    "    movq %rdi, (%r11)\n"
-    "    xorl %ecx, %ecx\n"
-    "2:  movb (%rdi,%rcx), %al\n"
-    "    movb %al, 8(%r11,%rcx)\n"
-    "    incq %rcx\n"
-    "    cmpq %rsi, %rcx\n"
-    "    jb 2b\n"
-    "    leaq 8(%r11), %rdi\n"
-    "    subq $16, 48(%rdi)\n"           /* room for the caller's rdi and the return address */
-    "    movq 40(%rdi), %rcx\n"
-    "    addq 48(%rdi), %rcx\n"          /* where the child's rsp starts */
-    "    movq (%r11), %rax\n"
-    "    movq %rax, (%rcx)\n"
-    "    movq (%rsp), %rax\n"
-    "    movq %rax, 8(%rcx)\n"
-    "    movl $435, %eax\n"
-    "    syscall\n"
-    "    testq %rax, %rax\n"
-    "    jz 3f\n"
-    "    leaq -408(%rsp), %rdi\n"        /* the parent: its rdi back from the copy */
-    "    andq $-16, %rdi\n"
-    "    movq (%rdi), %rdi\n"
-    "    ret\n"
-    "3:  popq %rdi\n"                    /* the child: its rdi, then the return address */
-    "    ret\n"
-    ".Lclone3_same_stack:\n"
-    "    testq $0x100, (%rdi)\n"         /* CLONE_VM */
-    "    jnz .Lshared_stack\n"
-    "    jmp .Lgeneral\n"
-    ".Lclone3_too_large:\n"              /* arguments larger than any kernel's: not copied */
-    "    movq $-38, %rax\n"              /* -ENOSYS: glibc then falls back to clone */
-    "    ret\n"
-    ".size tapbench_zpoline_entry, .-tapbench_zpoline_entry\n");
-
-_Static_assert(HOOK_STACK_BYTES == 32768, "the entry above adds this size by hand");
-
-/* Every system call but those the entry makes itself, on the hook's stack. */
-__attribute__((visibility("hidden"), used))
-long tapbench_zpoline_syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6)
+/* Every call the entry hands over is made as asked. */
+static long filtered_syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6)
 {
-    if (number == SYS_write && ring != NULL && a1 == watched_fd) {
-        if (ring->count_only) {
-            long written = raw_syscall(number, a1, a2, a3, a4, a5, a6);
-            atomic_fetch_add_explicit(&ring->counted, 1, memory_order_relaxed);
-            return written;
-        }
-        uint64_t stamp = stamp_now();
-        long written = raw_syscall(number, a1, a2, a3, a4, a5, a6);
-        account_write((const void *)a2, (size_t)a3, written, stamp);
-        return written;
-    }
-    long result = raw_syscall(number, a1, a2, a3, a4, a5, a6);
-    /* Here only forks reach: a clone that shares memory is made in the entry. */
-    if (result == 0 && (number == SYS_fork || number == SYS_clone || number == SYS_clone3))
-        stop_recording_in_child();
-    return result;
+    return raw_syscall(number, a1, a2, a3, a4, a5, a6);
+}
+
+/* A new thread calls the hook from its first system call on: nothing to do. */
+__attribute__((visibility("hidden"))) void tapbench_thread_started(void)
+{
 }
 
 /* The page at 0: NOPs up to TRAMPOLINE_SLIDE, then movabs $entry, %r11; jmp *%r11. */
@@ -233,7 +63,7 @@ static bool map_trampoline(void)
     __asm__("" : "+r"(code));
     for (int i = 0; i < TRAMPOLINE_SLIDE; i++)
         code[i] = 0x90;
-    uint64_t entry = (uint64_t)tapbench_zpoline_entry;
+    uint64_t entry = (uint64_t)tapbench_syscall_entry;
     code[TRAMPOLINE_SLIDE] = 0x49; /* movabs $entry, %r11 */
     code[TRAMPOLINE_SLIDE + 1] = 0xbb;
     for (int i = 0; i < 8; i++)
@@ -302,7 +132,7 @@ static long rewrite_text(void)
         length += (size_t)got;
     close(fd);
     maps[length] = '\0';
-    uintptr_t own = (uintptr_t)tapbench_zpoline_entry;
+    uintptr_t own = (uintptr_t)tapbench_syscall_entry;
     long total = 0;
     for (char *line = maps, *next; line && *line; line = next) {
         next = strchr(line, '\n');
@@ -324,13 +154,6 @@ static long rewrite_text(void)
     return total;
 }
 
-/* tapbench waits on this word (a futex) to put vm.mmap_min_addr back. */
-static void announce_trampoline(struct tapbench_ring_header *header, uint32_t state)
-{
-    atomic_store(&header->trampoline, state);
-    raw_syscall(SYS_futex, (long)&header->trampoline, FUTEX_WAKE, 1, 0, 0, 0);
-}
-
 /* Only in the process that claimed the ring: a child that inherited LD_PRELOAD (and, once the
  * launch is over, can no longer map page 0) runs untouched. */
 __attribute__((constructor)) static void tapbench_zpoline_init(void)
@@ -339,11 +162,11 @@ __attribute__((constructor)) static void tapbench_zpoline_init(void)
     if (header == NULL)
         return;
     if (!map_trampoline()) {
-        announce_trampoline(header, 2);
+        announce_hook_state(header, HOOK_FAILED);
         return;
     }
     long rewritten = rewrite_text();
     header->rewritten_sites = rewritten < 0 ? 0 : (uint32_t)rewritten;
     ring = header;
-    announce_trampoline(header, rewritten < 0 ? 2 : 1);
+    announce_hook_state(header, rewritten < 0 ? HOOK_FAILED : HOOK_SET_UP);
 }

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from methods.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
-from bench.targets import BIN_DIR, OPPONENT_NAME
+from bench.targets import BIN_DIR, OPPONENT_NAME, ROOT
 from methods.ebpf import EbpfObserver
 
 OPPONENT = BIN_DIR / OPPONENT_NAME
@@ -49,3 +49,12 @@ def wait_until_unloaded(program_ids: set[int], timeout_s: float = 5.0) -> set[in
     while (still := program_ids & loaded_bpf_program_ids()) and time.monotonic() < deadline:
         time.sleep(0.05)
     return still
+
+
+@pytest.fixture(scope="session")
+def special_calls_program(tmp_path_factory):
+    """tests/special_calls.c built: the system calls the in-process hooks make specially."""
+    program = tmp_path_factory.mktemp("special-calls") / "special_calls"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(program),
+                    str(ROOT / "tests" / "special_calls.c")], check=True)
+    return str(program)

@@ -1,8 +1,8 @@
 """zpoline rewrites its target's code: these tests read the rewritten text back out of the live
 process and hold it against an independent reading of the files (objdump, which decodes each
-function from its symbol), check that the special system calls behave the same watched and
-unwatched, and that the machine-wide vm.mmap_min_addr is lowered only while the hook maps its
-page, and put back after a killed run."""
+function from its symbol), and check that the machine-wide vm.mmap_min_addr is lowered only while the hook maps its
+page, and put back after a killed run. tests/test_inprocess.py runs the special system calls
+under it and under SUD."""
 import os
 import re
 import signal
@@ -11,24 +11,15 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from bench.targets import ROOT
 from methods.preload import PreloadObserver
 from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver
 from tests.conftest import OPPONENT_CGO
 
 pytestmark = pytest.mark.skipif(bool(ZpolineObserver.unavailable_reason()),
                                 reason=f"zpoline unavailable: {ZpolineObserver.unavailable_reason()}")
-SOURCE = ROOT / "tests" / "zpoline_target.c"
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 SYSCALL, CALL_RAX = b"\x0f\x05", b"\xff\xd0"
 INSTRUCTION = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)")
-
-
-@pytest.fixture(scope="module")
-def zpoline_target(tmp_path_factory):
-    program = tmp_path_factory.mktemp("zpoline") / "zpoline_target"
-    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-pthread", "-o", str(program), str(SOURCE)], check=True)
-    return str(program)
 
 
 def syscall_offsets(path: str) -> set[int]:
@@ -95,8 +86,8 @@ def stopped_under_zpoline(argv: list[str], resume) -> list:
     return events
 
 
-def test_exactly_the_system_call_instructions_of_a_c_program_and_libc_are_rewritten(zpoline_target):
-    events = stopped_under_zpoline([zpoline_target, "--stop"], lambda pid: os.kill(pid, signal.SIGCONT))
+def test_exactly_the_system_call_instructions_of_a_c_program_and_libc_are_rewritten(special_calls_program):
+    events = stopped_under_zpoline([special_calls_program, "--stop"], lambda pid: os.kill(pid, signal.SIGCONT))
     assert sum(batch.size for batch in events) == 3
 
 
@@ -116,29 +107,10 @@ def test_exactly_the_system_call_instructions_of_the_cgo_opponent_are_rewritten(
         process.stderr.close()
 
 
-def test_signal_returns_threads_forks_and_spawns_behave_the_same_watched(zpoline_target):
-    plain = subprocess.run([zpoline_target], capture_output=True, timeout=60)
-    assert plain.returncode == 0 and b"handled 10, thread 0 wrote 10, fork exit 7, spawn 0 exit 5" in plain.stderr
-    with ZpolineObserver() as observer:
-        process = observer.launch([zpoline_target], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        observer.release()
-        events = [event for event in observer.events()]
-        returncode = process.wait(timeout=60)
-        watched = (returncode, process.stdout.read(), process.stderr.read())
-        process.stdout.close()
-        process.stderr.close()
-        pid = observer.pid
-        assert observer.facts()["trampoline"] == "mapped at address 0, text rewritten"
-    assert watched == (plain.returncode, plain.stdout, plain.stderr)
-    # the thread's write is the process's; the forked and spawned children record nothing
-    assert [(e.pid, e.raw) for e in events] == [(pid, b"rock 0 0\n"), (pid, b"paper 0 1\n"), (pid, b"scissors 0 2\n")]
-    assert len({e.tid for e in events}) == 2
-
-
-def test_mmap_min_addr_is_lowered_only_until_the_hook_has_mapped_its_page(zpoline_target):
+def test_mmap_min_addr_is_lowered_only_until_the_hook_has_mapped_its_page(special_calls_program):
     before = MMAP_MIN_ADDR.read_text()
     with ZpolineObserver() as observer:
-        observer.launch([zpoline_target, "--stop"], stdout=subprocess.DEVNULL)
+        observer.launch([special_calls_program, "--stop"], stdout=subprocess.DEVNULL)
         assert MMAP_MIN_ADDR.read_text() == "0\n" and SAVED_MIN_ADDR.read_text() == before
         observer.release()
         # the target is alive, its page mapped: the machine has its setting back already
