@@ -15,6 +15,14 @@ from methods.base import MOVES, ObserverError
 from methods.process import find_pid_by_name
 
 
+def say(line: str) -> None:
+    """One line on stderr, in one write(): the watched program writes to the same stderr while
+    it runs, and print() writes the line and its newline apart, so the program's own line
+    could land between the two."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def running(name: str) -> int | None:
     """The PID of the one running process named `name`, None if there is none."""
     try:
@@ -30,7 +38,7 @@ def wait_for_name(name: str, wait_s: float) -> int:
     start; says how long after its start the attach came, the moves before that are missed."""
     deadline = time.monotonic() + wait_s
     if wait_s:
-        print(f"waiting for a process named {name} (polling /proc)", file=sys.stderr, flush=True)
+        say(f"waiting for a process named {name} (polling /proc)")
     while (pid := running(name)) is None:
         if time.monotonic() >= deadline:
             hint = ", or wait for it with --wait SECONDS" if wait_s == 0 else f" within {wait_s:g} s"
@@ -38,8 +46,8 @@ def wait_for_name(name: str, wait_s: float) -> int:
         time.sleep(0.001)
     if wait_s:
         late_ms = (time.time() - psutil.Process(pid).create_time()) * 1000
-        print(f"found PID {pid} about {late_ms:.0f} ms after it started (process start times are "
-              f"kept to 10 ms): what it wrote before the attach is missed", file=sys.stderr)
+        say(f"found PID {pid} about {late_ms:.0f} ms after it started (process start times are "
+            f"kept to 10 ms): what it wrote before the attach is missed")
     return pid
 
 
@@ -52,15 +60,15 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         observer.target_cpus = target_cpus
         observer.target_user = user
         if name and pid is None:
-            pid = observer.attach_at_exec(name, wait_s, armed=lambda: print(
-                f"waiting for a process named {name} (caught at exec)", file=sys.stderr, flush=True))
-            print(f"caught PID {pid} ({name}) " + (observer.came_late or "at exec"), file=sys.stderr)
+            pid = observer.attach_at_exec(name, wait_s, armed=lambda: say(
+                f"waiting for a process named {name} (caught at exec)"))
+            say(f"caught PID {pid} ({name}) " + (observer.came_late or "at exec"))
         elif pid:
             observer.attach(pid)
         else:
             observer.launch(cmd)
             runs_as = user.name if user else TargetUser.current().name
-            print(f"launched PID {observer.pid} as {runs_as}: {' '.join(cmd)}", file=sys.stderr)
+            say(f"launched PID {observer.pid} as {runs_as}: {' '.join(cmd)}")
         # Ctrl-C and SIGTERM end the watch cleanly: events() drains and returns.
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: observer.stop())
@@ -70,7 +78,7 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         gc.freeze()
         started = time.monotonic_ns()
         observer.release()
-        print(f"watching PID {observer.pid}", file=sys.stderr, flush=True)
+        say(f"watching PID {observer.pid}")
         moves, others, first_other, by_children = Counter(), 0, None, Counter()
         for event in observer.events():
             stamp = (event.ts_ns - started) / 1e6
@@ -110,10 +118,10 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
               f"({kinds or 'none'}), {other_writes}{children}, {lost}")
         damage = observer.target_damage
     if damage is not None:
-        print(f"ERROR: {damage}; the moves above came before it", file=sys.stderr)
+        say(f"ERROR: {damage}; the moves above came before it")
         return 1
     if killed_by:
-        print(f"ERROR: the launched target was killed by {killed_by}", file=sys.stderr)
+        say(f"ERROR: the launched target was killed by {killed_by}")
         return 1
     return 0
 

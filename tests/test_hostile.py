@@ -22,7 +22,7 @@ def test_a_hostile_target_cannot_crash_or_fool_its_observer(method, attack):
     if REGISTRY[method].in_target_memory is None:  # nothing of these observers is in the target's memory
         assert outcome["target_found"] == "nothing of the observer's" and outcome["observer_exit"] == 0, outcome
         return
-    assert outcome["target_found"] == REGISTRY[method].in_target_memory == "the ring", outcome
+    assert outcome["target_found"] == REGISTRY[method].in_target_memory == "the ring", repr(outcome)
     if attack == "truncate":  # the memfd is sealed: the target cannot cut the ring short
         assert outcome["target_said"] == "truncate -> -1 (Operation not permitted)", outcome
         assert outcome["observer_exit"] == 0 and outcome["moves_seen"] == 6, outcome
