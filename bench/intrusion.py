@@ -35,6 +35,8 @@ CAPABILITY_SETS = [
     ("none", "-all"),
     # ptrace of a process holding capabilities the tracer lacks (one root started) needs it
     ("CAP_SYS_PTRACE", "-all,+sys_ptrace"),
+    # setting vm.mmap_min_addr (zpoline's page at address 0) needs it
+    ("CAP_SYS_RAWIO", "-all,+sys_rawio"),
     # each of the article's two alone, then together
     ("CAP_BPF", "-all,+bpf"),
     ("CAP_PERFMON", "-all,+perfmon"),

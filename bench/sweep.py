@@ -97,7 +97,8 @@ FULL_GROUPS = [
     # writes (libc), and on Go's raw system calls beside ptrace, the cheapest exhaustive
     # technique that stops the target; each with its floor
     Group("zpoline", Workload("libc", BENCH_MOVES), [ZPOLINE, floor_of(ZPOLINE), SUD, floor_of(SUD), PRELOAD]),
-    Group("zpoline on cgo", Workload("cgo", TRACER_MOVES), [ZPOLINE, floor_of(ZPOLINE), SUD, PTRACE_SECCOMP]),
+    Group("zpoline on cgo", Workload("cgo", TRACER_MOVES), [ZPOLINE, floor_of(ZPOLINE), SUD, floor_of(SUD),
+                                                            PTRACE_SECCOMP]),
     Group("zpoline on go", Workload("go", 10_000), [ZPOLINE, SUD]),  # a finding: static binary
     # bpftrace's consumer is slow (tens of µs of CPU per event): fewer moves
     Group("bpftrace", Workload("go", TRACER_MOVES), [EBPF_RAW, EBPF_TRACEPOINT, BPFTRACE]),
@@ -123,8 +124,8 @@ FULL_GROUPS = [
 # headline takes the technique's default variant, one writer, flat out, in its default
 # placement, and names the other placement's row beside it (bench/document/headline.py).
 PRIMARY_GROUPS = {"ebpf": "ebpf", "preload": "preload", "uprobe": "uprobe", "ptrace": "seccomp",
-                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace", "zpoline": "zpoline",
-                  "sud": "zpoline"}
+                  "unotify": "seccomp", "strace": "tracers", "bpftrace": "bpftrace", "zpoline": "zpoline on cgo",
+                  "sud": "zpoline on cgo"}
 if not set(PRIMARY_GROUPS.values()) <= {group.name for group in FULL_GROUPS}:
     raise RuntimeError("PRIMARY_GROUPS names a group the full sweep does not run")
 # The gate's sweep: more, shorter repeats than the full one, for the statistical power of its

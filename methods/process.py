@@ -37,11 +37,12 @@ class PrintedEvents:
         raise NotImplementedError
 
 
-CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 17, 21, 38, 39
 # Set by the least-privilege probes: backends skip their own capability pre-check, so that the
 # kernel itself says whether a capability set is enough.
 SKIP_CAPABILITY_PRECHECK = "TAPBENCH_SKIP_CAPABILITY_PRECHECK"
-CAPABILITY_NAMES = {CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON", CAP_BPF: "CAP_BPF"}
+CAPABILITY_NAMES = {CAP_SYS_RAWIO: "CAP_SYS_RAWIO", CAP_SYS_ADMIN: "CAP_SYS_ADMIN", CAP_PERFMON: "CAP_PERFMON",
+                    CAP_BPF: "CAP_BPF"}
 
 
 def effective_capabilities() -> set[int]:

@@ -17,8 +17,10 @@ import os
 import time
 from pathlib import Path
 
+from methods.base import ObserverError
 from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
 from methods.preload import is_static_executable
+from methods.process import CAP_SYS_RAWIO, SKIP_CAPABILITY_PRECHECK, effective_capabilities
 
 ZPOLINE_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_zpoline.so"
 MMAP_MIN_ADDR = Path("/proc/sys/vm/mmap_min_addr")
@@ -59,8 +61,10 @@ class ZpolineObserver(SyscallHookObserver):
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:
         reason = super().unavailable_reason(**options)
-        if reason is None and not os.access(MMAP_MIN_ADDR, os.W_OK):
-            return f"needs root: {MMAP_MIN_ADDR} must be set to 0 while the target maps its trampoline"
+        if reason is None and not os.environ.get(SKIP_CAPABILITY_PRECHECK) and (
+                not os.access(MMAP_MIN_ADDR, os.W_OK) or CAP_SYS_RAWIO not in effective_capabilities()):
+            return (f"needs root with CAP_SYS_RAWIO: {MMAP_MIN_ADDR} must be set to 0 while the target "
+                    "maps its trampoline")
         return reason
 
     @classmethod
@@ -75,20 +79,26 @@ class ZpolineObserver(SyscallHookObserver):
 
     @classmethod
     def clean_leftovers(cls) -> list[str]:
-        """Put back a vm.mmap_min_addr that a killed run lowered, unless a run is lowering it now."""
+        """Put back a vm.mmap_min_addr that a killed run lowered, unless a run is lowering it now.
+        Never raises: a clean-up that cannot (no CAP_SYS_RAWIO here) says so and leaves it."""
         if not SAVED_MIN_ADDR.exists():
             return []
-        with open(LOCK_FILE, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return []  # a live run holds it and puts it back itself
-            return [cls._restore_saved()]
+        try:
+            with open(LOCK_FILE, "a") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return []  # a live run holds it and puts it back itself
+                return [cls._restore_saved()]
+        except (OSError, ValueError) as error:
+            return [f"could not put vm.mmap_min_addr back from {SAVED_MIN_ADDR} ({error}): "
+                    "run tapbench as root to do it"]
 
     @staticmethod
     def _restore_saved() -> str:
         before = int(SAVED_MIN_ADDR.read_text())
-        _write_min_addr(before)
+        if _read_min_addr() != before:
+            _write_min_addr(before)
         SAVED_MIN_ADDR.unlink()
         return f"put vm.mmap_min_addr back to {before}"
 
@@ -108,13 +118,29 @@ class ZpolineObserver(SyscallHookObserver):
             raise
 
     def _lower_min_addr(self) -> None:
-        self._lock_fd = os.open(LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # another zpoline launch finishes first
-        if SAVED_MIN_ADDR.exists():  # a killed run's: the value before it is the one to keep
-            self._restore_saved()
-        self._min_addr_before = _read_min_addr()
-        SAVED_MIN_ADDR.write_text(f"{self._min_addr_before}\n")
-        _write_min_addr(0)
+        """vm.mmap_min_addr to 0, under the lock, its value kept in SAVED_MIN_ADDR; or an
+        ObserverError, with nothing changed and nothing held."""
+        try:
+            self._lock_fd = os.open(LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as error:
+            raise ObserverError(f"cannot open {LOCK_FILE} ({error.strerror}): zpoline needs root") from None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # another zpoline launch finishes first
+            if SAVED_MIN_ADDR.exists():  # a killed run's: the value before it is the one to keep
+                self._restore_saved()
+            before = _read_min_addr()
+            SAVED_MIN_ADDR.write_text(f"{before}\n")
+            try:
+                _write_min_addr(0)
+            except OSError as error:  # without CAP_SYS_RAWIO: nothing was changed
+                SAVED_MIN_ADDR.unlink()
+                raise ObserverError(f"cannot set {MMAP_MIN_ADDR} to 0 for the trampoline ({error.strerror}): "
+                                    "zpoline needs root with CAP_SYS_RAWIO") from None
+        except BaseException:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            raise
+        self._min_addr_before = before
         self._lowered_at = time.monotonic()
 
     def _restore_min_addr(self) -> None:

@@ -7,11 +7,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from bench.targets import ROOT
 from methods.preload import PreloadObserver
+from methods.process import SKIP_CAPABILITY_PRECHECK
 from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver
 from tests.conftest import OPPONENT_CGO
 
@@ -147,4 +150,34 @@ def test_a_lowered_mmap_min_addr_left_by_a_killed_run_is_found_and_put_back():
         assert MMAP_MIN_ADDR.read_text() == before and ZpolineObserver.leftovers() == set()
     finally:
         MMAP_MIN_ADDR.write_text(before)
+        SAVED_MIN_ADDR.unlink(missing_ok=True)
+
+
+def without_capabilities(*argv: str) -> subprocess.CompletedProcess:
+    """argv run as root with an empty capability bounding set, tapbench's own pre-checks off:
+    the kernel decides."""
+    return subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", *argv], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=os.environ | {SKIP_CAPABILITY_PRECHECK: "1"})
+
+
+def test_without_cap_sys_rawio_a_launch_fails_in_one_line_and_changes_nothing():
+    before = MMAP_MIN_ADDR.read_text()
+    result = without_capabilities(sys.executable, "-m", "bench", "run", "--method", "zpoline", "--moves", "100",
+                                  "--repeats", "1", "--placement", "free")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+        "ERROR: cannot set /proc/sys/vm/mmap_min_addr to 0 for the trampoline (Operation not permitted): "
+        "zpoline needs root with CAP_SYS_RAWIO"), result.stderr
+    assert MMAP_MIN_ADDR.read_text() == before and ZpolineObserver.leftovers() == set()
+
+
+def test_a_clean_up_that_cannot_put_mmap_min_addr_back_says_so_and_lets_the_run_go_on():
+    before = MMAP_MIN_ADDR.read_text()
+    try:
+        SAVED_MIN_ADDR.write_text("65536\n")  # as if a killed run had lowered it from 65536
+        result = without_capabilities(sys.executable, "-c", "from methods.zpoline import ZpolineObserver; "
+                                      "print(ZpolineObserver.clean_leftovers())")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("['could not put vm.mmap_min_addr back from /run/tapbench-mmap-min-addr")
+        assert MMAP_MIN_ADDR.read_text() == before and SAVED_MIN_ADDR.exists()
+    finally:
         SAVED_MIN_ADDR.unlink(missing_ok=True)
