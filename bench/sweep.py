@@ -45,6 +45,8 @@ SUD = ("sud", {"ring_slots": 1 << 20})
 EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 UPROBE_LIVE = ("uprobe", {"wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
+ZPOLINE_LIVE = ("zpoline", {"ring_slots": 1 << 20, "wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
+SUD_LIVE = ("sud", {"ring_slots": 1 << 20, "wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
 PTRACE_SECCOMP = ("ptrace", {"strategy": "seccomp", "exitkill": False})
 PTRACE_STEP = ("ptrace", {"strategy": "step", "exitkill": False})
 # split only: the tracer polls waitpid for 100 µs before sleeping in it (a flat-out stop comes
@@ -118,6 +120,7 @@ FULL_GROUPS = [
     # the same, live as watch runs it in split placement (the consumer spins on a CPU of its own)
     Group("live", Workload("go", PACED, rate=PACED, stamp_every=1, placement="split"), [EBPF_LIVE, UPROBE_LIVE]),
     Group("live on libc", Workload("libc", PACED, rate=PACED, stamp_every=1, placement="split"), [PRELOAD_LIVE]),
+    Group("live on cgo", Workload("cgo", PACED, rate=PACED, stamp_every=1, placement="split"), [ZPOLINE_LIVE, SUD_LIVE]),
 ]
 # The selection rule, fixed before anything is measured: the group each technique's headline
 # row comes from (the one it runs beside its floor, where it has one). From that group the
