@@ -38,7 +38,13 @@ from methods.base import OBSERVER_CONTRACT
 
 # The techniques gated, each in its default variant on the target it sees, flat out.
 ROWS = [("ebpf", {}, "go", 50_000), ("preload", {}, "libc", 50_000), ("uprobe", {}, "go", 3_000),
-        ("ptrace", {}, "go", 3_000), ("unotify", {}, "go", 3_000)]
+        ("ptrace", {}, "go", 3_000), ("unotify", {}, "go", 3_000), ("zpoline", {}, "cgo", 50_000),
+        ("sud", {}, "cgo", 20_000)]
+# The hooks a reference builds, each from its C where the reference has it (one without zpoline's
+# or sud's has no such technique, and the gate says so when it asks the reference for it).
+REFERENCE_LIBRARIES = {"preload/libtapbench_hook.so": "preload/hook.c",
+                       "preload/libtapbench_zpoline.so": "preload/zpoline.c",
+                       "preload/libtapbench_sud.so": "preload/sud.c"}
 PLACEMENTS = ("shared", "split")
 REPEATS, CONFIRM_REPEATS = 30, 30
 MIN_PAIRS = 6  # fewer valid pairs cannot reach significance after the correction: fails closed
@@ -98,10 +104,10 @@ class ReferenceTree:
             (tree / "gotargets" / "bin").mkdir(parents=True, exist_ok=True)
             for binary in BIN_DIR.iterdir():
                 shutil.copy2(binary, tree / "gotargets" / "bin" / binary.name)
-            build = subprocess.run(["make", "-s", "-C", str(tree), "preload/libtapbench_hook.so"],
-                                   capture_output=True, text=True)
+            libraries = [library for library, source in REFERENCE_LIBRARIES.items() if (tree / source).exists()]
+            build = subprocess.run(["make", "-s", "-C", str(tree), *libraries], capture_output=True, text=True)
             if build.returncode != 0:
-                raise GateError(f"the reference's preload hook did not build: {build.stderr.strip()[-300:]}")
+                raise GateError(f"the reference's hooks did not build: {build.stderr.strip()[-300:]}")
         except BaseException:
             self.close()
             raise
