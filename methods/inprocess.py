@@ -44,6 +44,21 @@ class SyscallHookObserver(PreloadObserver):
     def facts(self) -> dict:
         return {**super().facts(), "hook": self.hook_states.get(self.hook_state, "unknown")}
 
+    def release(self) -> None:
+        """Let the target run, then wait until its hook is in place (or failed: an error), so
+        that a launch that failed is said at once, not as an empty capture."""
+        super().release()
+        if self._header is None or self._static:  # a static program never loads the hook
+            return
+        try:
+            self._wait_for_hook()
+        finally:
+            self._hook_settled()
+        self._check_hook_set_up()
+
+    def _hook_settled(self) -> None:
+        """What the technique undoes once its hook is in place, failed, or never came."""
+
     def _wait_for_hook(self) -> None:
         """Sleep on the header's hook-state word, which the hook wakes once it has set it, until
         it is set, the target has ended or HOOK_WAIT_S have passed: no polling, so the wait

@@ -115,6 +115,12 @@ def clock_pair() -> tuple[int, int]:
     return tsc.value, ns.value
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags, as /proc/cpuinfo lists them for its first CPU."""
+    with open("/proc/cpuinfo") as f:
+        return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+
+
 def tsc_unusable_reason() -> str | None:
     """Why the hook must not stamp with the TSC here, or None. The TSC is usable as a clock
     when it ticks at one rate whatever the CPU's frequency or sleep state (constant_tsc,
@@ -124,8 +130,7 @@ def tsc_unusable_reason() -> str | None:
     try:
         with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
             source = f.read().strip()
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        flags = cpu_flags()
     except OSError as error:
         return f"cannot tell ({error})"
     if source != "tsc":

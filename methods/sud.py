@@ -14,14 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
-from methods.preload import is_static_executable
 
 SUD_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_sud.so"
 
 
 class SudObserver(SyscallHookObserver):
     method = "sud"
-    can_attach = False
     description = ("Syscall User Dispatch: every system call raises SIGSYS in the target, whose handler "
                    "(LD_PRELOAD) records writes into the preload ring")
     dependence = ("Linux 5.11+ on x86-64; dynamically linked programs only (LD_PRELOAD); the hook keeps "
@@ -34,13 +32,3 @@ class SudObserver(SyscallHookObserver):
     @classmethod
     def attach_unavailable_reason(cls) -> str | None:
         return "LD_PRELOAD works only at launch, and dispatch can only be switched on by the thread itself"
-
-    def release(self) -> None:
-        super().release()
-        if self._header is not None and not is_static_executable(self._argv0):
-            self._wait_for_hook()
-            self._check_hook_set_up()
-
-    def launch(self, argv, **kwargs):
-        self._argv0 = argv[0]
-        return super().launch(argv, **kwargs)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from methods.base import ObserverError
 from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
-from methods.preload import is_static_executable
+from methods.preload import cpu_flags, is_static_executable
 from methods.process import CAP_SYS_RAWIO, SKIP_CAPABILITY_PRECHECK, effective_capabilities
 
 ZPOLINE_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_zpoline.so"
@@ -40,7 +40,6 @@ def _write_min_addr(value: int) -> None:
 
 class ZpolineObserver(SyscallHookObserver):
     method = "zpoline"
-    can_attach = False
     description = ("zpoline: every syscall instruction rewritten to call *%rax into a trampoline at "
                    "address 0 (LD_PRELOAD), events through the preload ring")
     dependence = ("dynamically linked x86-64 programs only (LD_PRELOAD); libopcodes decides which bytes "
@@ -104,7 +103,7 @@ class ZpolineObserver(SyscallHookObserver):
 
     def facts(self) -> dict:
         return {**super().facts(), "rewritten_sites": self.rewritten_sites,
-                "null_page_readable": "pku" not in _cpu_flags(),
+                "null_page_readable": "pku" not in cpu_flags(),
                 "mmap_min_addr_lowered_s": self.min_addr_lowered_s}
 
     def launch(self, argv, **kwargs):
@@ -156,15 +155,8 @@ class ZpolineObserver(SyscallHookObserver):
             self._lock_fd = None
             self._min_addr_before = None
 
-    def release(self) -> None:
-        super().release()
-        if self._lock_fd is None:
-            return
-        try:
-            self._wait_for_hook()
-        finally:
-            self._restore_min_addr()
-        self._check_hook_set_up()
+    def _hook_settled(self) -> None:
+        self._restore_min_addr()
 
     def _read_counters(self) -> None:
         super()._read_counters()
@@ -174,8 +166,3 @@ class ZpolineObserver(SyscallHookObserver):
     def close(self) -> None:
         self._restore_min_addr()
         super().close()
-
-
-def _cpu_flags() -> set[str]:
-    with open("/proc/cpuinfo") as f:
-        return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))

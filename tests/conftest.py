@@ -51,6 +51,20 @@ def wait_until_unloaded(program_ids: set[int], timeout_s: float = 5.0) -> set[in
     return still
 
 
+def run_watched(observer, argv: list[str]) -> tuple[tuple[int, bytes, bytes], list]:
+    """Launch argv under an open observer with stdout and stderr piped, take every event, and
+    return (exit status, stdout, stderr) and the events. The pipes are read once the program has
+    ended, as a plain run's are: programs that fill them on purpose must find them full."""
+    process = observer.launch(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    observer.release()
+    events = list(observer.events())
+    returncode = process.wait(timeout=60)
+    outcome = (returncode, process.stdout.read(), process.stderr.read())
+    process.stdout.close()
+    process.stderr.close()
+    return outcome, events
+
+
 @pytest.fixture(scope="session")
 def special_calls_program(tmp_path_factory):
     """tests/special_calls.c built: the system calls the in-process hooks make specially."""

@@ -10,6 +10,7 @@ import pytest
 
 from bench.targets import ROOT
 from methods import REGISTRY
+from tests.conftest import run_watched
 
 SOURCE = ROOT / "tests" / "forking_target.c"
 VARIANTS = [(name, {}) for name, cls in sorted(REGISTRY.items()) if not cls.baseline] + \
@@ -30,15 +31,9 @@ def unwatched(program: str, file) -> tuple:
 
 def watched(method: str, options: dict, program: str, file) -> tuple[tuple, list]:
     with REGISTRY[method](**options) as observer:
-        process = observer.launch([program, str(file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        observer.release()
-        events = list(observer.events())
-        returncode = process.wait(timeout=60)
-        outcome = (returncode, process.stdout.read(), process.stderr.read(), file.read_text())
-        process.stdout.close()
-        process.stderr.close()
+        outcome, events = run_watched(observer, [program, str(file)])
         target = observer.pid
-    return outcome, [(event.pid == target, event.raw) for event in events]
+    return (*outcome, file.read_text()), [(event.pid == target, event.raw) for event in events]
 
 
 @pytest.mark.parametrize("method,options", VARIANTS, ids=[f"{m}-{'-'.join(o.values()) or 'default'}"

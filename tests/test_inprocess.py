@@ -8,6 +8,7 @@ import pytest
 
 from methods.sud import SudObserver
 from methods.zpoline import ZpolineObserver
+from tests.conftest import run_watched
 
 EXPECTED = (b"handled 10 and 31 (read back: ours, SIGSYS blocked: 1), thread 0 wrote 10, fork exit 7, "
             b"spawn 0 exit 5, getpid same\n")
@@ -21,13 +22,7 @@ def test_signal_returns_threads_forks_and_spawns_behave_the_same_watched(observe
     plain = subprocess.run([special_calls_program], capture_output=True, timeout=60)
     assert (plain.returncode, plain.stderr) == (0, EXPECTED)
     with observer_class() as observer:
-        process = observer.launch([special_calls_program], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        observer.release()
-        events = list(observer.events())
-        returncode = process.wait(timeout=60)
-        watched = (returncode, process.stdout.read(), process.stderr.read())
-        process.stdout.close()
-        process.stderr.close()
+        watched, events = run_watched(observer, [special_calls_program])
         pid = observer.pid
         assert observer.facts()["hook"] == observer.hook_states[1]
     assert watched == (plain.returncode, plain.stdout, plain.stderr)

@@ -1,4 +1,5 @@
 """The Go opponent's flags, gate, pacing and self-check behave as documented."""
+import glob
 import json
 import os
 import signal
@@ -64,12 +65,27 @@ def test_a_paced_run_writes_evenly_not_in_bursts(tmp_path, goroutines):
     assert 25_000 <= statistics.median(gaps) <= 75_000
 
 
+def reading_stdin(pid: int) -> bool:
+    """Whether a thread of pid is blocked in read() on descriptor 0 (/proc/PID/task/*/syscall)."""
+    for task in glob.glob(f"/proc/{pid}/task/*/syscall"):
+        try:
+            with open(task) as f:
+                if f.read().split()[:2] == ["0", "0x0"]:
+                    return True
+        except OSError:
+            continue  # the thread ended
+    return False
+
+
 def test_stdin_gate_waits_for_the_go_signal(tmp_path):
     report = tmp_path / "truth.json"
     process = subprocess.Popen([str(OPPONENT), "-start", "stdin", "-moves", "10", "-report", str(report)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    time.sleep(0.3)
-    assert process.poll() is None and not report.exists()
+    # the state itself: it sits in its gate's read of stdin, having written nothing
+    deadline = time.monotonic() + 60
+    while not reading_stdin(process.pid) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert reading_stdin(process.pid) and process.poll() is None and not report.exists()
     out, _ = process.communicate(b"g")
     assert out.count(b"\n") == 10 and process.returncode == 0
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench.targets import ROOT
 from methods.preload import HOOK_LIBRARY, PreloadObserver
+from tests.conftest import run_watched
 
 pytestmark = pytest.mark.skipif(not HOOK_LIBRARY.exists(), reason="hook not built (make build)")
 CASES_SOURCE = ROOT / "tests" / "hook_cases.c"
@@ -33,13 +34,7 @@ def plain(program: str, case: str) -> tuple[int, bytes, bytes]:
 
 def hooked(program: str, case: str) -> tuple[tuple[int, bytes, bytes], list, PreloadObserver]:
     with PreloadObserver() as observer:
-        process = observer.launch([program, case], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        observer.release()
-        events = list(observer.events())
-        returncode = process.wait(timeout=60)
-        outcome = (returncode, process.stdout.read(), process.stderr.read())
-        process.stdout.close()
-        process.stderr.close()
+        outcome, events = run_watched(observer, [program, case])
     return outcome, events, observer
 
 
