@@ -84,7 +84,7 @@ bench: setup
 	$(VENV)/bin/tapbench bench
 
 test: setup
-	$(VENV)/bin/pytest -ra
+	$(VENV)/bin/pytest -ra --durations=20
 
 # The regression gate CI runs after the tests: the Python hot paths timed against
 # results/benchmarks/, then this code's backends measured against those of the commit the

@@ -444,17 +444,20 @@ class Observer(ABC):
 
     def _place_running(self, pid: int) -> None:
         """Move every thread of a running target onto target_cpus (the threads it starts later
-        inherit it), keeping what each had to put it back at close()."""
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                self._affinity_before[int(tid)] = os.sched_getaffinity(int(tid))
-                os.sched_setaffinity(int(tid), self.target_cpus)
-            except ProcessLookupError:
-                pass  # the thread ended meanwhile
-            except PermissionError:
-                self._restore_placement_of(pid)
-                raise ObserverError(f"cannot move PID {pid} to CPU {sorted(self.target_cpus)}: permission "
-                                    "denied (needs CAP_SYS_NICE); watch it with --placement free") from None
+        inherit it), keeping what each had to put it back at close(). The threads are listed
+        again until a listing finds none unmoved: one started by a thread not yet moved would
+        otherwise run where it was."""
+        while new := _threads_of(pid) - set(self._affinity_before):
+            for tid in new:
+                try:
+                    self._affinity_before[tid] = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, self.target_cpus)
+                except ProcessLookupError:
+                    self._affinity_before.setdefault(tid, set())  # ended meanwhile: not listed again
+                except PermissionError:
+                    self._restore_placement_of(pid)
+                    raise ObserverError(f"cannot move PID {pid} to CPU {sorted(self.target_cpus)}: permission "
+                                        "denied (needs CAP_SYS_NICE); watch it with --placement free") from None
 
     def attach_at_exec(self, name: str, timeout_s: float, armed=lambda: None) -> int:
         """Be in place first, then watch the first process that execs a program named `name`
@@ -466,19 +469,22 @@ class Observer(ABC):
 
     def _restore_placement_of(self, pid: int) -> None:
         """Every thread of the attached target back where it was; one started meanwhile gets
-        what its process's first thread had."""
+        what its process's first thread had. Listed again until a listing finds none left to
+        put back, as in _place_running."""
         if not self._affinity_before:
             return
-        try:
-            threads = {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
-        except FileNotFoundError:
-            threads = set()
-        leader = self._affinity_before.get(pid) or next(iter(self._affinity_before.values()))
-        for tid in threads | set(self._affinity_before):
-            try:
-                os.sched_setaffinity(tid, self._affinity_before.get(tid, leader))
-            except ProcessLookupError:
-                pass  # ended
+        leader = self._affinity_before.get(pid) or next((cpus for cpus in self._affinity_before.values() if cpus),
+                                                        None)
+        done: set[int] = set()
+        while todo := (_threads_of(pid) | set(self._affinity_before)) - done:
+            for tid in todo:
+                cpus = self._affinity_before.get(tid) or leader
+                try:
+                    if cpus:
+                        os.sched_setaffinity(tid, cpus)
+                except ProcessLookupError:
+                    pass  # ended
+            done |= todo
         self._affinity_before = {}
 
     def _begin(self, pid: int) -> None:
@@ -622,6 +628,14 @@ class Observer(ABC):
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def _threads_of(pid: int) -> set[int]:
+    """The thread IDs of a process now (none once it is gone)."""
+    try:
+        return {int(tid) for tid in os.listdir(f"/proc/{pid}/task")}
+    except FileNotFoundError:
+        return set()
 
 
 def baseline_method() -> str:

@@ -1,7 +1,9 @@
 import os
+import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from methods.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
@@ -19,6 +21,56 @@ needs_ebpf = pytest.mark.skipif(ebpf_reason is not None, reason=f"eBPF unavailab
 def opponent_built():
     if not OPPONENT.exists() or not OPPONENT_CGO.exists():
         pytest.exit("the Go opponent is not built: run `make build` (or `sudo make test`)", 2)
+
+
+def own_bpf_programs() -> set[int]:
+    """Descriptors of this process that hold a BPF program: one left open keeps it loaded."""
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:bpf-prog":
+                held.add(int(fd))
+        except OSError:
+            pass  # the listing's own descriptor, or one closed meanwhile
+    return held
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    """After every test, however it ended (a timeout included: pytest-timeout's signal method
+    raises inside the test, so every `with` and fixture unwinds first): no process of the test
+    is left running or stopped, no BPF program is held, vm.mmap_min_addr is back. What was left
+    is removed, then the test fails naming it, so that a leak is fixed where it is, not hidden."""
+    from methods.zpoline import ZpolineObserver
+
+    programs_before = own_bpf_programs()
+    yield
+    left = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            state, name = child.status(), child.name()
+            child.send_signal(signal.SIGKILL)  # a stopped process dies of SIGKILL too
+            child.wait(timeout=10)
+            left.append(f"process {child.pid} ({name}, {state})")
+        except psutil.NoSuchProcess:
+            pass
+    left += ZpolineObserver.clean_leftovers()
+    left += [f"a BPF program held by descriptor {fd}" for fd in sorted(own_bpf_programs() - programs_before)]
+    if left:
+        pytest.fail(f"left behind: {'; '.join(left)} (removed)", pytrace=False)
+
+
+def wait_for_state(pid: int, states: str = "T", timeout_s: float = 60.0) -> str:
+    """Until the process is in one of the states (/proc/PID/stat's letter; T: stopped by a
+    signal), so that a signal meant for that state is never sent before it: its state then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if state in states or time.monotonic() > deadline:
+            assert state in states, f"PID {pid} is in state {state}, not {states}, after {timeout_s:.0f} s"
+            return state
+        time.sleep(0.005)
 
 
 @pytest.fixture

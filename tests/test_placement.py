@@ -129,7 +129,9 @@ def test_a_drained_ring_is_spun_on_before_sleeping_and_a_record_found_needs_no_s
     from methods.none import NoObserver
 
     observer = NoObserver()
-    observer.spin_ns = 1_000_000
+    # A spin no scheduler delay can outlast: the record is found on the second look, however
+    # long this test is kept off its CPU between the two (a 1 ms spin timed out under load).
+    observer.spin_ns = 600 * 10**9
     observer.target_exited = lambda timeout_s=0.0: exited.pop(0)
     exited = [False, False, True]
     batches = [np.empty(0, dtype=EVENT), np.empty(1, dtype=EVENT), np.empty(0, dtype=EVENT), np.empty(0, dtype=EVENT)]

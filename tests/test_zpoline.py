@@ -16,7 +16,7 @@ from bench.targets import ROOT
 from methods.preload import PreloadObserver
 from methods.process import SKIP_CAPABILITY_PRECHECK
 from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver
-from tests.conftest import OPPONENT_CGO
+from tests.conftest import OPPONENT_CGO, wait_for_state
 
 pytestmark = pytest.mark.skipif(bool(ZpolineObserver.unavailable_reason()),
                                 reason=f"zpoline unavailable: {ZpolineObserver.unavailable_reason()}")
@@ -67,30 +67,31 @@ def rewritten_offsets(pid: int, path: str) -> tuple[set[int], list[int]]:
     return rewritten, other
 
 
-def stopped_under_zpoline(argv: list[str], resume) -> list:
-    """Launch argv under zpoline; once it waits (stopped, or for a signal), check its own text
-    and libc's, then let it go on, and check it wrote exactly its moves."""
+def stopped_under_zpoline(argv: list[str]) -> list:
+    """Launch argv under zpoline; once it has stopped itself, check its own text and libc's,
+    then let it go on, and check it wrote exactly its moves."""
     with ZpolineObserver() as observer:
         process = observer.launch(argv, stdout=subprocess.DEVNULL)
         observer.release()  # returns once the hook has mapped its page and rewritten the text
         events = []
         for batch in observer.batches():
             events.append(batch)
-            if sum(b.size for b in events):  # its first move: it has stopped, or waits, after it
+            if sum(b.size for b in events):  # its first move: it stops, or waits, after it
                 break
+        wait_for_state(observer.pid, "T")  # a SIGCONT before its SIGSTOP would be lost
         for path in (argv[0], LIBC):
             rewritten, other = rewritten_offsets(observer.pid, path)
             assert other == [], f"{path}: bytes changed that were no syscall instruction: {other[:10]}"
             assert rewritten == syscall_offsets(path), f"{path}: rewritten sites differ from objdump's"
             assert rewritten, f"{path}: nothing rewritten"
-        resume(observer.pid)
+        os.kill(observer.pid, signal.SIGCONT)
         events += list(observer.batches())
         assert process.wait(timeout=60) == 0
     return events
 
 
 def test_exactly_the_system_call_instructions_of_a_c_program_and_libc_are_rewritten(special_calls_program):
-    events = stopped_under_zpoline([special_calls_program, "--stop"], lambda pid: os.kill(pid, signal.SIGCONT))
+    events = stopped_under_zpoline([special_calls_program, "--stop"])
     assert sum(batch.size for batch in events) == 3
 
 
@@ -120,6 +121,9 @@ def test_mmap_min_addr_is_lowered_only_until_the_hook_has_mapped_its_page(specia
         assert MMAP_MIN_ADDR.read_text() == before and not SAVED_MIN_ADDR.exists()
         with open(f"/proc/{observer.pid}/maps") as maps:
             assert maps.readline().startswith("00000000-00001000 --xp")
+        # resumed only once it has stopped itself after its first move: a SIGCONT sent
+        # before that SIGSTOP would be lost, and the program would stay stopped for good
+        wait_for_state(observer.pid, "T")
         os.kill(observer.pid, signal.SIGCONT)
         assert sum(batch.size for batch in observer.batches()) == 3
         assert 0 < observer.facts()["mmap_min_addr_lowered_s"] < 20
