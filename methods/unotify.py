@@ -16,6 +16,15 @@ before it was received: try again), or SEND does (the write will be notified aga
 restarts it): that notification is not a move, it is counted as retried. RECV blocks forever
 once the target has gone, so the listener is polled and POLLHUP ends the loop.
 
+When the listener hangs up depends on the kernel. It hangs up when the last task under the
+filter drops it: at that task's exit on the 6.18 machines, but only when the task is reaped
+on 5.10 and 6.1 (release_task()). There, a loop that waited for POLLHUP while the target lay
+unreaped (tapbench reaps it after the loop) waited forever: the hang seen on those kernels,
+with or without SYNC_WAKE_UP. So the loop also watches the target's pidfd, and once the target
+has exited with nothing left to receive it reaps it itself (wait4, keeping its resource usage);
+the hang-up then comes when every other task under the filter (the target's children) is gone
+too. Whether the kernel hung up before that reaping is recorded (hangup_at_exit).
+
 One race remains in the kernel: a signal that wakes the task before RECV, with RECV and SEND
 both done before the task takes the notifier's lock again, loses the reply although SEND
 succeeded; the write is restarted and notified again, so it is seen twice. The filter is
@@ -33,6 +42,7 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import tempfile
 import time
 from typing import Iterator
@@ -81,6 +91,7 @@ class UnotifyObserver(Observer):
         self.sync_wake_up: bool | None = None  # granted by the kernel (6.6+)?
         self.wait_killable_recv: bool | None = None  # granted by the kernel (5.19+)?
         self.retried = 0  # notifications of writes that were interrupted and will come again
+        self.hangup_at_exit: bool | None = None  # the listener hung up before we reaped the target?
         self._listener: int | None = None
         self._parent_end: socket.socket | None = None
         self._child_end: socket.socket | None = None
@@ -107,7 +118,8 @@ class UnotifyObserver(Observer):
 
     def facts(self) -> dict:
         return {"sync_wake_up": self.sync_wake_up, "wait_killable_recv": self.wait_killable_recv,
-                "retried": self.retried, "threads_unresolved": self._processes.unresolved}
+                "retried": self.retried, "threads_unresolved": self._processes.unresolved,
+                "hangup_at_exit": self.hangup_at_exit}
 
     # --- starting -----------------------------------------------------------------------
     def launch(self, argv, **kwargs):
@@ -117,6 +129,9 @@ class UnotifyObserver(Observer):
             return super().launch(argv, **kwargs)
         finally:
             self._child_end.close()  # the child holds its copy; ours must not keep it open
+
+    def _own_process(self, popen: subprocess.Popen) -> "NotifiedChild":
+        return NotifiedChild(popen)
 
     def _child_steps(self):
         program = _notify_program(self.watched_fd)
@@ -165,14 +180,21 @@ class UnotifyObserver(Observer):
     def events(self) -> Iterator[MoveEvent]:
         poller = select.poll()
         poller.register(self._listener, select.POLLIN)
+        poller.register(self._pidfd, select.POLLIN)  # the target's exit (see the module's doc)
         notification, zeroes, listener = self._notification, self._zeroes, self._listener
         while not self._stopping:
-            ready = poller.poll(POLL_MS)
-            if not ready:
-                continue
-            events = ready[0][1]
-            if not events & select.POLLIN:
+            ready = dict(poller.poll(POLL_MS))
+            events = ready.get(listener, 0)
+            if events and not events & select.POLLIN:
+                if self.hangup_at_exit is None:
+                    self.hangup_at_exit = True
                 break  # POLLHUP: every task under the filter has exited
+            if not events:
+                if self._pidfd in ready:  # the target has exited, its last write answered
+                    self._reap_unless_hung_up()
+                    if self.process.returncode is not None:
+                        poller.unregister(self._pidfd)
+                continue
             notification[:] = zeroes  # RECV refuses a struct that is not zeroed
             try:
                 fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notification, True)
@@ -203,6 +225,20 @@ class UnotifyObserver(Observer):
                 self.counters.bytes += count
                 yield MoveEvent(stopped_ns, time.monotonic_ns(), self._processes[tid], tid, head)
 
+    def _reap_unless_hung_up(self) -> None:
+        """The target has exited and nothing waits to be received. A kernel that drops the
+        filter at exit hangs the listener up now (what is left of the exit path is given one
+        poll period); one that drops it when the task is reaped (5.10, 6.1) needs the target
+        reaped first."""
+        listener = select.poll()
+        listener.register(self._listener, select.POLLIN)
+        ready = listener.poll(POLL_MS)
+        if ready and ready[0][1] & select.POLLIN:
+            return  # a child of the target's wrote meanwhile: the loop takes it
+        if not ready:
+            self.hangup_at_exit = False
+            self.process.reap()
+
     def _read_head(self, tid: int, buf: int, count: int) -> bytes:
         return self._memory.read(self._processes[tid], buf, min(count, CAPTURE_BYTES))
 
@@ -218,6 +254,47 @@ class UnotifyObserver(Observer):
             self._parent_end = None
         self._memory.close()
         super().close()
+
+
+class NotifiedChild:
+    """What launch() returns: the launched Popen, which events() may reap itself once it has
+    exited (see the module's doc). Reaped with wait4, so its resource usage is kept (rusage)
+    for the harness, as for a Popen it reaps."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self._popen = popen
+        self.pid = popen.pid
+        self.stdout, self.stderr = popen.stdout, popen.stderr
+        self.rusage = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    def reap(self, options: int = 0) -> int | None:
+        """wait4 the child (options: os.WNOHANG not to block); its exit code once reaped."""
+        if self._popen.returncode is None:
+            pid, status, usage = os.wait4(self.pid, options)
+            if pid:
+                self._popen.returncode, self.rusage = os.waitstatus_to_exitcode(status), usage
+        return self._popen.returncode
+
+    def poll(self) -> int | None:
+        return self.reap(os.WNOHANG)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is not None and self.returncode is None:
+            exited = os.pidfd_open(self.pid)
+            try:
+                if not select.select([exited], [], [], timeout)[0]:
+                    raise subprocess.TimeoutExpired(f"PID {self.pid}", timeout)
+            finally:
+                os.close(exited)
+        return self.reap()
+
+    def kill(self) -> None:
+        if self._popen.returncode is None:
+            self._popen.kill()
 
 
 class _SockFprog(ctypes.Structure):
