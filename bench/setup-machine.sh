@@ -12,9 +12,10 @@ fi
 
 arch=$(dpkg --print-architecture)
 # clang and libbpf-dev build the eBPF hook's CO-RE object (make build); bcc needs the headers;
-# binutils-dev gives the zpoline hook libopcodes, its disassembler.
+# binutils-dev gives the zpoline hook libopcodes, its disassembler; chromium opens results/report.html
+# in the browser tests (Playwright drives Debian's, so nothing is downloaded).
 packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make
-          clang libbpf-dev binutils-dev "linux-headers-$arch")
+          clang libbpf-dev binutils-dev "linux-headers-$arch" chromium)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
