@@ -32,10 +32,11 @@ def report(tmp_path_factory) -> Path:
     with filters, and a PNG plot inlined."""
     out = tmp_path_factory.mktemp("report")
     drawn = plots.draw(DOCUMENT, out)
-    extra = HtmlSection("Plots and a filterable table", "extra", "A *made-up* table.",
-                        [HtmlTable(["technique", "target", "ns"], [["a", "go", 3.0], ["b", "cgo", 1.0], ["c", "go", 2.0]],
-                                   filters=["technique", "target"], raw=[[None, None, "3, 3, 3"]] * 3)],
-                        [drawn[0]])
+    made_up = [HtmlTable(["technique", "target", "ns"], [["a", "go", 3.0], ["b", "cgo", 1.0], ["c", "go", 2.0]],
+                         filters=["technique", "target"], raw=[[None, None, "3, 3, 3"]] * 3),
+               # two columns of one title, a value not measured (NaN) and none at all
+               HtmlTable(["caught in", "caught in"], [[float("nan"), None], [1.5, "**2** of 6"]])]
+    extra = HtmlSection("Plots and made-up tables", "extra", "A *made-up* table.", made_up, [drawn[0]])
     return write_html(out / "report.html", "tapbench results", "The **newest** sweep.",
                       technique_sections(DOCUMENT, headline_json(DOCUMENT)) + [extra])
 

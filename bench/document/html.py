@@ -76,12 +76,12 @@ def markdown_html(text: str) -> str:
 def cell_html(value: Cell) -> Cell:
     """A cell as DataTables shows it: numbers as numbers (rounded to 4 significant digits),
     text as inline Markdown with its HTML escaped (`<br>` kept as a line break)."""
-    if value is None:
+    if value is None or value != value:  # None or NaN: nothing measured
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)):
-        if isinstance(value, int) or value != value:
+        if isinstance(value, int):
             return value
         rounded = float(f"{value:.4g}")
         return int(rounded) if rounded.is_integer() else rounded
