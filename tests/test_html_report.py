@@ -3,7 +3,6 @@ Playwright): it loads from a file with no console error and fetches nothing, eve
 has its section, a click on a header sorts, a filter hides rows, hovering shows the raw repeats;
 a screenshot is kept in tests/artifacts/ (git-ignored)."""
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -167,5 +166,4 @@ def test_a_screenshot_is_kept(browser):
     page.screenshot(path=str(section))
     for path in (top, section):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        print(f"screenshot kept: {path}")
-    assert shutil.which("true")  # the artifacts stay for whoever looks at the run
+        print(f"screenshot kept: {path}")  # left in place for whoever looks at the run
