@@ -123,6 +123,20 @@ def find_ceiling(method: str, options: dict, target: str, maximum: float,
             "confirmations": CONFIRMATIONS, "control_at_first_failure": control}
 
 
+# The bisection's last rung is one run's: the search is made this many times, so that the
+# bracket it gives (the lowest rate held last, the highest failed first) has a spread.
+SEARCHES = 2
+
+
+def find_ceiling_repeated(method: str, options: dict, target: str, maximum: float,
+                          progress=lambda text: None, placement: str = "free", searches: int = SEARCHES) -> dict:
+    """find_ceiling() `searches` times: the first search's entry, with every search's held and
+    first failing rate beside it (what the verdicts and the bracket are judged on)."""
+    found = [find_ceiling(method, options, target, maximum, progress, placement) for _ in range(searches)]
+    return found[0] | {"searches": [{"ceiling": f["ceiling"], "first_failure": f["first_failure"],
+                                     "limited_by": f["limited_by"]} for f in found]}
+
+
 # In shared placement, a consumer that took at least this share of the one CPU at the failing
 # rate is what held the target back.
 CONSUMER_SHARE = 0.25

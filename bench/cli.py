@@ -539,12 +539,13 @@ def command_bench(args) -> int:
 
 def write_reports(results: Path, current: Path | None = None, readme: Path | None = None) -> list[Path]:
     """results/README.md (the current machine's sweep and the cross-machine table) and each
-    stored machine's own README, with their plots."""
+    stored machine's own README, with their plots. Given a README to write (--out), only that
+    one and what goes beside it, in its folder: nothing under results/ is touched."""
     current = current or store.current_sweep(results)
     Document.load(current)  # a bad --json fails here, before any stored machine's README is rewritten
     machines = store.latest_sweeps(results)
     written = []
-    for machine in machines:
+    for machine in machines if readme is None else ():
         folder = results / store.MACHINES / machine
         written += report_module.write_report(folder / "latest.json", folder / "README.md")
     power = results / "gate_power.json"  # the gate's power benchmark, measured by hand

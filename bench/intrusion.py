@@ -13,22 +13,22 @@ in every run's ground-truth report; the bystander cost from bench/bystander.py.
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from pathlib import Path
 
 import psutil
 
 from bench.targets import OPPONENT_NAME, ROOT, Workload, is_opponent, target_seen_by
-from bench.truth import Truth, decode_move_name
+from bench.truth import Truth
 from methods.base import REGISTRY
 from methods.process import SKIP_CAPABILITY_PRECHECK, proc_status_field
-from methods.bpf_loader import forget_compiled
 
 # Capability sets tried in order, smallest first; "all" is root as it is.
 CAPABILITY_SETS = [
@@ -88,10 +88,12 @@ def least_privilege(method: str, options: dict, mode: str = "launch") -> dict:
         worked, error = works(limited, method, options)
         attempts.append({"capabilities": name, "worked": worked, "error": None if worked else error})
         if worked:
-            worked_as_user, error = works(_as_unprivileged_user(bounding), method, options)
+            as_user = _as_unprivileged_user(bounding)
+            worked_as_user, error = works(as_user, method, options)
             return {"method": method, "options": options, "mode": mode, "minimum": name, "attempts": attempts,
                     "as_user": {"uid": UNPRIVILEGED_UID, "capabilities": name, "worked": worked_as_user,
-                                "error": None if worked_as_user else error}}
+                                "error": None if worked_as_user else error,
+                                "refused": None if worked_as_user else refused_call(works, as_user, method, options)}}
     return {"method": method, "options": options, "mode": mode, "minimum": None, "attempts": attempts}
 
 
@@ -109,6 +111,49 @@ def _as_unprivileged_user(bounding: str) -> list[str]:
     return [*command, "--"]
 
 
+# Calls that fail for an unprivileged process by design and are not what stopped it: tapbench's
+# own listing of the machine's BPF programs (for its leftovers) needs CAP_SYS_ADMIN and does
+# without.
+EXPECTED_REFUSALS = ("BPF_PROG_GET_NEXT_ID", "BPF_MAP_GET_NEXT_ID")
+STRACED = re.compile(r"^\d+\s+(\w+)\((.*)\) = -1 (EPERM|EACCES) ")
+
+
+def refused_call(works, prefix: list[str], method: str, options: dict) -> dict | None:
+    """The run that failed, once more under strace, which names the last call the kernel refused
+    (EPERM: a capability or a policy; EACCES: a file permission): what the verdict is judged on.
+    None when no call was refused (a check of tapbench's own stopped it) or strace is missing."""
+    if shutil.which("strace") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="tapbench-refusal-") as scratch:
+        log = Path(scratch) / "strace.txt"
+        os.chmod(scratch, 0o777)  # the unprivileged user's strace writes there
+        works([*prefix, "strace", "-f", "-qq", "-e", "status=failed", "-s", "200", "-o", str(log)], method, options)
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    refusals = [found for found in map(STRACED.match, lines)
+                if found and not any(expected in found.group(2) for expected in EXPECTED_REFUSALS)]
+    if not refusals:
+        return None
+    name, arguments, errno = refusals[-1].groups()
+    return {"call": call_text(name, arguments), "errno": errno, "kind": refusal_kind(name, arguments, errno)}
+
+
+def call_text(name: str, arguments: str) -> str:
+    """'openat("/sys/kernel/tracing/...")', 'bpf(BPF_PROG_LOAD)': the call and what it named."""
+    path = re.search(r'"([^"]*)"', arguments)
+    if name in ("open", "openat", "access", "faccessat", "stat", "statx", "newfstatat") and path:
+        return f'{name}("{path.group(1)}")'
+    first = arguments.split(",", 1)[0].strip("{ ")
+    return f"{name}({first})" if first.isupper() else f"{name}()"
+
+
+def refusal_kind(name: str, arguments: str, errno: str) -> str:
+    if errno == "EACCES" and ("/sys/kernel/tracing" in arguments or "/sys/kernel/debug" in arguments):
+        return "a tracefs file permission, not a capability"
+    if errno == "EACCES":
+        return "a file permission"
+    return "a missing capability or a policy"
+
+
 def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     result = subprocess.run(
         [*limited, *tapbench("run", "--placement", "free", "--method", method, *option_flags(options),
@@ -122,7 +167,7 @@ def _launch_works(limited: list[str], method: str, options: dict) -> tuple[bool,
 def _attach_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     opponent = _running_opponent(1000)
     watch = subprocess.Popen([*limited, *tapbench("watch", "--placement", "free", "--method", method,
-                                                  *option_flags(options),
+                                                  *watch_flags(method, options),
                                                   "--pid", str(opponent.pid))],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=_without_precheck())
     try:
@@ -134,15 +179,7 @@ def _attach_works(limited: list[str], method: str, options: dict) -> tuple[bool,
         error = watch.stderr.read().decode(errors="replace").strip().splitlines()
         return False, error[-1] if error else f"no move seen within {ATTACH_TIMEOUT_S} s"
     finally:
-        if watch.poll() is None:
-            watch.send_signal(signal.SIGINT)  # the watch detaches and exits
-            try:
-                watch.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                watch.kill()
-                watch.wait()
-        watch.stdout.close()
-        watch.stderr.close()
+        _stop_watch(watch)
         opponent.kill()
         opponent.wait()
 
@@ -154,38 +191,82 @@ def _running_opponent(rate: float) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 
+def watch_flags(method: str, options: dict) -> list[str]:
+    """The flags of a probe's `tapbench watch`: its options, and the default of every option watch
+    would otherwise choose itself (Observer.watch_options: eBPF's loader), so that the probe runs
+    the variant its entry is labelled with."""
+    cls = REGISTRY[method]
+    chosen_by_watch = {name: cls.cli_options[name].get("default") for name in cls.watch_options()}
+    return option_flags(chosen_by_watch | options)
+
+
 def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
-    """Attach to a running opponent: milliseconds until attach() returns, and until the
-    first move is received. A bcc backend compiles at the first repeat (the bytecode of earlier
-    runs is forgotten) and reuses it after; compiled_at_start says which, for each first move
-    (None: a method with no compile step)."""
-    attach_ms, first_move_ms, compiled_at_start = [], [], []
-    forget_compiled()
+    """A first start in a new process, as `tapbench watch --pid` makes it, attaching to a running
+    opponent: milliseconds from starting the watch until it says it watches (attach_ms) and until
+    it prints the first move (first_move_ms), once per new process. Nothing compiled by an
+    earlier start is reused: a start that reuses bytecode is a row's ready_ms_reused instead."""
+    attach_ms, first_move_ms, errors = [], [], []
     for _ in range(repeats):
         opponent = _running_opponent(ATTACH_RATE)
         try:
-            time.sleep(0.2)
-            with REGISTRY[method](**options) as observer:
-                started = time.monotonic_ns()
-                observer.attach(opponent.pid)
-                attached = time.monotonic_ns()
-                compiled = getattr(observer, "compiled_at_start", None)
-                # A tracer must keep consuming or the target stalls; stop after the first move.
-                timer = threading.Timer(10, observer.stop)
-                timer.start()
-                for event in observer.events():
-                    if decode_move_name(event.raw) and event.pid == opponent.pid:
-                        first_move_ms.append((time.monotonic_ns() - started) / 1e6)
-                        compiled_at_start.append(compiled)
-                        break
-                timer.cancel()
-                observer.stop()
-                attach_ms.append((attached - started) / 1e6)
+            _wait_until_writing(opponent.pid)
+            started = time.monotonic_ns()
+            watch = subprocess.Popen(tapbench("watch", "--placement", "free", "--method", method,
+                                              *watch_flags(method, options), "--pid", str(opponent.pid)),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+            try:
+                attached, first, error = _first_move(watch, started)
+            finally:
+                _stop_watch(watch)
+            if error:
+                errors.append(error)
+            else:
+                attach_ms.append(attached)
+                first_move_ms.append(first)
         finally:
             opponent.kill()
             opponent.wait()
-    return {"method": method, "options": options, "repeats": repeats,
-            "attach_ms": attach_ms, "first_move_ms": first_move_ms, "compiled_at_start": compiled_at_start}
+    return {"method": method, "options": options, "repeats": repeats, "start": "a new `tapbench watch --pid` each",
+            "attach_ms": attach_ms, "first_move_ms": first_move_ms, "errors": errors}
+
+
+def _wait_until_writing(pid: int, timeout_s: float = 30.0) -> None:
+    """Until the opponent has written (its first write is a line on stderr, then its moves)."""
+    deadline = time.monotonic() + timeout_s
+    while psutil.Process(pid).io_counters().write_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _first_move(watch: subprocess.Popen, started: int) -> tuple[float | None, float | None, str | None]:
+    """(ms until the watch said it watches, ms until its first move, or the error it ended with)."""
+    attached = None
+    deadline = time.monotonic() + ATTACH_TIMEOUT_S
+    while attached is None:
+        readable, _, _ = select.select([watch.stderr], [], [], max(deadline - time.monotonic(), 0))
+        line = watch.stderr.readline() if readable else b""
+        if not line:
+            return None, None, f"no 'watching' line within {ATTACH_TIMEOUT_S} s" if not readable else \
+                (watch.stderr.read().decode(errors="replace").strip().splitlines() or ["the watch ended"])[-1]
+        if line.startswith(b"watching PID"):
+            attached = (time.monotonic_ns() - started) / 1e6
+    readable, _, _ = select.select([watch.stdout], [], [], max(deadline - time.monotonic(), 0))
+    line = watch.stdout.readline() if readable else b""
+    if b"opponent played" not in line:
+        return None, None, f"no move seen within {ATTACH_TIMEOUT_S} s of the start"
+    return attached, (time.monotonic_ns() - started) / 1e6, None
+
+
+def _stop_watch(watch: subprocess.Popen) -> None:
+    """SIGINT (the watch detaches and exits), then SIGKILL if it does not; its pipes closed."""
+    if watch.poll() is None:
+        watch.send_signal(signal.SIGINT)
+        try:
+            watch.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+            watch.wait()
+    watch.stdout.close()
+    watch.stderr.close()
 
 
 def sigkill_fate(method: str, options: dict) -> dict:
@@ -198,10 +279,10 @@ def sigkill_fate(method: str, options: dict) -> dict:
     workload = Workload(target_seen_by(method), 100_000_000, rate=2000)
     if mode == "attach":
         opponent = _running_opponent(2000)
-        command = tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
+        command = tapbench("watch", "--placement", "free", "--method", method, *watch_flags(method, options),
                            "--pid", str(opponent.pid))
     else:
-        command = tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
+        command = tapbench("watch", "--placement", "free", "--method", method, *watch_flags(method, options),
                            "--", *workload.argv("/dev/null"))
     harness = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     target = None
@@ -256,8 +337,8 @@ EXEC_WATCH_TIMEOUT_S = 120
 def missed_after_exec(method: str, options: dict) -> dict:
     """`tapbench watch --name` started before the opponent exists; the opponent then starts
     writing at once. How many of its moves did the watch miss? Its ground truth says."""
-    watch = subprocess.Popen(tapbench("watch", "--placement", "free", "--method", method, *option_flags(options),
-                                      "--name", OPPONENT_NAME, "--wait", "60"),
+    watch = subprocess.Popen(tapbench("watch", "--placement", "free", "--method", method,
+                                      *watch_flags(method, options), "--name", OPPONENT_NAME, "--wait", "60"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     opponent = None
     try:

@@ -25,6 +25,16 @@ from bench.verify import verify
 READ_SIZE = 1 << 16
 
 
+FLOOR_REPEATS = 5  # a floor that rows are set against needs a spread, not one run
+
+
+def pipe_latency_repeated(workload: Workload, repeats: int = FLOOR_REPEATS) -> dict:
+    """pipe_latency() `repeats` times: the first run's entry, with every run's p99 beside it
+    (the interval a row's p99 is compared with)."""
+    runs = [pipe_latency(workload) for _ in range(repeats)]
+    return runs[0] | {"repeats": repeats, "latency_p99_per_repeat_ns": [run["latency_p99_ns"] for run in runs]}
+
+
 def pipe_latency(workload: Workload) -> dict:
     """Run the opponent with its stdout a pipe that this process reads, blocking; verify what
     was read against the ground truth; the latency of its stamped moves."""

@@ -143,6 +143,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         latency_samples=int(latencies.size),
         **percentiles(latencies),
         latency_cdf_ns=_cdf(latencies),
+        latency_p99_per_repeat_ns=[int(np.percentile(e.latencies_ns, 99)) for e in observed if len(e.latencies_ns)],
         **percentiles(by_mechanism, "mechanism_latency"),
         batch_ns_max=max((e.mechanism.get("batch_ns_max", 0) for e in observed), default=0),
         samples_bare_ns_per_move=bare_ns.tolist(),
@@ -250,7 +251,7 @@ load_document = Document.load
 
 
 def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) -> Document:
-    """An older results document (format 2, 3 or 4, as JSON) in today's format. What can be
+    """An older results document (format 2 to 5, as JSON) in today's format. What can be
     converted is; what was not measured stays missing (None, never zero); the metadata says
     it was converted, and from which format: its rows keep the definitions they were measured
     under (format 4 counted the target's whole CPU and the observer's teardown, and no whole
@@ -261,8 +262,8 @@ def upgrade_document(data: dict, plan_groups, primary_groups: dict[str, str]) ->
     stretch that matches none is named by its position."""
     data = json.loads(json.dumps(data))  # a copy
     version = data.get("format")
-    if version not in (2, 3, 4):
-        raise ResultsError(f"results format {version!r} cannot be upgraded (2, 3 and 4 can)")
+    if version not in (2, 3, 4, 5):
+        raise ResultsError(f"results format {version!r} cannot be upgraded (2 to 5 can)")
     if version == 2:
         for row in data["runs"]:
             ratio, low, high = median_interval(per_repeat_ratios(row["samples_observed_ns_per_move"],

@@ -13,8 +13,8 @@ import numpy as np
 
 from bench.bystander import bystander_cost
 from bench.duel import DEFAULT_DEADLINES_US, duel
-from bench.ceiling import find_ceiling, unobserved_maximum
-from bench.latency_floor import pipe_latency
+from bench.ceiling import SEARCHES, find_ceiling_repeated, unobserved_maximum
+from bench.latency_floor import FLOOR_REPEATS, pipe_latency_repeated
 from bench.dependence import cold_starts, core_without_headers
 from bench.hostile import hostile_target_probe
 from bench.intrusion import attach_startup, least_privilege, missed_after_exec, sigkill_fate
@@ -41,8 +41,10 @@ PRELOAD_ADAPTIVE = ("preload", {"ring_slots": 1 << 20, "wakeup": "adaptive"})
 ZPOLINE = ("zpoline", {"ring_slots": 1 << 20})
 # every system call a SIGSYS in the target, whose handler enters the same hook (Syscall User Dispatch)
 SUD = ("sud", {"ring_slots": 1 << 20})
-# What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep
-EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
+# What watch runs in split placement (Observer.live_options_for): woken, spinning before a sleep;
+# eBPF with the loader watch uses (Observer.watch_options: CO-RE), so that the headline's live
+# p99 is what a user of watch gets
+EBPF_LIVE = ("ebpf", EBPF_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US, "loader": "core"})
 PRELOAD_LIVE = ("preload", PRELOAD_ADAPTIVE[1] | {"spin_us": LIVE_SPIN_US})
 UPROBE_LIVE = ("uprobe", {"wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
 ZPOLINE_LIVE = ("zpoline", {"ring_slots": 1 << 20, "wakeup": "adaptive", "spin_us": LIVE_SPIN_US})
@@ -55,6 +57,8 @@ PTRACE_SPIN = ("ptrace", {"strategy": "seccomp", "exitkill": False, "spin_us": 1
 STRACE = ("strace", {"seccomp_bpf": False})
 STRACE_SECCOMP = ("strace", {"seccomp_bpf": True})
 BPFTRACE = ("bpftrace", {})
+# the uprobe's independent peer: bpftrace's own uprobe on syscall.write, only counting
+BPFTRACE_UPROBE = ("bpftrace", {"probe": "uprobe", "capture": "count"})
 UNOTIFY = ("unotify", {})
 UPROBE = ("uprobe", {"wakeup": "poll"})
 
@@ -85,8 +89,9 @@ FULL_GROUPS = [
     Group("ebpf", Workload("go", BENCH_MOVES), [EBPF_RAW, floor_of(EBPF_RAW), EBPF_EXEC, EBPF_ADAPTIVE,
                                                 EBPF_TRACEPOINT, floor_of(EBPF_TRACEPOINT), EBPF_CORE]),
     Group("ebpf, 8 writers", Workload("go", BENCH_MOVES, goroutines=8), [EBPF_RAW]),
-    # a uprobe traps on every call: fewer moves
-    Group("uprobe", Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), EBPF_RAW]),
+    # a uprobe traps on every call: fewer moves; beside its floor, an independent uprobe
+    # (bpftrace's, count only) pays the mechanism's cost per call in the same run
+    Group("uprobe", Workload("go", TRACER_MOVES), [UPROBE, floor_of(UPROBE), BPFTRACE_UPROBE, EBPF_RAW]),
     Group("uprobe, 8 writers", Workload("go", TRACER_MOVES, goroutines=8), [UPROBE]),
     Group("uprobe on cgo", Workload("cgo", TRACER_MOVES), [UPROBE]),
     # a finding: libc's write() never calls syscall.write
@@ -271,9 +276,9 @@ def sweep(quick: bool, repeats: int, placement: str | None = None) -> dict:
               if group.workload.placement in ("free", p)]
     total = sum((len(group.lineup) + 1) * repeats for group in groups)
     if not quick:
-        total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS + len(ATTACHES) * 3 + len(PRIVILEGES) + len(HOSTILE) \
-            + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
-            + 2 * len(placements)
+        total += len(CEILINGS) * len(placements) * CEILING_PROBES_GUESS * SEARCHES + len(ATTACHES) * 3 \
+            + len(PRIVILEGES) + len(HOSTILE) + len(ATTACH_PRIVILEGES) + len(SIGKILLS) + len(BYSTANDERS) * 2 * repeats + len(DUELISTS) + len(ATTACHES) \
+            + (FLOOR_REPEATS + 1) * len(placements)
     progress = Progress(total)
     sections: dict = {"runs": [], "comparisons": [], "skipped": skipped}
     if placement == "split" and "split" not in placements:
@@ -381,8 +386,8 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
     for placement in placements:
         # the least live latency here: the opponent's stdout read from a pipe, every move stamped
         progress.phase(f"latency of a plain pipe reader, {placement}", "latency floor")
-        found["latency_floor"].append(pipe_latency(Workload("go", PACED, rate=PACED, stamp_every=1,
-                                                            placement=placement)))
+        found["latency_floor"].append(pipe_latency_repeated(Workload("go", PACED, rate=PACED, stamp_every=1,
+                                                                     placement=placement)))
         progress.step(f"pipe latency {placement}")
     found["bpf_profile"] = profile_programs(placements, skipped, progress)
     maxima = {}
@@ -393,8 +398,8 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
             if (target, placement) not in maxima:
                 maxima[target, placement] = unobserved_maximum(target, placement)
             progress.phase(f"searching the throughput ceiling of {method} on {target}, {placement}", "ceilings")
-            found["ceilings"].append(find_ceiling(method, options, target, maxima[target, placement],
-                                                  progress.step, placement))
+            found["ceilings"].append(find_ceiling_repeated(method, options, target, maxima[target, placement],
+                                                           progress.step, placement))
     probes = [(ATTACHES, "attach", attach_startup, "attaching {} {} to a running opponent"),
               (PRIVILEGES, "privileges", least_privilege, "least privilege of {} {} (launch)"),
               (ATTACH_PRIVILEGES, "privileges", partial(least_privilege, mode="attach"),
@@ -410,9 +415,9 @@ def intrusiveness_and_limits(repeats: int, skipped: list[dict], progress: Progre
     for method, options in available(DUELISTS, skipped):
         cls = REGISTRY[method]
         progress.phase(f"duel: the spy watches through {method}", "duels")
-        found["duels"].append(duel(method, options | cls.live_options_for(cls.default_placement),
-                                   Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
-                                            placement=cls.default_placement), DEFAULT_DEADLINES_US))
+        live = options | cls.live_options_for(cls.default_placement) | cls.watch_options()  # as watch runs it
+        found["duels"].append(duel(method, live, Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
+                                                          placement=cls.default_placement), DEFAULT_DEADLINES_US))
         progress.step(f"duel {method}")
     for (method, options), kind in BYSTANDERS:
         if not available([(method, options)], skipped):

@@ -349,6 +349,10 @@ class Observer(ABC):
                 # how a numeric option names its variant in a label ("spin {} µs")
                 "option_labels": {name: spec["label"] for name, spec in cls.cli_options.items() if "label" in spec},
                 "live_options": dict(cls.live_options), "live_spin_us": cls.live_spin_us,
+                # what `watch` loads on the machine that measured (eBPF: CO-RE where it can)
+                "watch_options": cls.watch_options(),
+                # what `watch --pid` switches to when the default cannot attach (ptrace: step)
+                "attach_options": dict(cls.attach_options),
                 "has_program": cls.program_text.__func__ is not Observer.program_text.__func__}
 
     def facts(self) -> dict:

@@ -2,6 +2,13 @@
 our eBPF backend (the target's PID, fd 1, the first 32 bytes), its output parsed into the same
 verified event stream, so our bcc backend is compared with it in the same run.
 
+With --probe uprobe (and --capture count) it is the independent peer of tapbench's uprobe: a
+bpftrace uprobe at the entry of Go's syscall.write that only counts the writes to the watched
+fd, so that the uprobe's cost per call is measured twice, by two implementations, in one run.
+(Debian's bpftrace cannot place a uprobe past the entry, as tapbench's does, past the stack
+check: the entry is counted again when a write grows its goroutine's stack, which the count
+check would show.)
+
 bpftrace's `nsecs` is bpf_ktime_get_ns(), CLOCK_MONOTONIC, like every other mechanism here.
 Events travel through bpftrace's perf buffer; when it overflows, bpftrace prints
 "Lost N events", which is counted as the mechanism's own loss.
@@ -10,14 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
+import select
 import signal
 import subprocess
 import time
 from typing import Iterator
 
-from methods.base import CAPTURE_BYTES, WATCHED_FD, MoveEvent, Observer, ObserverError
+from methods.base import CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, MoveEvent, Observer, ObserverError, check_capture
 from methods.process import SKIP_CAPABILITY_PRECHECK, die_with_parent, PrintedEvents
 from methods.bpf_system import bpf_program_leftovers
 
@@ -29,6 +36,16 @@ tracepoint:syscalls:sys_enter_write /pid == PID && args->fd == FD/ {
          buf(args->buf, args->count < BYTES ? args->count : BYTES));
 }
 """
+# Count only: the writes to the watched fd, printed by bpftrace as it exits ("@writes: N").
+COUNT_PROGRAMS = {
+    "tracepoint": "tracepoint:syscalls:sys_enter_write /pid == PID && args->fd == FD/ { @writes = count(); }",
+    # Go's register ABI: syscall.write(fd, p, n) takes fd in AX
+    "uprobe": 'uprobe:BINARY:"syscall.write" /pid == PID && reg("ax") == FD/ { @writes = count(); }',
+}
+PROBES = tuple(COUNT_PROGRAMS)
+COUNT_LINE = re.compile(rb"^@writes: (\d+)")
+# a path bpftrace's probe syntax takes as it is
+PLAIN_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
 # "<nsecs> <pid> <tid> <count> <bytes, non-printable ones as \\xNN>"
 EVENT_LINE = re.compile(rb"^(\d+) (\d+) (\d+) (\d+) (.*)$", re.DOTALL)
 LOST_LINE = re.compile(rb"Lost (\d+) events")
@@ -40,8 +57,12 @@ QUIET_S = 0.3
 EXIT_TIMEOUT_S = 10  # for bpftrace to exit after SIGINT
 
 
-def program_for(pid: int, watched_fd: int = WATCHED_FD) -> str:
-    return (PROGRAM.replace("READY", READY.decode()).replace("PID", str(pid))
+def program_for(pid: int, watched_fd: int = WATCHED_FD, probe: str = "tracepoint", capture: str | None = None,
+                binary: str = "BINARY") -> str:
+    if probe == "uprobe" and not PLAIN_PATH.match(binary):
+        raise ObserverError(f"bpftrace's uprobe cannot name {binary!r} in its probe (only plain paths)")
+    text = PROGRAM if capture != "count" else 'BEGIN { printf("READY\\n"); }\n' + COUNT_PROGRAMS[probe] + "\n"
+    return (text.replace("READY", READY.decode()).replace("PID", str(pid)).replace("BINARY", binary)
             .replace("FD", str(watched_fd)).replace("BYTES", str(CAPTURE_BYTES)))
 
 
@@ -52,23 +73,46 @@ class BpftraceObserver(PrintedEvents, Observer):
     description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
     dependence = ("bpftrace installed; CAP_IPC_LOCK for perf buffers larger than perf_event_mlock_kb")
     loss_source = "tool's own report"  # its "Lost N events" lines
+    cli_options = {
+        "probe": {"choices": PROBES, "default": "tracepoint",
+                  "help": "tracepoint: sys_enter_write (the article's); uprobe: Go's syscall.write, "
+                          "count only (the peer of tapbench's uprobe)"},
+        "capture": CAPTURE_OPTION,
+    }
 
-    def __init__(self) -> None:
+    @classmethod
+    def check_options(cls, probe: str = "tracepoint", capture: str | None = None) -> None:
+        if probe not in PROBES:
+            raise ObserverError(f"unknown bpftrace probe {probe!r}; choose one of {', '.join(PROBES)}")
+        check_capture(capture)
+        if probe == "uprobe" and capture != "count":
+            raise ObserverError("bpftrace --probe uprobe only counts: give --capture count")
+
+    def __init__(self, probe: str = "tracepoint", capture: str | None = None) -> None:
+        self.check_options(probe, capture)
+        self.probe, self.capture = probe, capture
         super().__init__()
+        self.binary: str | None = None  # the uprobe's program file
         self._tracer: subprocess.Popen | None = None
         self.unparsed_lines = 0
         self.killed_at_exit = False  # bpftrace did not exit on SIGINT: killed, its output drained
 
     @classmethod
-    def program_text(cls, pid: int, **options) -> str:
-        return program_for(pid)
+    def program_text(cls, pid: int, probe: str = "tracepoint", capture: str | None = None, **options) -> str:
+        return program_for(pid, probe=probe, capture=capture, binary=os.path.realpath(f"/proc/{pid}/exe"))
 
     @classmethod
     def leftovers(cls) -> set[str]:
         return bpf_program_leftovers()
 
     def facts(self) -> dict:
-        return {"unparsed_lines": self.unparsed_lines, "killed_at_exit": self.killed_at_exit}
+        return {"unparsed_lines": self.unparsed_lines, "killed_at_exit": self.killed_at_exit, "probe": self.probe}
+
+    def launch(self, argv, **kwargs):
+        # The uprobe goes into the program the gate shell will exec, not into the shell.
+        program = os.fspath(argv[0])
+        self.binary = os.path.realpath(program if os.sep in program else shutil.which(program) or program)
+        return super().launch(argv, **kwargs)
 
     @classmethod
     def unavailable_reason(cls, **options) -> str | None:
@@ -79,8 +123,9 @@ class BpftraceObserver(PrintedEvents, Observer):
         return None
 
     def _observe(self, pid: int) -> None:
+        binary = self.binary or os.path.realpath(f"/proc/{pid}/exe")  # attached: the running program's
         self._tracer = subprocess.Popen(
-            ["bpftrace", "-e", program_for(pid, self.watched_fd)],
+            ["bpftrace", "-e", program_for(pid, self.watched_fd, self.probe, self.capture, binary)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=os.environ | {"BPFTRACE_PERF_RB_PAGES": str(PERF_RB_PAGES)},
             preexec_fn=die_with_parent)
@@ -137,6 +182,10 @@ class BpftraceObserver(PrintedEvents, Observer):
         self._tracer.wait()
 
     def _parse(self, line: bytes, seen_ns: int) -> MoveEvent | None:
+        counted = COUNT_LINE.match(line)
+        if counted:
+            self.counters.counted = int(counted.group(1))
+            return None
         lost = LOST_LINE.search(line)
         if lost:
             self.counters.lost += int(lost.group(1))

@@ -225,7 +225,8 @@ class EbpfObserver(Observer):
         claim("overhead_ns", "~80 ns", 80, hook="tracepoint"),
         claim("ceiling_per_s", "20,000 moves/s on one core", 20_000),
         claim("intrusiveness", "zero (target unmodified)"),
-        claim("privileges", "CAP_BPF + CAP_PERFMON suffice"),
+        # the article's consumer attaches to the sys_enter_write tracepoint: judged on that hook
+        claim("privileges", "CAP_BPF + CAP_PERFMON suffice", hook="tracepoint"),
         # CO-RE is the libbpf loader's way (bcc compiles against headers): about that variant
         claim("kernel_dependence", "weak (CO-RE), Linux 5.15+", loader="core"),
     )
@@ -262,7 +263,8 @@ class EbpfObserver(Observer):
                  poll_ms: int = 10, capture: str | None = None, match: str = "pid", spin_us: int = 0,
                  loader: str = "bcc") -> None:
         EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match, spin_us, loader)
-        self.loader = loader  # before Observer.__init__, which asks whether this variant can run
+        # before Observer.__init__, which asks whether this variant can run
+        self.loader, self.hook, self.match = loader, hook, match
         super().__init__()
         self.spin_ns = spin_us * 1000
         self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
@@ -275,7 +277,7 @@ class EbpfObserver(Observer):
         self.kernel_matched = 0
 
     def _variant(self) -> dict:
-        return {"loader": self.loader}
+        return {"loader": self.loader, "hook": self.hook, "match": self.match}
 
     @classmethod
     def watch_options(cls) -> dict[str, object]:
@@ -308,7 +310,8 @@ class EbpfObserver(Observer):
                 "compile_ms": self.loaded.program.compile_ms if compiling else None}
 
     @classmethod
-    def unavailable_reason(cls, loader: str = "bcc", **options) -> str | None:
+    def unavailable_reason(cls, loader: str = "bcc", hook: str = DEFAULT_HOOK, match: str = "pid",
+                           **options) -> str | None:
         if platform.machine() not in SYSCALL_WRITE_NR:
             return f"eBPF backend supports {', '.join(SYSCALL_WRITE_NR)}, not {platform.machine()}"
         held = effective_capabilities()
@@ -331,11 +334,17 @@ class EbpfObserver(Observer):
                 return (f"no kernel headers at {kernel_headers_dir()}: bcc needs them to compile (use --loader "
                         "core, which does not); `sudo make setup` installs the distribution's headers and links "
                         "them there")
+        # Only an ordinary tracepoint is found through tracefs (its id file): the raw tracepoint
+        # and the uprobe attach with bpf() and perf_event_open() alone.
+        if hook != "tracepoint" and match != "exec":
+            return None
         try:
             mounted = (TRACEFS / "events").is_dir()
         except PermissionError:
-            # Capabilities are not enough: bcc reads tracefs, which only root may by default.
-            return f"{TRACEFS} is not readable by uid {os.geteuid()}: the hooks need tracefs (mode 700, root's)"
+            if os.environ.get(SKIP_CAPABILITY_PRECHECK):
+                return None  # the probes of least privilege: the kernel's open() decides
+            return (f"{TRACEFS} is not readable by uid {os.geteuid()}: the tracepoint hooks need tracefs (mode 700, "
+                    "root's); --hook raw needs none")
         if not mounted:
             return f"tracefs is not mounted at {TRACEFS}: mount -t tracefs tracefs {TRACEFS}"
         return None

@@ -63,10 +63,47 @@ def test_least_privilege_of_ebpf_is_cap_bpf_and_cap_perfmon():
     tried = {a["capabilities"]: a for a in found["attempts"]}
     assert not tried["CAP_BPF"]["worked"] and not tried["CAP_PERFMON"]["worked"]
     assert all("did not compile or load" in a["error"] for a in found["attempts"] if not a["worked"])
+    # and as an unprivileged user with exactly those two, the raw tracepoint needs no tracefs:
+    # the kernel accepts every call (bcc's loader here)
+    assert found["as_user"]["worked"] and found["as_user"]["refused"] is None, found["as_user"]
+
+
+needs_core = pytest.mark.skipif(bool(REGISTRY["ebpf"].unavailable_reason(loader="core")),
+                                reason=f"CO-RE loader unavailable: {REGISTRY['ebpf'].unavailable_reason(loader='core')}")
+
+
+@needs_core
+@needs_root
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to name the refused call")
+def test_an_unprivileged_tracepoint_is_refused_by_the_kernel_at_tracefs_and_the_call_is_named():
+    """The privilege verdict is judged on the kernel's answer: as uid 65534 with CAP_BPF and
+    CAP_PERFMON, the CO-RE object loads, but the tracepoint's id cannot be read from tracefs."""
+    from bench.intrusion import _as_unprivileged_user, _launch_works, refused_call
+
+    as_user = _as_unprivileged_user("-all,+bpf,+perfmon")
+    tracepoint = {"hook": "tracepoint", "loader": "core"}
+    assert _launch_works(as_user, "ebpf", tracepoint)[0] is False
+    assert refused_call(_launch_works, as_user, "ebpf", tracepoint) == {
+        "call": 'openat("/sys/kernel/tracing/events/syscalls/sys_enter_write/id")', "errno": "EACCES",
+        "kind": "a tracefs file permission, not a capability"}
+    assert _launch_works(as_user, "ebpf", {"hook": "raw", "loader": "core"})[0] is True
+    # with no capability at all, the kernel refuses the program itself
+    refused = refused_call(_launch_works, _as_unprivileged_user("-all"), "ebpf", {"hook": "raw", "loader": "core"})
+    assert refused["call"].startswith("bpf(BPF_") and refused["errno"] == "EPERM"
 
 
 @needs_root
-def test_attach_start_up_is_measured_to_the_first_move():
+def test_attach_start_up_is_measured_to_the_first_move_of_a_new_watch():
     found = attach_startup("ptrace", {"strategy": "step"}, repeats=2)
+    assert found["errors"] == [] and found["start"] == "a new `tapbench watch --pid` each"
     assert len(found["attach_ms"]) == len(found["first_move_ms"]) == 2
     assert all(first >= attach for attach, first in zip(found["attach_ms"], found["first_move_ms"]))
+
+
+def test_a_watch_probe_runs_the_variant_it_is_labelled_with():
+    from bench.intrusion import watch_flags
+
+    # watch would pick the CO-RE loader itself: the probe of the bcc variant says bcc
+    assert "--loader=bcc" in watch_flags("ebpf", {"hook": "raw"})
+    assert "--loader=core" in watch_flags("ebpf", {"hook": "raw", "loader": "core"})
+    assert watch_flags("ptrace", {"strategy": "step"}) == ["--strategy=step"]

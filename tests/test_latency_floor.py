@@ -1,7 +1,7 @@
 """The latency floor: the opponent's stdout read from a pipe, verified and measured like a method."""
 import pytest
 
-from bench.latency_floor import pipe_latency
+from bench.latency_floor import pipe_latency, pipe_latency_repeated
 from bench.placement import split_applicable
 from bench.document.report import latency_section
 from bench.document.rows import Document, Row
@@ -32,4 +32,14 @@ def test_the_latency_table_shows_the_floor_beside_the_methods():
              "latency_max_ns": 200_000}
     found = Document(metadata={}, methods={}, runs=[run], sections={"latency_floor": [floor]})
     text = " ".join("\n".join(latency_section(found)).split())
-    assert "| split | 20000/s | 20000 | 12.00 | 15.00 | 40.00 | 80.00 | 200.00 |" in text
+    assert "| split | 20000/s | 20000 | 1 | 12.00 | 15.00 | 40.00 | - | 80.00 | 200.00 |" in text
+    # repeated, the floor's p99 has the range of its runs beside it
+    found.sections["latency_floor"] = [floor | {"repeats": 3, "latency_p99_per_repeat_ns": [38_000, 40_000, 47_000]}]
+    text = " ".join("\n".join(latency_section(found)).split())
+    assert "| split | 20000/s | 20000 | 3 | 12.00 | 15.00 | 40.00 | 38.00–47.00 | 80.00 | 200.00 |" in text
+
+
+def test_the_floor_is_measured_several_times():
+    floor = pipe_latency_repeated(Workload("go", 1000, rate=4000, stamp_every=1, placement="shared"), repeats=3)
+    assert floor["repeats"] == 3 and len(floor["latency_p99_per_repeat_ns"]) == 3
+    assert floor["latency_p99_per_repeat_ns"][0] == floor["latency_p99_ns"]

@@ -8,7 +8,9 @@ from dataclasses import replace
 import pytest
 
 from bench.document import plots
-from bench.document.headline import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED, headline, headline_json
+from bench.document.headline import headline_json
+from bench.document.headline_text import headline
+from bench.document.verdicts import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED
 from bench.document.report import markdown
 from bench.document.rows import Document, DuplicateRow, ResultsError, Row
 from bench.targets import ROOT
@@ -61,8 +63,9 @@ def test_every_section_is_rendered_from_the_document():
     assert "+80% [+70, +90]" in text  # the target's slowdown and its interval
     assert "| 800,000 " in text and "throttled" in text and "20,000 moves/s on one core" in text
     assert "ebpf (raw), launch: CAP_BPF+CAP_PERFMON" in text and "kept running; nothing left" in text
-    # A bcc backend's starts that compiled are shown apart from those that reused the bytecode.
-    assert "yes (measured: first move 31 ms after (2001 ms when it compiles))" in text
+    # Attach is a first start: of an older result's starts in one process, the one that compiled.
+    assert "yes, first move in 2001 ms (2001–2001)" in text
+    assert "| 2000 (1) " in text and "| 300 (1) " in text  # launches that compiled, and that reused
     assert "| 1150 " in text and "| 2000 (1) " in text and "| 300 (1) " in text and "ebpf (raw), a copy of the opponent: 1.40×" in text
     assert "preload on `go` [run]: static binary: LD_PRELOAD not applied" in text
     assert "bpftrace is not installed" in text
@@ -143,68 +146,154 @@ def headline_document(runs, **sections) -> Document:
     return found
 
 
-def test_the_headline_takes_the_declared_row_and_judges_claims_on_its_group_and_placement():
+TRACEPOINT = EBPF_DEFAULTS | {"hook": "tracepoint"}
+
+
+def test_the_headline_shows_the_articles_variant_and_judges_the_claim_on_the_figure_shown():
     default_split = ebpf_row(130.0, "split")
     default_shared = ebpf_row(590.0, "shared")
-    tracepoint = ebpf_row(190.0, "split", options=EBPF_DEFAULTS | {"hook": "tracepoint"})
-    tracepoint_shared = ebpf_row(620.0, "shared", options=EBPF_DEFAULTS | {"hook": "tracepoint"})
-    # A cheaper row of the same default variant at another run length, in another group, ⚠:
-    # the rule fixed in advance never picks it, however cheap.
-    cheap = ebpf_row(40.0, "shared", group="uprobe", moves=20_000, unstable=["bare runs spread 60%"])
+    tracepoint = ebpf_row(190.0, "split", options=TRACEPOINT)
+    tracepoint_shared = ebpf_row(620.0, "shared", options=TRACEPOINT)
+    # A cheaper row of the same variant at another run length, in another group, ⚠: the rule
+    # fixed in advance never picks it, however cheap.
+    cheap = ebpf_row(40.0, "shared", group="uprobe", moves=20_000, unstable=["bare runs spread 60%"], options=TRACEPOINT)
     ebpf = technique(headline_document([default_split, default_shared, tracepoint, tracepoint_shared, cheap]))
-    assert ebpf["row"] == default_split.identity() and ebpf["other_row"] == default_shared.identity()
-    assert ebpf["row"]["group"] == "ebpf" and ebpf["row"]["placement"] == "split"
-    assert ebpf["cells"]["overhead_ns"]["value"] == pytest.approx(130.0)
-    low, high = ebpf["cells"]["overhead_ns"]["interval"]
-    assert low <= 130.0 <= high
-    # ~80 ns is about the tracepoint: judged on that variant in the row's own group and placement.
+    # "eBPF tracepoint": the tracepoint variant is the row shown, the default beside it
+    assert ebpf["row"] == tracepoint.identity() and ebpf["other_row"] == tracepoint_shared.identity()
+    assert ebpf["cells"]["default_variant"]["row"] == default_split.identity()
+    assert ebpf["cells"]["overhead_ns"]["value"] == pytest.approx(190.0)
     overhead = next(c for c in ebpf["claims"] if c["aspect"] == "overhead_ns")
-    assert overhead["row"] == tracepoint.identity() and overhead["verdict"] == FAILS  # 190 ns > 2 × 80
-    # No claim is judged on anything but a declared row.
-    assert all(c["row"] in (None, default_split.identity(), tracepoint.identity()) for c in ebpf["claims"])
+    # the figure beside the verdict is the figure shown, and it is dearer than 2 × 80 ns
+    assert overhead["row"] == ebpf["row"] and overhead["measured"] == ebpf["cells"]["overhead_ns"]
+    assert overhead["verdict"] == FAILS and overhead["why"].startswith("dearer than claimed")
+    assert all(c["row"] in (None, tracepoint.identity()) for c in ebpf["claims"])
 
 
-def test_an_overhead_interval_that_straddles_the_line_is_undetermined():
-    # 160 ns, each repeat ±30 %: the interval crosses 2 × 80 ns.
-    rows = [ebpf_row(130.0, "split"), ebpf_row(160.0, "split", spread=0.3, options=EBPF_DEFAULTS | {"hook": "tracepoint"})]
-    ebpf = technique(headline_document(rows))
+@pytest.mark.parametrize("overhead_ns,spread,verdict,why", [
+    (100.0, 0.02, HOLDS, "within"),
+    (20.0, 0.02, FAILS, "cheaper than claimed"),  # "~80 ns" is refuted from below too
+    (300.0, 0.02, FAILS, "dearer than claimed"),
+    (160.0, 0.3, UNDETERMINED, "crosses 2×"),
+    (40.0, 0.3, UNDETERMINED, "crosses 0.5×"),
+])
+def test_about_x_is_judged_from_both_sides(overhead_ns, spread, verdict, why):
+    rows = [ebpf_row(130.0, "split"), ebpf_row(overhead_ns, "split", spread=spread, options=TRACEPOINT)]
+    overhead = next(c for c in technique(headline_document(rows))["claims"] if c["aspect"] == "overhead_ns")
+    assert overhead["verdict"] == verdict and why in overhead["why"]
+
+
+def test_an_unstable_row_makes_no_verdict_alone_and_groups_that_disagree_are_named():
+    unstable = ebpf_row(100.0, "split", options=TRACEPOINT, unstable=["bare runs spread 31%"])
+    found = headline_document([unstable, ebpf_row(300.0, "split", group="bpftrace", options=TRACEPOINT)])
+    ebpf = technique(found)
+    assert ebpf["cells"]["overhead_ns"]["unstable"] == ["bare runs spread 31%"]
+    assert "⚠, split" in "\n".join(headline(headline_json(found)))
     overhead = next(c for c in ebpf["claims"] if c["aspect"] == "overhead_ns")
-    low, high = overhead["measured"]["interval"]
-    assert low < 160.0 < high and overhead["verdict"] == UNDETERMINED and "straddles" in overhead["why"]
-    tight = [rows[0], ebpf_row(100.0, "split", options=EBPF_DEFAULTS | {"hook": "tracepoint"})]
-    overhead = next(c for c in technique(headline_document(tight))["claims"] if c["aspect"] == "overhead_ns")
-    assert overhead["verdict"] == HOLDS
+    assert overhead["verdict"] == UNDETERMINED and "alone it would say holds" in overhead["why"]
+    assert overhead["in_other_groups"] == {"bpftrace": FAILS}
+    assert overhead["groups_disagree"] == "does not hold in `bpftrace`; undetermined in `ebpf`"
 
 
-def test_an_unstable_row_keeps_its_flag_in_the_headline():
-    rows = [ebpf_row(130.0, "split", unstable=["bare runs spread 31%"])]
-    found = headline_document(rows)
-    assert technique(found)["cells"]["overhead_ns"]["unstable"] == ["bare runs spread 31%"]
-    assert "⚠, split" in "\n".join(headline(found))
+PROBE = {"method": "ebpf", "options": TRACEPOINT, "mode": "launch", "minimum": "CAP_BPF+CAP_PERFMON"}
+AS_USER = {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": False, "error": "ERROR: x", "refused": None}
 
 
-def test_a_privilege_claim_holds_only_when_an_unprivileged_user_could_use_it():
-    probe = {"method": "ebpf", "options": EBPF_DEFAULTS, "mode": "launch", "minimum": "CAP_BPF+CAP_PERFMON"}
-    failed = probe | {"as_user": {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": False,
-                                  "error": "/sys/kernel/tracing is not readable"}}
-    worked = probe | {"as_user": {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": True, "error": None}}
+@pytest.mark.parametrize("probes,verdict,why", [
+    ([PROBE | {"as_user": AS_USER | {"worked": True, "error": None}}], HOLDS, "exact as uid 65534"),
+    ([PROBE | {"as_user": AS_USER | {"refused": {"call": 'openat("/sys/kernel/tracing/x/id")', "errno": "EACCES",
+                                                 "kind": "a tracefs file permission, not a capability"}}}],
+     FAILS, 'the kernel refused openat("/sys/kernel/tracing/x/id") with EACCES (a tracefs file permission'),
+    ([PROBE | {"as_user": AS_USER | {"refused": {"call": "bpf(BPF_PROG_LOAD)", "errno": "EPERM",
+                                                 "kind": "a missing capability or a policy"}}}],
+     FAILS, "bpf(BPF_PROG_LOAD) with EPERM"),
+    # tapbench's own check stopped it: the kernel was never asked
+    ([PROBE | {"as_user": AS_USER}], UNDETERMINED, "tapbench stopped before the kernel refused anything"),
+    ([PROBE], UNDETERMINED, "not tried as an unprivileged user"),
+    ([PROBE | {"minimum": "CAP_SYS_ADMIN", "as_user": AS_USER | {"worked": True}}], FAILS, "root needed CAP_SYS_ADMIN"),
+    ([], NOT_COMPARABLE, "not measured"),
+])
+def test_the_privilege_claim_is_judged_on_what_the_kernel_answered_for_the_articles_hook(probes, verdict, why):
+    raw = PROBE | {"options": EBPF_DEFAULTS | {"loader": "core"},
+                   "as_user": AS_USER | {"worked": True, "error": None}}  # another hook: named, not judged
+    ebpf = technique(headline_document([ebpf_row(130.0, "split", options=TRACEPOINT)], privileges=probes + [raw]))
+    privileges = next(c for c in ebpf["claims"] if c["aspect"] == "privileges")
+    assert privileges["verdict"] == verdict and why in privileges["why"], privileges["why"]
+    if probes:
+        assert "ebpf (raw, poll, core), launch as uid 65534: exact" in privileges["why"]
 
-    def verdict(probes):
-        ebpf = technique(headline_document([ebpf_row(130.0, "split")], privileges=probes))
-        return next((c["verdict"], c["why"]) for c in ebpf["claims"] if c["aspect"] == "privileges")
 
-    assert verdict([failed]) == (FAILS, "root only: as uid 65534 with them, launch failed")
-    assert verdict([worked])[0] == HOLDS
-    assert verdict([probe])[0] == UNDETERMINED  # never tried without root
-    assert verdict([worked | {"minimum": "CAP_SYS_ADMIN"}])[0] == FAILS
-    assert verdict([])[0] == NOT_COMPARABLE
-    assert "CAP_BPF+CAP_PERFMON, root only" in "\n".join(headline(
-        headline_document([ebpf_row(130.0, "split")], privileges=[failed])))
+def test_zero_intrusiveness_faces_what_the_target_and_its_neighbours_pay():
+    still = replace(ebpf_row(130.0, "split", options=TRACEPOINT), samples_observed_ns_per_move=[300.0] * 5,
+                    overhead_ratio=0.0, overhead_ratio_ci=[-0.01, 0.01])
+    slowed = ebpf_row(130.0, "split", options=TRACEPOINT)  # +43 %
+
+    def parts(row, bystanders=()):
+        claims = technique(headline_document([row], bystanders=list(bystanders)))["claims"]
+        return {c["part"]: c["verdict"] for c in claims if c["aspect"] == "intrusiveness"}
+
+    bystander = {"method": "ebpf", "options": TRACEPOINT, "bystander": "copy", "samples_alone": [100.0] * 5,
+                 "samples_watching": [100.0, 100.5, 99.5, 100.2, 99.8]}
+    assert parts(still, [bystander]) == {"unmodified": HOLDS, "unslowed": HOLDS}
+    assert parts(slowed, [bystander]) == {"unmodified": HOLDS, "unslowed": FAILS}
+    assert parts(still, [bystander | {"samples_watching": [115.0] * 5}])["unslowed"] == FAILS  # a neighbour pays
+    wide = replace(still, overhead_ratio_ci=[-0.01, 0.05])
+    assert parts(wide)["unslowed"] == UNDETERMINED
+    seen = replace(still, self_checks=[{"tracer_pid": 12}])
+    assert parts(seen)["unmodified"] == FAILS
+
+
+def test_a_ceiling_is_a_bracket_of_every_search():
+    def verdict(searches):
+        ceilings = [{"method": "ebpf", "options": {}, "target": "go", "placement": "shared", "unobserved_max": 1e6,
+                     "ceiling": searches[0][0], "first_failure": searches[0][1], "limited_by": "loss", "probes": [],
+                     "searches": [{"ceiling": held, "first_failure": failed, "limited_by": "loss"}
+                                  for held, failed in searches]}]
+        ebpf = technique(headline_document([ebpf_row(130.0, "split", options=TRACEPOINT)], ceilings=ceilings))
+        return next(c["verdict"] for c in ebpf["claims"] if c["aspect"] == "ceiling_per_s"), ebpf["cells"]
+
+    found, cells = verdict([(1.8e6, 2.0e6), (1.9e6, 2.1e6)])
+    assert found == HOLDS and (cells["ceiling_per_s"]["held"], cells["ceiling_per_s"]["failed"]) == (1.8e6, 2.1e6)
+    assert verdict([(None, 1000.0), (None, 1000.0)])[0] == FAILS
+    assert verdict([(25_000.0, 27_000.0), (15_000.0, 16_000.0)])[0] == UNDETERMINED
+
+
+def test_kernel_claims_are_undetermined_on_one_kernel_and_judged_from_a_matrix_of_three():
+    found = headline_document([ebpf_row(130.0, "split", options=TRACEPOINT)])
+    claim = next(c for c in technique(found)["claims"] if c["aspect"] == "kernel_dependence")
+    assert claim["verdict"] == UNDETERMINED and "measured on 1 kernel" in claim["why"]
+    matrix = {"kernels": ["5.10", "6.1", "6.12", "6.18"], "verdicts": {"ebpf": {"verdict": FAILS, "why": "w"}}}
+    judged = next(c for c in headline_json(found, kernels=matrix)["techniques"] if c["name"] == "ebpf")["claims"]
+    assert next(c for c in judged if c["aspect"] == "kernel_dependence")["verdict"] == FAILS
+
+
+def test_machines_that_disagree_are_named_with_what_differs():
+    here = headline_document([ebpf_row(100.0, "split", options=TRACEPOINT)])
+    there = headline_document([ebpf_row(400.0, "split", options=TRACEPOINT)])
+    here.metadata["machine_id"], there.metadata["machine_id"] = "intel", "amd"
+    there.metadata["cpu_model"] = "AMD EPYC"
+    data = headline_json(here, {"intel": here, "amd": there})
+    overhead = next(c for c in next(t for t in data["techniques"] if t["name"] == "ebpf")["claims"]
+                    if c["aspect"] == "overhead_ns")
+    assert overhead["machines"] == {"intel": HOLDS, "amd": FAILS}
+    assert overhead["machines_disagree"] == "holds in `intel`; does not hold in `amd`"
+    assert overhead["machine_differences"]["amd"].startswith("AMD EPYC")
+
+
+def test_cheapest_is_said_only_where_the_intervals_separate():
+    from bench.document.headline_text import cheapest_sentence
+
+    def cell(value, low, high):
+        return {"cells": {"overhead_ns": {"value": value, "interval": [low, high], "unstable": [], "placement": "split"}}}
+
+    apart = [cell(70, 60, 80) | {"name": "zpoline"}, cell(500, 400, 600) | {"name": "ebpf"}]
+    assert "every other technique's interval lies above it" in cheapest_sentence(apart)
+    close = [cell(70, 60, 80) | {"name": "zpoline"}, cell(67, 51, 101) | {"name": "preload"}]
+    assert "not told apart" in cheapest_sentence(close) and "×" not in cheapest_sentence(close)
 
 
 def test_what_the_opponent_noticed_is_one_answer_in_the_headline_and_the_matrix():
     seccomp = {"tracer_pid": 0, "seccomp": 2, "no_new_privs": 1, "ld_preload": "", "unexpected_libraries": []}
-    row = replace(ebpf_row(130.0, "split"), self_checks=[seccomp])
+    row = replace(ebpf_row(130.0, "split", options=TRACEPOINT), self_checks=[seccomp])
     found = headline_document([row])
     noticed = technique(found)["cells"]["noticed"]
     assert noticed == ["a seccomp filter", "no_new_privs"]
@@ -266,9 +355,9 @@ def test_report_writes_headline_json_from_a_stored_sweep(tmp_path):
             if claim["aspect"] == "overhead_ns":  # the shown row's workload and placement
                 assert {k: claim["row"][k] for k in ("group", "placement", "target", "moves")} == \
                     {k: row[k] for k in ("group", "placement", "target", "moves")}
-    # The stored sweep's unprivileged probe failed: the privilege claim cannot hold.
+    # The stored sweep's unprivileged probe stopped at tapbench's own check: not judged.
     privileges = next(c for c in names["ebpf"]["claims"] if c["aspect"] == "privileges")
-    assert privileges["verdict"] != HOLDS
+    assert privileges["verdict"] == UNDETERMINED
     # Every cell of the headline table fits a laptop screen.
     readme = (tmp_path / "README.md").read_text()
     table = readme[readme.index("## The article's table, measured"):readme.index("### The article's claims")]
@@ -370,3 +459,14 @@ def test_a_sweep_without_bpf_statistics_says_so_and_goes_on(monkeypatch):
     assert sweep.profile_programs(("shared", "split"), skipped, progress) == []
     assert skipped == [{"method": "(BPF program times)",
                         "reason": "BPF run-time statistics cannot be enabled: Operation not permitted"}]
+
+
+def test_report_with_out_writes_only_into_that_folder(tmp_path):
+    results = ROOT / "results"
+    before = {path: path.stat().st_mtime_ns for path in results.rglob("*") if path.is_file()}
+    result = subprocess.run([sys.executable, "-m", "bench", "report", "--json", str(STORED),
+                             "--out", str(tmp_path / "out" / "README.md")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert {path: path.stat().st_mtime_ns for path in results.rglob("*") if path.is_file()} == before
+    written = [line for line in result.stdout.split(": ", 1)[1].split(", ")]
+    assert written and all(path.startswith(str(tmp_path / "out")) for path in written), written

@@ -178,3 +178,36 @@ def same_code(old_commit: str | None, new_commit: str | None, repository: Path =
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0
+
+
+# What the measurements measure: a change here after a sweep makes its figures stale.
+MEASURED_CODE = ("methods", "bpf", "preload", "gotargets")
+
+
+def changed_since(commit: str | None, repository: Path = REPOSITORY) -> list[str] | None:
+    """The files of the measured code (MEASURED_CODE) that changed between `commit` and the
+    code at hand (HEAD and the working tree); None when git cannot tell (no repository, or a
+    commit it does not know)."""
+    if not commit:
+        return None
+    base = commit.removesuffix("-dirty")
+    try:
+        out = subprocess.run(["git", "diff", "--name-only", base, "--", *MEASURED_CODE], capture_output=True,
+                             text=True, timeout=10, cwd=repository)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sorted(out.stdout.split()) if out.returncode == 0 else None
+
+
+def staleness(commit: str | None, what: str, repository: Path = REPOSITORY) -> str:
+    """One sentence: which commit `what` was measured at, and whether the measured code changed
+    since ('' when nothing is known about the commit)."""
+    if not commit:
+        return f"{what}: the commit it was measured at is not recorded."
+    changed = changed_since(commit, repository)
+    if changed is None:
+        return f"{what}: measured at {commit[:12]}, which this repository does not know: whether it is stale is unknown."
+    if not changed:
+        return f"{what}: measured at {commit[:12]}; the code it measures has not changed since."
+    shown = ", ".join(f"`{name}`" for name in changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+    return f"{what}: measured at {commit[:12]}; **stale**: the code it measures changed since ({shown})."

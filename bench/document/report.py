@@ -9,11 +9,13 @@ import numpy as np
 from tabulate import tabulate
 
 from bench.document import plots, programs
-from bench.document.compare import compare_documents, definitions_differ, machines_differ, same_code
-from bench.document.headline import headline, write_headline_json
+from bench.document.compare import compare_documents, definitions_differ, machines_differ, same_code, staleness
+from bench.document.headline import attach_cell, headline_json, write_headline_json
+from bench.document.headline_text import attach_text, headline
+from bench.document.verdicts import bystander_interval, rate_text, refusal_text
 from bench.document.plots import PLOTS
 from bench.document.rows import Document, ResultsError, Row, noticed_by_opponent
-from bench.stats import holm_adjusted
+from bench.stats import holm_adjusted, median_interval
 
 # Run-to-run: below this target slowdown a row's CV says little (it divides by nearly zero).
 NEAR_ZERO_SLOWDOWN = 0.10
@@ -53,8 +55,8 @@ def overhead_cells(row: Row) -> list[str]:
     if row.paced:
         # Paced wall time is set by the schedule: what an observer costs shows as lag instead.
         return [f"paced {row.rate:g}/s: end lag {_us(row.lag_end_ns_max)}", "-"]
-    low, high = row.overhead_iqr_ns
-    return [f"{_us(row.overhead_ns)} [{_us(low)}, {_us(high)}]", ratio_cell(row)]
+    median, low, high = row.overhead_interval_ns
+    return [f"{_us(median)} [{_us(low)}, {_us(high)}]", ratio_cell(row)]
 
 
 def ratio_cell(row: Row) -> str:
@@ -101,7 +103,7 @@ def runs_table(document: Document, fmt: str = "github", detail: bool = True) -> 
     """Every run: capture and cost. detail adds what other sections of the README show on
     their own (claim, latency, start-up), for a terminal that has no other section."""
     headers = ["method", "group", "target", "G", "placement", "moves×runs", "captured/expected", "lost (own count)",
-               "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [IQR]",
+               "phantom", "in order", "bare µs/move", "observed µs/move", "overhead µs [95 % CI]",
                "target slowdown [95 % CI]", "CPU cost µs/event [95 % CI]", "overhead over floor [95 % CI]",
                "observer CPU µs/move"]
     if detail:
@@ -138,8 +140,9 @@ def skipped_table(document: Document, fmt: str = "github") -> str:
                     headers=["method", "skipped: reason"], tablefmt=fmt)
 
 
-def markdown(document: Document, drawn: list[str] | None = None) -> str:
-    """The results README; drawn: the image files drawn beside it (None: all of PLOTS)."""
+def markdown(document: Document, drawn: list[str] | None = None, headline_data: dict | None = None) -> str:
+    """The results README; drawn: the image files drawn beside it (None: all of PLOTS);
+    headline_data: its headline.json (None: judged on this document alone)."""
     meta = document.metadata
     lines = [
         "# tapbench results",
@@ -153,9 +156,9 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
         + (" — **DIRTY: measured with uncommitted changes, not reproducible from history**"
            if meta.get("dirty") or str(meta.get("commit", "")).endswith("-dirty") else "")
         + (f", converted from results format {meta['converted_from_format']}" if meta.get("converted_from_format")
-           else "") + ". " + users_sentence(document),
+           else "") + ". " + users_sentence(document) + " " + staleness(meta.get("commit"), "This sweep"),
         "",
-        *headline(document),
+        *headline(headline_data or headline_json(document)),
         "",
         "## Every run",
         "",
@@ -166,7 +169,8 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
         "captured, with the mechanism's own count of its losses in brackets (n/a: it keeps none); "
         "*phantom* counts events that are not a first sighting of a generator move. *Overhead* is "
         "the median of paired (observed − bare) per-move times from runs interleaved in the same "
-        "invocation, with the interquartile range of those differences. *Target slowdown* is the "
+        "invocation, with the bootstrap 95 % interval of that median (the interval every verdict uses; "
+        "every bracket in this document is a 95 % interval unless it says otherwise). *Target slowdown* is the "
         "median over the repeats of (observed − bare) / bare, each repeat's two runs paired, with a "
         "bootstrap 95 % interval: +99 % means the target took 1.99× as long: what the watched program "
         "feels, over its own span from first to last write. *CPU cost* is what watching costs the "
@@ -213,11 +217,12 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
                              f"{b.get('bystander', 'a copy of the opponent')} (`{b.get('bystander_target', 'go')}`)",
                              f"{b['bystander_ns_per_write_alone'] / 1000:.2f}",
                              f"{b['bystander_ns_per_write_watching'] / 1000:.2f}",
-                             f"{b['bystander_ratio']:.2f}×", b["repeats"]] for b in bystanders],
+                             bystander_cell(b), b["repeats"]] for b in bystanders],
                            headers=["method watching someone else", "bystander", "bystander µs/write alone",
-                                    "while watching", "ratio", "repeats"],
+                                    "while watching", "ratio [95 % CI]", "repeats"],
                            tablefmt="github", disable_numparse=True)]
     lines += placement_section(document)
+    lines += uprobe_section(document)
     lines += duel_section(document)
     lines += exec_section(document)
     lines += profile_section(document)
@@ -236,6 +241,15 @@ def markdown(document: Document, drawn: list[str] | None = None) -> str:
     if document.skipped:
         lines += ["", "## Skipped", "", skipped_table(document)]
     return "\n".join(lines) + "\n"
+
+
+def bystander_cell(entry: dict) -> str:
+    """'1.14× [1.11, 1.17]': watching over alone, the median of the per-repeat ratios, with the
+    bootstrap 95 % interval of that median (results without samples: the median alone)."""
+    if not entry.get("samples_alone"):
+        return f"{entry['bystander_ratio']:.2f}×"
+    median, low, high = bystander_interval(entry)
+    return f"{1 + median:.2f}× [{1 + low:.2f}, {1 + high:.2f}]"
 
 
 def _table(rows, headers) -> str:
@@ -321,6 +335,46 @@ def profile_section(document: Document) -> list[str]:
                           "overhead ns/move", "outside the programs"])]
 
 
+# Published per-call costs of a kernel uprobe, for scale (the sources are in DESIGN.md):
+# Cloudflare's ebpf_exporter measured ~1.7 µs on a cgo target, bpftime ~2.5 µs.
+PUBLISHED_UPROBE_NS = (1_700, 5_000)
+
+
+def uprobe_section(document: Document) -> list[str]:
+    """tapbench's uprobe, only counting, against an independent uprobe (bpftrace's, only
+    counting) in the same run: whether the cost per call is the technique's or the machine's."""
+    lines = []
+    for placement in ("shared", "split"):
+        rows = [r for r in document.runs if r.group == "uprobe" and r.placement == placement and r.capture == "count"]
+        ours = next((r for r in rows if r.method == "uprobe"), None)
+        peer = next((r for r in rows if r.method == "bpftrace"), None)
+        if ours is None or peer is None:
+            continue
+        ratio, low, high = median_interval(np.divide(
+            np.subtract(peer.samples_observed_ns_per_move, peer.samples_bare_ns_per_move),
+            np.subtract(ours.samples_observed_ns_per_move, ours.samples_bare_ns_per_move)))
+        agree = low <= 1 <= high
+        (value, ours_low, ours_high), (peer_value, peer_low, peer_high) = ours.overhead_interval_ns, peer.overhead_interval_ns
+        lines.append(
+            f"- {placement}: `{document.label(ours)}` {_us(value)} [{_us(ours_low)}, {_us(ours_high)}] µs a call, "
+            f"`{document.label(peer)}` {_us(peer_value)} [{_us(peer_low)}, {_us(peer_high)}] µs; the peer over "
+            f"tapbench's, repeat by repeat: {ratio:.2f} [{low:.2f}, {high:.2f}]: "
+            + ("**they agree**: the cost is the kernel's uprobe path on this machine, not tapbench's program or "
+               "consumer" if agree else "**they differ**: " + ("tapbench's uprobe costs more than an independent "
+                                                               "one here" if high < 1 else
+                                                               "the independent uprobe costs more here")) + ".")
+    if not lines:
+        return []
+    low, high = PUBLISHED_UPROBE_NS
+    return ["", "## The uprobe's cost", "",
+            "The uprobe traps into the kernel at every call of Go's `syscall.write`. To tell whether its cost per "
+            "call is tapbench's or the machine's, the same run measures tapbench's uprobe only counting (its "
+            "floor) beside an independent implementation: bpftrace's own uprobe on the same symbol, only "
+            "counting (at the function's entry: Debian's bpftrace cannot place it past the stack check as "
+            "tapbench does, so a write that grows its stack is counted twice, and its row is not exact by one or "
+            f"two). Published figures for a kernel uprobe are {_us(low)}–{_us(high)} µs a call.", "", *lines]
+
+
 def duel_section(document: Document) -> list[str]:
     if not document.section("duels"):
         return []
@@ -399,13 +453,17 @@ def latency_section(document: Document) -> list[str]:
     floor_lines = [] if not floors else [
         "", "The floor, with no interception at all: the same opponent at the same rate, its stdout a "
         "pipe that Python reads blocking (the kernel wakes the reader at each write), every move "
-        "stamped and measured the same way. No technique whose consumer is woken can beat it in "
-        "that placement: what it shows is this machine's wake-up and Python's.", "",
-        _table([[f["placement"], f"{f['rate']:g}/s", f["stamped"],
-                 *(_us(f.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns",
-                                           "latency_p999_ns", "latency_max_ns"))] for f in floors],
-               ["pipe reader, placement", "rate", "stamped moves", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs",
-                "max µs"])]
+        "stamped and measured the same way: what this machine's wake-up and Python cost a woken "
+        "consumer. Its p99 is given over several runs, with their range; a technique's p99 is only "
+        "below it in earnest when it lies below that whole range (its consumer may spin, or take "
+        "a batch of moves at one wake-up).", "",
+        _table([[f["placement"], f"{f['rate']:g}/s", f["stamped"], f.get("repeats", 1),
+                 *(_us(f.get(k)) for k in ("latency_p50_ns", "latency_p90_ns", "latency_p99_ns")),
+                 "-" if not f.get("latency_p99_per_repeat_ns") else
+                 f"{_us(min(f['latency_p99_per_repeat_ns']))}–{_us(max(f['latency_p99_per_repeat_ns']))}",
+                 *(_us(f.get(k)) for k in ("latency_p999_ns", "latency_max_ns"))] for f in floors],
+               ["pipe reader, placement", "rate", "stamped moves (first run)", "runs", "p50 µs", "p90 µs",
+                "p99 µs", "p99 of each run, µs", "p99.9 µs", "max µs"])]
     return ["", "## Observation latency", "",
             "Every row that received moves, paced and flat out. From the opponent's own CLOCK_MONOTONIC "
             "stamp, taken through the vDSO immediately "
@@ -434,7 +492,9 @@ def ceiling_section(document: Document) -> list[str]:
     for c in ceilings:
         limit = "-" if c["first_failure"] is None else f"{c['first_failure']:,.0f}"
         placement = c.get("placement", "free")
+        searches = c.get("searches") or [c]
         rows.append([document.label(c), c["target"], placement,
+                     "; ".join(f"{rate_text(f['ceiling'])}–{rate_text(f['first_failure'])}" for f in searches),
                      "below 1,000" if c["ceiling"] is None else f"{c['ceiling']:,.0f}",
                      f"{c['ceiling'] / c['unobserved_max']:.0%}" if c["ceiling"] else "-",
                      limit, c["limited_by"], c.get("limit", "not said (older results)"),
@@ -448,7 +508,8 @@ def ceiling_section(document: Document) -> list[str]:
             "from 1,000/s up to 90 % of the target's unobserved flat-out rate (the median of its "
             "flat-out runs), then 4 bisection steps (±9 %) in which a rate holds only if "
             f"{confirmations} probes in a row hold. The ceiling lies between it and the first "
-            "failure. *loss*: the method missed moves; *disorder*: moves arrived out of order; "
+            "failure; the whole search is made more than once, and *held–failed* gives each search's bracket "
+            "(rates to two significant figures: the ladder knows no better). *loss*: the method missed moves; *disorder*: moves arrived out of order; "
             "*throttled*: the target could not keep the schedule while watched (at the first "
             "failing rate the target also runs alone as a control, and the cell says when it was "
             "throttled too); *backlog*: the consumer was still receiving events more than 0.1 s "
@@ -457,25 +518,21 @@ def ceiling_section(document: Document) -> list[str]:
             "failed too); the consumer (events not taken in time, or, on one CPU, the observer took a "
             "quarter or more of it at the failing rate); or the mechanism (a tracer's stop at every write, "
             "a program in the target's system call: the target itself slowed).", "",
-            _table(rows, ["method", "target", "placement", "ceiling moves/s", "of the target's own rate",
+            _table(rows, ["method", "target", "placement", "held–failed, each search", "first search: held moves/s",
+                          "of the target's own rate",
                           "first failure at", "limited by", "what limits it", "target alone, flat out", "probes",
                           "claimed"])]
 
 
 def attach_by_start(attach: dict | None) -> tuple[list[float], list[float]]:
-    """An attach probe's first-move times, split into starts that compiled and that did not."""
-    if not attach or "compiled_at_start" not in attach:
+    """An attach probe's first-move times, split into starts that compiled and that did not
+    (results before format 6 attached in one process); a new process each: all cold."""
+    if not attach:
         return [], []
-    pairs = list(zip(attach["first_move_ms"], attach["compiled_at_start"]))
-    return [ms for ms, cold in pairs if cold is True], [ms for ms, cold in pairs if cold is False]
-
-
-def first_move_text(attach: dict) -> str:
-    """'first move 21 ms after', with the compiling start apart for a bcc backend."""
-    cold, warm = attach_by_start(attach)
-    if cold and warm:
-        return f"first move {np.median(warm):.0f} ms after ({np.median(cold):.0f} ms when it compiles)"
-    return f"first move {np.median(attach['first_move_ms']):.0f} ms after"
+    if "start" in attach:
+        return attach["first_move_ms"], []
+    pairs = list(zip(attach["first_move_ms"], attach.get("compiled_at_start") or []))
+    return [ms for ms, cold in pairs if cold is not False], [ms for ms, cold in pairs if cold is False]
 
 
 def startup_section(document: Document) -> list[str]:
@@ -492,26 +549,27 @@ def startup_section(document: Document) -> list[str]:
     lines = ["", "## Start-up", "",
              "*launch*: from starting the opponent (held at a gate) to the mechanism being in place "
              "(BPF compile and load, tracer attached, preload ring mapped), median over every row of the "
-             "variant. *attach*: attaching to an opponent already writing 10,000 moves/s, until attach() "
-             "returns and until the first move is received (median of the repeats). *Set-up CPU* and "
-             "*teardown CPU*: what the observer's process tree used from launch to release and in close(), "
-             "per run (median over the rows): per run, not per event, so kept out of the CPU cost per event.", "",
+             "variant. *attach, first move*: one definition, the headline's: a new `tapbench watch --pid` "
+             "process started against an opponent already writing 10,000 moves/s, from its start until it "
+             "says it watches and until it prints the first move (median of the new processes, with their "
+             "range; Python's own start included, as a user meets it). *Set-up CPU* and *teardown CPU*: "
+             "what the observer's process tree used from launch to release and in close(), per run (median "
+             "over the rows): per run, not per event, so kept out of the CPU cost per event.", "",
              "The bcc backends (ebpf, uprobe) compile their C at the first start in a process and load the "
              "same bytecode, with fresh maps and the target's PID written in, at every later one "
-             "(`methods/bpf_loader.py`); the sweep is one process. Their starts are shown apart: *compiling* "
-             "(clang runs) and *reusing* (it does not), with how many of each. bpftrace compiles at every start. "
-             "The first attach of each bcc method is made to compile.", ""]
+             "(`methods/bpf_loader.py`); the sweep is one process. Their launches are shown apart: "
+             "*compiling* (clang runs) and *reusing* (it does not), with how many of each: a start that "
+             "reuses bytecode is never called an attach time. bpftrace compiles at every start.", ""]
     attach_by_label = {document.label(a): a for a in document.section("attach")}
     rows = []
     for label in sorted(set(launch) | set(attach_by_label)):
         attach = attach_by_label.get(label)
-        cold_attach, warm_attach = attach_by_start(attach)
+        cold, _ = attach_by_start(attach)
         rows.append([label, f"{np.median(launch[label]):.0f}" if label in launch else "-",
                      _starts_cell(compiled.get(label, [])), _starts_cell(reused.get(label, [])),
                      _median_ms(setup.get(label, [])), _median_ms(teardown.get(label, [])),
-                     _median_ms(attach["attach_ms"]) if attach else "-",
-                     _median_ms(attach["first_move_ms"]) if attach else "-",
-                     _starts_cell(cold_attach), _starts_cell(warm_attach)])
+                     _range_cell(attach["attach_ms"]) if attach and "start" in attach else "-",
+                     _range_cell(cold) if attach else "-"])
     loads = [p["empty_program_load_ms"] for p in document.section("bpf_profile")
              if p.get("empty_program_load_ms") is not None]
     bcc_floor = [] if not loads else [
@@ -519,8 +577,14 @@ def startup_section(document: Document) -> list[str]:
         "to compile and load here (median of its own runs, apart from those above: the two differ by the "
         "machine's noise). That is the floor under a bcc backend's start-up when it compiles."]
     return lines + [_table(rows, ["method", "launch: ready ms", "launch, compiling: ms (starts)",
-                                  "launch, reusing: ms (starts)", "set-up CPU ms", "teardown CPU ms", "attach ms", "attach: first move ms",
-                                  "attach, compiling: first move ms", "attach, reusing: first move ms"])] + bcc_floor
+                                  "launch, reusing: ms (starts)", "set-up CPU ms", "teardown CPU ms",
+                                  "attach, new process: watching ms", "attach, new process: first move ms"])] \
+        + bcc_floor
+
+
+def _range_cell(values: list[float]) -> str:
+    """'180 (160–210)': the median of the starts and their range."""
+    return "-" if not values else f"{np.median(values):.0f} ({min(values):.0f}–{max(values):.0f})"
 
 
 def dependence_section(document: Document) -> list[str]:
@@ -583,7 +647,8 @@ def intrusiveness_section(document: Document) -> list[str]:
         as_user = p.get("as_user")
         user = "" if not as_user else (
             f" (as uid {as_user['uid']} with them: works)" if as_user["worked"] else
-            f" (as uid {as_user['uid']} with them: fails: {as_user['error']})")
+            f" (as uid {as_user['uid']} with them: fails: "
+            f"{refusal_text(as_user['refused']) if as_user.get('refused') else as_user['error']})")
         privileges.setdefault(p["method"], []).append(
             f"{document.label(p)}, {p.get('mode', 'launch')}: {p['minimum'] or 'none of the sets tried'}{user}")
     attach = {a["method"]: a for a in document.section("attach")}
@@ -601,12 +666,12 @@ def intrusiveness_section(document: Document) -> list[str]:
     bystander = {}
     for b in document.section("bystanders"):
         bystander.setdefault(b["method"], []).append(
-            f"{document.label(b)}, {b.get('bystander', 'a copy of the opponent')}: {b['bystander_ratio']:.2f}×")
+            f"{document.label(b)}, {b.get('bystander', 'a copy of the opponent')}: {bystander_cell(b)}")
     rows = []
     for method, seen in checks.items():
         info = document.info(method)
         if method in attach and attach[method]["first_move_ms"]:
-            can_attach = f"yes (measured: {first_move_text(attach[method])})"
+            can_attach = attach_text(attach_cell(document, method))
         elif not info:
             can_attach = "-"
         elif info["can_attach"]:
@@ -708,7 +773,11 @@ def sweeps_section(document: Document, previous: Document | None, quick: Documen
                       f"*p*: a two-sided Mann-Whitney test of the two sweeps' per-repeat slowdowns; *Holm p*: "
                       f"the same corrected for testing all {len(tested)} rows at once. **{apart} of the "
                       f"{len(tested)} rows tell the two sweeps apart after the correction** (p < {SWEEPS_APART_P}; "
-                      f"{raw_apart} before it). For two sweeps of the same code the calibration goal is 0.", "",
+                      f"{raw_apart} before it). "
+                      + ("The two sweeps ran the same code: the calibration goal is 0 rows told apart."
+                         if old_commit == new_commit or same_code(old_commit, new_commit) else
+                         "The two sweeps ran different code: rows told apart may be what the code changed, "
+                         "and no calibration goal applies."), "",
                       _table([[c.label, f"{c.old_ratio:+.0%}", f"{c.new_ratio:+.0%}",
                                f"{(c.new_ratio - c.old_ratio) * 100:+.1f}", f"{c.cv:.1%}" + (" †" if small else ""),
                                "-" if p is None else f"{p:.3f}",
@@ -798,13 +867,16 @@ HEADLINE_JSON = "headline.json"
 
 
 def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | None = None,
-                 power: dict | None = None, measured_programs: dict[str, dict] | None = None) -> list[Path]:
+                 power: dict | None = None, measured_programs: dict[str, dict] | None = None,
+                 kernels: dict | None = None) -> list[Path]:
     """README, headline.json and plots, side by side, from a results document alone (and, when
-    given, the latest sweep of every stored machine for the cross-machine section)."""
+    given, the latest sweep of every stored machine, to judge each claim on each and for the
+    cross-machine section; kernels: the kernel matrix's verdicts, see headline_json)."""
     document = Document.load(json_path)
     readme.parent.mkdir(parents=True, exist_ok=True)
     drawn = plots.draw(document, readme.parent)
-    text = markdown(document, [p.name for p in drawn])
+    data = headline_json(document, machines, kernels)
+    text = markdown(document, [p.name for p in drawn], data)
     # Other sweeps beside it: the one before (run-to-run spread) and the quick baseline (its
     # wall time). A file that is missing or unreadable is simply not reported.
     others = {}
@@ -820,7 +892,26 @@ def write_report(json_path: Path, readme: Path, machines: dict[str, Document] | 
         text += "\n".join(power_section(power)) + "\n"
     if measured_programs:
         text += "\n".join(programs.section(measured_programs)) + "\n"
+    text += "\n".join(provenance_section(document, others.get("previous.json"), machines, power,
+                                          measured_programs)) + "\n"
     readme.write_text(text)
     headline_path = readme.parent / HEADLINE_JSON
-    write_headline_json(document, headline_path)
+    write_headline_json(data, headline_path)
     return [readme, headline_path, *drawn]
+
+
+def provenance_section(document: Document, previous: Document | None, machines: dict[str, Document] | None,
+                       power: dict | None, measured_programs: dict[str, dict] | None) -> list[str]:
+    """The commit every section was measured at, and whether the code it measures (methods/,
+    bpf/, preload/, gotargets/) changed since: figures of older code are said to be stale."""
+    measured = [("This sweep (every section above unless named below)", document.metadata.get("commit"))]
+    if previous is not None:
+        measured.append(("The sweep before it (run-to-run spread)", previous.metadata.get("commit")))
+    measured += [(f"Machine `{machine}`'s latest sweep", other.metadata.get("commit"))
+                 for machine, other in sorted((machines or {}).items())]
+    if power:
+        measured.append(("The gate's power", power.get("commit")))
+    measured += [(f"Program `{name}` (`run -- CMD`)", program.get("meta", {}).get("commit"))
+                 for name, program in sorted((measured_programs or {}).items())]
+    return ["", "## Provenance", "", "Which code each section measured, asked of git when this document was written:",
+            "", *(f"- {staleness(commit, what)}" for what, commit in measured)]

@@ -45,9 +45,13 @@ from bench.stats import median_interval, per_repeat_ratios
 #      set-up and teardown out (they are observer_setup_cpu_ms and observer_teardown_cpu_ms);
 #      a ceiling says what limits it. Rows of files converted from older formats keep their old
 #      definitions: compare refuses to set them against rows measured as format 5.
+#   6  the live latency's spread: latency_p99_per_repeat_ns (each repeat's own p99), from which
+#      the p99 gets an interval; sections: a ceiling keeps every search of it (`searches`), the
+#      pipe floor its repeats, a privilege probe the call the kernel refused, attach its first
+#      starts in new processes. Files of format 5 convert with the new row field empty.
 # Older files are converted once with `tapbench upgrade FILE` (which needs the code of today,
 # for what the old file did not record); this side reads the current format only.
-RESULTS_FORMAT = 5
+RESULTS_FORMAT = 6
 # The first format whose rows measure CPU as format 5 defines it: rows of older sweeps, even
 # converted, are not compared with newer ones on it (bench/document/compare.py).
 COST_DEFINED_IN = 5
@@ -134,6 +138,7 @@ class Row:
     latency_p999_ns: int | None = None
     latency_max_ns: int | None = None
     latency_cdf_ns: list = field(default_factory=list)  # [[percentile, ns], ...]
+    latency_p99_per_repeat_ns: list = field(default_factory=list)  # each repeat's own p99 (format 6+)
     # breakdown: from the mechanism's own stamp of the write to Python
     mechanism_latency_p50_ns: int | None = None
     mechanism_latency_p90_ns: int | None = None
