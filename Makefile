@@ -3,7 +3,7 @@ VENV := .venv
 BIN := gotargets/bin
 GO_SRC := gotargets/go.mod $(wildcard gotargets/rock-paper-scissors/*.go)
 
-.PHONY: setup venv build core bench test gate clean check-root
+.PHONY: setup venv build core bench test gate kernels clean check-root
 
 check-root:
 	@if [ "$$(id -u)" != 0 ]; then \
@@ -82,6 +82,13 @@ $(BIN)/rock-paper-scissors-cgo: $(GO_SRC)
 
 bench: setup
 	$(VENV)/bin/tapbench bench
+
+# Kernel dependence, measured (bench/kernels/): every technique on Debian's 5.10, 6.1 and 6.12
+# kernels booted with virtme-ng, under QEMU's software emulation where KVM does not work, and
+# on this kernel; results/kernels.json. About 20 minutes on 2 vCPUs under emulation, so bench
+# does not run it. KERNELS_ARGS passes options (--kernel NAME, --method M ..., --jobs N).
+kernels: setup
+	$(VENV)/bin/python -m bench.kernels $(KERNELS_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest -ra --durations=20

@@ -14,6 +14,7 @@ Examples:
   tapbench merge ci-artifacts/   # import sweeps measured on other machines
   tapbench upgrade old.json      # convert a results file of an older format, in place
   tapbench cleanup          # remove what a killed run left behind (run/watch/bench do it too)
+  tapbench kernels          # every technique on Debian's 5.10, 6.1, 6.12 (virtme-ng) and this kernel
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from bench import cleanup
 from bench import duel as duel_module
 from bench import ab as ab_module
 from bench import gate as gate_module
+from bench.kernels import command as kernels_module
 from bench import program as program_module
 from bench import power as power_module
 from bench import store
@@ -272,6 +274,7 @@ def make_parser() -> argparse.ArgumentParser:
                                               "(files or folders), then regenerate the reports")
     merge.add_argument("sources", nargs="+", metavar="FILE|DIR")
     merge.add_argument("--results", default=str(RESULTS_DIR), help="results folder (default results/)")
+    kernels_module.add_parser(commands)
     return parser
 
 
@@ -674,7 +677,8 @@ def command_cleanup(args) -> int:
 
 COMMANDS = {"run": command_run, "watch": command_watch, "bench": command_bench, "sweep": command_bench,
             "report": command_report, "cleanup": command_cleanup, "compare": command_compare,
-            "gate": command_gate, "merge": command_merge, "duel": command_duel, "upgrade": command_upgrade}
+            "gate": command_gate, "merge": command_merge, "duel": command_duel, "upgrade": command_upgrade,
+            "kernels": kernels_module.command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,11 @@ fi
 arch=$(dpkg --print-architecture)
 # clang and libbpf-dev build the eBPF hook's CO-RE object (make build); bcc needs the headers;
 # binutils-dev gives the zpoline hook libopcodes, its disassembler; chromium opens results/report.html
-# in the browser tests (Playwright drives Debian's, so nothing is downloaded).
+# in the browser tests (Playwright drives Debian's, so nothing is downloaded); virtme-ng
+# (pyproject.toml) boots other kernels for `tapbench kernels` with QEMU, busybox (its
+# initramfs), kmod (depmod) and file.
 packages=(python3-bpfcc bpfcc-tools bpftool bpftrace python3-seccomp strace python3-venv golang-go gcc libc6-dev make
-          clang libbpf-dev binutils-dev "linux-headers-$arch" chromium)
+          clang libbpf-dev binutils-dev "linux-headers-$arch" chromium qemu-system-x86 busybox-static kmod file)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
