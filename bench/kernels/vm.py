@@ -35,7 +35,9 @@ HIDDEN_IN_GUEST = ("/tmp", "/var/cache", "/var/tmp", "/var/log", "/var/lib/apt",
                    "/var/lib/portables", "/var/lib/machines", "/var/lib/sudo", "/var/spool", "/run", "/dev/shm")
 BOOT_ALLOWANCE_S = 240  # boot and feature probes under emulation; a boot took 10-30 s here
 KVM_PROBE_TIMEOUT_S = 45  # a KVM boot takes a few seconds; a nested host hangs
-PANIC = re.compile(r"Kernel panic.*|not syncing.*", re.IGNORECASE)
+# The console lines that say why a guest ended early: the panic, and what virtme's initramfs
+# could not find (a cloud kernel has no 9p: the host's root cannot be mounted).
+WHY_ENDED = re.compile(r"virtme initramfs: .*does not have module fs-|Kernel panic", re.IGNORECASE)
 
 
 class BootFailed(Exception):
@@ -130,10 +132,12 @@ class _Watchdog:
 
 
 def why_it_failed(log: Path) -> str:
-    """The line of a guest's console that says why it ended early: a panic, else its last."""
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    panics = [line for line in lines if PANIC.search(line)]
-    return (panics or lines or ["no output at all"])[0 if panics else -1][-300:]
+    """What of a guest's console says why it ended early (what was missing, the panic), else
+    its last line."""
+    lines = [re.sub(r"^\[ *[\d.]+\] ", "", line.strip()) for line in log.read_text(errors="replace").splitlines()
+             if line.strip()]
+    reasons = list(dict.fromkeys(line[:200] for line in lines if WHY_ENDED.search(line)))
+    return "; ".join(reasons[:2]) if reasons else (lines or ["no output at all"])[-1][-300:]
 
 
 @dataclass
