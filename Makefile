@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapbench_hook.so preload/libtapbench_zpoline.so \
        preload/libtapbench_sud.so $(BIN)/hostile-target core
 
-# The eBPF hook's CO-RE object (methods/core_loader.py): compiled here, once, against a vmlinux.h
+# The eBPF hook's CO-RE object (methods/_kernel/core_loader.py): compiled here, once, against a vmlinux.h
 # made from this kernel's BTF; libbpf relocates it where it loads, with no compiler or kernel
 # headers there. Its sources' sha256 beside it tells a stale object. A kernel without BTF
 # gets none (--loader core says so; bcc still works).
@@ -67,10 +67,10 @@ preload/libtapbench_sud.so: preload/sud.c preload/syscall_hook.h preload/ring.h 
 	gcc -O2 -fPIC -shared -Wall -Wextra -Werror -fvisibility=hidden -mgeneral-regs-only \
 	    -fno-tree-loop-distribute-patterns -o $@ preload/sud.c
 
-# A target that attacks what of its observer it can reach (bench/hostile.py).
-$(BIN)/hostile-target: bench/hostile_target.c
+# A target that attacks what of its observer it can reach (bench/probes/hostile.py).
+$(BIN)/hostile-target: bench/probes/hostile_target.c
 	mkdir -p $(BIN)
-	gcc -O2 -Wall -Wextra -Werror -o $@ bench/hostile_target.c
+	gcc -O2 -Wall -Wextra -Werror -o $@ bench/probes/hostile_target.c
 
 # The realistic opponent: pure Go, static, writes with raw system calls.
 $(BIN)/rock-paper-scissors: $(GO_SRC)

@@ -33,13 +33,13 @@ import numpy as np
 from bench.placement import split_applicable
 from bench.stats import holm_adjusted
 from bench.targets import BIN_DIR, ROOT, Workload
+from bench.plan import gate_rows
 from methods import REGISTRY
-from methods.base import OBSERVER_CONTRACT
+from methods.protocol import OBSERVER_CONTRACT
 
-# The techniques gated, each in its default variant on the target it sees, flat out.
-ROWS = [("ebpf", {}, "go", 50_000), ("preload", {}, "libc", 50_000), ("uprobe", {}, "go", 3_000),
-        ("ptrace", {}, "go", 3_000), ("unotify", {}, "go", 3_000), ("zpoline", {}, "cgo", 50_000),
-        ("sud", {}, "cgo", 20_000)]
+# The techniques gated, each in its default variant on the target it sees, flat out: every
+# technique of ours, as each declares its gate's moves (bench/plan.py).
+ROWS = gate_rows()
 # The hooks a reference builds, each from its C where the reference has it (one without zpoline's
 # or sud's has no such technique, and the gate says so when it asks the reference for it).
 REFERENCE_LIBRARIES = {"preload/libtapbench_hook.so": "preload/hook.c",

@@ -102,6 +102,12 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
             keep()
     report["complete"] = True
     keep()
+    print_power(report, out)
+    return 0
+
+
+def print_power(report: dict, out: Path) -> None:
+    rounds = report["rounds"]
     false_alarms = sum(bool(failed) for failed in report["unchanged"])
     print(f"\nunchanged code failed {false_alarms} of {rounds} gates")
     for layer, found in report["injected"].items():
@@ -109,4 +115,3 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
               ", ".join(f"{label} {count}/{rounds} (measured +{found['measured_added_ns'][label]:.0f} ns)"
                         for label, count in found["caught"].items()))
     print(f"written to {out} ({report['wall_s']} s)")
-    return 0

@@ -35,8 +35,9 @@ from bench.referee import Referee, Tally
 from bench.results import label_of, metadata
 from bench.runner import collector_paused, mechanism_facts, reap, settle, teardown_tracked, tree_cpu_ns
 from bench.stats import median_interval, per_repeat_ratios
-from methods.base import EVENT, MAX_WATCHED_FD, REGISTRY, baseline_method
-from methods.errors import ObserverError
+from methods.base import REGISTRY, baseline_method
+from methods.protocol import EVENT, MAX_WATCHED_FD
+from methods.protocol import ObserverError
 
 DEFAULT_TIMEOUT_S = 60.0
 

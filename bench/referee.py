@@ -14,8 +14,8 @@ import ctypes
 import struct
 from dataclasses import dataclass
 
-from methods import core_loader
-from methods.errors import ObserverError, ObserverUnavailable
+from methods._kernel import core_loader
+from methods.protocol import ObserverError, ObserverUnavailable
 
 OBJECT = core_loader.BPF_DIR / "referee.core.o"
 SOURCES = [core_loader.BPF_DIR / "referee.core.bpf.c"]

@@ -19,7 +19,7 @@ from bench.runner import Execution
 from bench.stats import instability, median_interval, per_repeat_ratios
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
-from methods.process import TargetUser
+from methods._kernel.process import TargetUser
 
 __all__ = ["RESULTS_FORMAT", "ResultsError", "Document", "Row", "metadata", "summarize", "write_json",
            "make_document", "document_of", "load_document", "upgrade_document", "methods_section", "label_of"]

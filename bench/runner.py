@@ -17,9 +17,10 @@ from bench.placement import observer_placed
 from bench.targets import Workload
 from bench.truth import Truth, writer_counts
 from bench.verify import Verdict, verify, verify_count
-from methods.base import EVENT, REGISTRY, Observer, baseline_method
-from methods.bpf_system import loaded_bpf_objects
-from methods.process import TargetUser
+from methods.base import REGISTRY, Observer, baseline_method
+from methods.protocol import EVENT
+from methods._kernel.bpf_system import loaded_bpf_objects
+from methods._kernel.process import TargetUser
 
 
 # Pause before each execution, and then, if the previous execution loaded BPF programs or
@@ -145,14 +146,8 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
         pids, heads = events["pid"].tolist(), event_heads(events)
 
         if damage is not None or returncode != 0 or not os.path.exists(report_path):
-            # No ground truth from a dead opponent, but what was captured can still be checked
-            # against the sequence it was writing: a partial capture, verified.
-            partial = verify(zip(pids, heads), workload.seed,
-                             writer_counts(workload.moves, workload.goroutines), target_pid)
-            what = damage or f"the opponent ended with exit status {returncode}"
-            raise TargetFailed(
-                f"{what} under {method}; {partial.captured} moves were captured before, {partial.phantom} phantom, "
-                f"{'in order' if partial.in_order else 'OUT OF ORDER'}", partial)
+            _fail_with_partial_capture(method, workload, pids, heads, target_pid,
+                                       damage or f"the opponent ended with exit status {returncode}")
         truth = Truth.load(report_path)
     truth.check()
     if truth.report["pid"] != target_pid:
@@ -180,6 +175,15 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
         execution.latencies_ns = latencies_from_target(execution.verdict, seen_ns, truth)
         execution.not_applicable = not_applicable_because(truth.written)
     return execution
+
+
+def _fail_with_partial_capture(method: str, workload: Workload, pids: list, heads: list, target_pid: int,
+                               what: str) -> None:
+    """No ground truth from a dead (or damaged) opponent, but what was captured can still be
+    checked against the sequence it was writing: a partial capture, verified, in the error."""
+    partial = verify(zip(pids, heads), workload.seed, writer_counts(workload.moves, workload.goroutines), target_pid)
+    raise TargetFailed(f"{what} under {method}; {partial.captured} moves were captured before, {partial.phantom} "
+                       f"phantom, {'in order' if partial.in_order else 'OUT OF ORDER'}", partial)
 
 
 def latencies_from_target(verdict: Verdict, seen_ns: np.ndarray, truth: Truth) -> np.ndarray:

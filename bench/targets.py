@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from methods import REGISTRY
-from methods.base import TARGET_NAMES
+from methods.protocol import TARGET_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN_DIR = ROOT / "gotargets" / "bin"
@@ -58,7 +58,7 @@ class Workload:
     # Where the target and the observer run (bench/placement.py); the bare runs paired with
     # observed ones run in the same placement.
     placement: str = "free"
-    # Who the target runs as (a user name or number; methods/process.py TargetUser); None: as
+    # Who the target runs as (a user name or number; methods/_kernel/process.py TargetUser); None: as
     # tapbench itself, as the sweep's own opponent does.
     user: str | None = None
 

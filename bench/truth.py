@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from methods.base import MOVES
+from methods.protocol import MOVES
 
 TRUTH_FORMAT = "tapbench-truth/1"
 

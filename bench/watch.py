@@ -11,8 +11,9 @@ from collections import Counter
 import psutil
 
 from bench.placement import observer_placed
-from methods.base import MOVES, ObserverError
-from methods.process import find_pid_by_name
+from methods.base import ObserverError
+from methods.protocol import MOVES
+from methods._kernel.process import TargetUser, find_pid_by_name
 
 
 def say(line: str) -> None:
@@ -79,43 +80,10 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         started = time.monotonic_ns()
         observer.release()
         say(f"watching PID {observer.pid}")
-        moves, others, first_other, by_children = Counter(), 0, None, Counter()
-        for event in observer.events():
-            stamp = (event.ts_ns - started) / 1e6
-            # A child of the target (ptrace's seccomp strategy follows them: see
-            # methods/ptrace.py) writes as itself: its moves are shown and counted as its own.
-            who = "opponent" if event.pid == observer.pid else f"PID {event.pid} (not the target)"
-            if raw:
-                print(f"[{stamp:.3f}ms] {'' if event.pid == observer.pid else who + ' '}wrote {event.raw!r}")
-            move = decode(event.raw)
-            if event.pid != observer.pid:
-                by_children[event.pid] += 1
-                if move and not raw:
-                    print(f"[{stamp:.3f}ms] {who} played: {move}")
-            elif move:
-                moves[move] += 1
-                if not raw:
-                    print(f"[{stamp:.3f}ms] opponent played: {move}")
-            else:
-                others += 1
-                first_other = first_other if first_other is not None else event.raw
+        tally = print_moves(observer, started, decode, raw)
         seconds = (time.monotonic_ns() - started) / 1e9
-        counters = observer.counters
-        order = {move: index for index, move in enumerate(MOVES)}  # rock, paper, scissors, then others
-        kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
         ending, killed_by = how_it_ended(observer)
-        source = observer_class.loss_source
-        if observer.target_damage is not None:
-            lost = "lost: unknown (the ring's counters cannot be trusted)"
-        elif source:
-            lost = f"{counters.lost} lost ({source})"
-        else:
-            lost = f"no loss count ({observer_class.method} keeps none)"
-        other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
-        children = (f", {sum(by_children.values())} writes by {len(by_children)} other process(es) it started"
-                    if by_children else "")
-        print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {sum(moves.values())} moves "
-              f"({kinds or 'none'}), {other_writes}{children}, {lost}")
+        print(f"watched PID {observer.pid} for {seconds:.1f} s ({ending}): {summary(observer, tally)}")
         damage = observer.target_damage
     if damage is not None:
         say(f"ERROR: {damage}; the moves above came before it")
@@ -124,6 +92,50 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
         say(f"ERROR: the launched target was killed by {killed_by}")
         return 1
     return 0
+
+
+def print_moves(observer, started: int, decode, raw: bool) -> tuple[Counter, int, bytes | None, Counter]:
+    """Each event as it comes, stamped from the release; returns (moves by kind, other writes,
+    the first of those, writes by the target's children by PID)."""
+    moves, others, first_other, by_children = Counter(), 0, None, Counter()
+    for event in observer.events():
+        stamp = (event.ts_ns - started) / 1e6
+        # A child of the target (ptrace's seccomp strategy follows them: see
+        # methods/ptrace.py) writes as itself: its moves are shown and counted as its own.
+        who = "opponent" if event.pid == observer.pid else f"PID {event.pid} (not the target)"
+        if raw:
+            print(f"[{stamp:.3f}ms] {'' if event.pid == observer.pid else who + ' '}wrote {event.raw!r}")
+        move = decode(event.raw)
+        if event.pid != observer.pid:
+            by_children[event.pid] += 1
+            if move and not raw:
+                print(f"[{stamp:.3f}ms] {who} played: {move}")
+        elif move:
+            moves[move] += 1
+            if not raw:
+                print(f"[{stamp:.3f}ms] opponent played: {move}")
+        else:
+            others += 1
+            first_other = first_other if first_other is not None else event.raw
+    return moves, others, first_other, by_children
+
+
+def summary(observer, tally: tuple[Counter, int, bytes | None, Counter]) -> str:
+    """'30 moves (rock 10, paper 10, scissors 10), 0 other writes, 0 lost (kernel counter)'."""
+    moves, others, first_other, by_children = tally
+    order = {move: index for index, move in enumerate(MOVES)}  # rock, paper, scissors, then others
+    kinds = ", ".join(f"{m} {moves[m]}" for m in sorted(moves, key=lambda m: (order.get(m, len(MOVES)), m)))
+    source = type(observer).loss_source
+    if observer.target_damage is not None:
+        lost = "lost: unknown (the ring's counters cannot be trusted)"
+    elif source:
+        lost = f"{observer.counters.lost} lost ({source})"
+    else:
+        lost = f"no loss count ({type(observer).method} keeps none)"
+    other_writes = f"{others} other writes" + (f" (the first: {first_other!r})" if others else "")
+    children = (f", {sum(by_children.values())} writes by {len(by_children)} other process(es) it started"
+                if by_children else "")
+    return f"{sum(moves.values())} moves ({kinds or 'none'}), {other_writes}{children}, {lost}"
 
 
 def how_it_ended(observer) -> tuple[str, str | None]:

@@ -16,7 +16,7 @@ import traceback
 # The Observer contract this tree's methods/ speaks (methods/base.py OBSERVER_CONTRACT): the
 # parent measures only a tree that speaks its own.
 try:
-    from methods.base import OBSERVER_CONTRACT
+    from methods.protocol import OBSERVER_CONTRACT
 except ImportError:  # a tree from before the constant: 2 if its backends hand over batches
     from methods.base import Observer
 

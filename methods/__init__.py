@@ -3,7 +3,9 @@ registers itself in REGISTRY by subclassing Observer: a new technique is one new
 import importlib
 import pkgutil
 
-from methods.base import REGISTRY, MoveEvent, Observer, ObserverError, ObserverUnavailable
+from methods.base import REGISTRY, Observer, ObserverError, ObserverUnavailable
+
+from methods.protocol import MoveEvent
 
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):

@@ -24,9 +24,12 @@ import subprocess
 import time
 from typing import Iterator
 
-from methods.base import CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, MoveEvent, Observer, ObserverError, check_capture
-from methods.process import SKIP_CAPABILITY_PRECHECK, die_with_parent, PrintedEvents
-from methods.bpf_system import bpf_program_leftovers
+from methods.base import Observer, ObserverError
+
+from methods.protocol import CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, MoveEvent, check_capture
+from methods._kernel.process import SKIP_CAPABILITY_PRECHECK, die_with_parent, PrintedEvents
+from methods._kernel.bpf_system import bpf_program_leftovers
+from methods.spec import FEW_MOVES, SweepSpec
 
 READY = b"tapbench-ready"
 # BEGIN runs once every probe is attached, so its line means the tracepoint is live.
@@ -73,6 +76,8 @@ class BpftraceObserver(PrintedEvents, Observer):
     description = "bpftrace tracepoint:syscalls:sys_enter_write one-liner, parsed (reference peer)"
     dependence = ("bpftrace installed; CAP_IPC_LOCK for perf buffers larger than perf_event_mlock_kb")
     loss_source = "tool's own report"  # its "Lost N events" lines
+    # its consumer takes tens of µs a move: fewer moves; it compiles at every start
+    sweep = SweepSpec(moves=FEW_MOVES, primary_group="bpftrace", more={"cold_starts": ({},)})
     cli_options = {
         "probe": {"choices": PROBES, "default": "tracepoint",
                   "help": "tracepoint: sys_enter_write (the article's); uprobe: Go's syscall.write, "

@@ -9,7 +9,6 @@ Two hooks are offered, both measured by `tapbench run --hook`:
 from __future__ import annotations
 
 import ctypes
-import mmap
 import os
 import platform
 import select
@@ -20,15 +19,18 @@ from typing import Iterator
 
 import numpy as np
 
-from methods import core_loader  # noqa: F401 (the module: its OBJECT and unavailable_reason)
-from methods.core_loader import CoreProgram
-from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
-from methods.base import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION,
-                          SPIN_OPTION, WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin, claim, MoveEvent,
-                          Observer, ObserverError)
-from methods.process import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, SKIP_CAPABILITY_PRECHECK,
+from methods._kernel import core_loader  # noqa: F401 (the module: its OBJECT and unavailable_reason)
+from methods._kernel.core_loader import CoreProgram
+from methods._kernel.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
+from methods.base import Observer, ObserverError
+from methods.protocol import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
+                              WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin)
+from methods._kernel.process import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, SKIP_CAPABILITY_PRECHECK,
                              effective_capabilities, find_pid_by_name)
-from methods.bpf_system import bpf_program_leftovers, bpf_program_run_stats
+from methods._kernel.bpf_system import bpf_program_leftovers, bpf_program_run_stats
+from methods._kernel.bpf_ring import PAGE_SIZE, SAMPLE_SIZE, RingReader
+from methods._kernel.rings import RingConsumer
+from methods.spec import SweepSpec, claim
 
 BPF_SOURCE = Path(__file__).resolve().parent.parent / "bpf" / "write_events.bpf.c"
 HOOKS = ("raw", "tracepoint")
@@ -41,7 +43,7 @@ GO_UPROBE_HOOK = "go-uprobe"
 WAKEUPS = {"adaptive": "0", "poll": "BPF_RB_NO_WAKEUP"}
 WAKEUP_FLAGS = {"adaptive": 0, "poll": 1}  # the same as numbers, for the CO-RE object's options
 # bcc: clang compiles the C in this process; core: libbpf loads the object `make` built
-# (methods/core_loader.py)
+# (methods/_kernel/core_loader.py)
 LOADERS = ("bcc", "core")
 # poll is the default: it measured the lower overhead per move (no wakeup work in the target's
 # write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
@@ -57,83 +59,7 @@ EXEC_POLL_S = 0.001  # how often the map the exec program fills is read while wa
 # ordering, so this backend is x86-64 only.
 SYSCALL_WRITE_NR = {"x86_64": 1}
 TRACEFS = Path("/sys/kernel/tracing")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-# One ring buffer record: the kernel's 8-byte header, then struct move_event. The sample part
-# mirrors the C declaration; _check_event_layout() compares it with the layout bcc derives
-# from the C, so the two cannot drift apart silently.
-RECORD = np.dtype([
-    ("header_len", "<u4"), ("header_pg_off", "<u4"),
-    ("ts_ns", "<u8"), ("pid", "<u4"), ("tid", "<u4"), ("count", "<u8"),
-    ("copied", "<u4"), ("reserved", "<u4"), ("head", f"V{CAPTURE_BYTES}"),
-])
-RECORD_HEADER = 8
-SAMPLE_SIZE = RECORD.itemsize - RECORD_HEADER
-BUSY_BIT, DISCARD_BIT = 1 << 31, 1 << 30
-
-
-class RingReader:
-    """Reads a BPF ring buffer's records straight from its memory map, a batch at a time.
-
-    bcc's own consumer calls back into Python once per event through ctypes; that alone
-    measured about 1 to 1.5 µs per event here, slower than the opponent writes, so the ring
-    only ever grew. Reading the map directly costs a few tens of ns per event.
-
-    Layout (Documentation/bpf/ringbuf.rst, mapped as libbpf maps it): page 0 holds
-    consumer_pos, ours to write; page 1 holds producer_pos; then the data area, mapped twice
-    in a row so that a batch that wraps around is still contiguous. A record is an 8-byte
-    header (length, with BUSY and DISCARD bits) and the sample padded to 8 bytes. On x86-64
-    (TSO) plain loads and stores give the acquire/release ordering libbpf asks for.
-    """
-
-    def __init__(self, map_fd: int, data_size: int):
-        self.data_size = data_size
-        self._consumer_map = mmap.mmap(map_fd, PAGE_SIZE, mmap.MAP_SHARED,
-                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        # MAP_POPULATE: fault the whole ring in now, not one page at a time during the run.
-        self._producer_map = mmap.mmap(map_fd, PAGE_SIZE + 2 * data_size,
-                                       mmap.MAP_SHARED | mmap.MAP_POPULATE,
-                                       mmap.PROT_READ, offset=PAGE_SIZE)
-        self._consumer_pos = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
-        self._producer_pos = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
-        self._data = np.frombuffer(self._producer_map, dtype=np.uint8, offset=PAGE_SIZE)
-
-    def pending(self) -> bool:
-        """Whether a record was reserved since the last read: one load, for a spinning consumer."""
-        return self._producer_pos[0] != self._consumer_pos[0]
-
-    def read(self, convert=np.copy) -> np.ndarray:
-        """convert(records) of the committed records not yet consumed, at most BATCH_EVENTS of
-        them, then marks them consumed. convert must copy what it keeps: the kernel reuses the
-        records' space once they are consumed. Converting straight out of the ring, rather than
-        copying first, reads each record once (about 25 ns an event less, measured here)."""
-        consumer = int(self._consumer_pos[0])
-        available = (int(self._producer_pos[0]) - consumer) // RECORD.itemsize
-        count = min(available, BATCH_EVENTS)
-        if count == 0:
-            return convert(np.empty(0, dtype=RECORD))
-        start = consumer & (self.data_size - 1)
-        records = self._data[start:start + count * RECORD.itemsize].view(RECORD)
-        lengths = records["header_len"]
-        if (lengths == SAMPLE_SIZE).all():
-            # The usual batch, every record submitted and none discarded: one test, not four
-            # (a live consumer's wake-ups start with cold caches, where each numpy call counts).
-            batch = convert(records)
-        else:
-            busy = np.flatnonzero(lengths & BUSY_BIT)  # reserved but not yet submitted
-            if busy.size:
-                records, lengths = records[:busy[0]], lengths[:busy[0]]
-            if np.any((lengths & ~np.uint32(DISCARD_BIT)) != SAMPLE_SIZE):
-                raise ObserverError("the ring buffer holds a record that is not a move_event")
-            batch = convert(records[(lengths & DISCARD_BIT) == 0])
-        self._consumer_pos[0] = consumer + records.size * RECORD.itemsize
-        return batch
-
-    def close(self) -> None:
-        # The numpy views export the maps' buffers: drop them before closing the maps.
-        del self._consumer_pos, self._producer_pos, self._data
-        self._consumer_map.close()
-        self._producer_map.close()
+SWEEP_OPTIONS = {"hook": "raw", "wakeup": "poll"}  # the variant the sweep measures
 
 
 def kernel_headers_dir() -> Path:
@@ -207,7 +133,7 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
 BPF_EXTRA_WORK_VARIABLE = "TAPBENCH_TEST_BPF_EXTRA_NS"
 
 
-class EbpfObserver(Observer):
+class EbpfObserver(RingConsumer, Observer):
     method = "ebpf"
     live_options = {"wakeup": "adaptive"}
     live_spin_us = LIVE_SPIN_US
@@ -220,6 +146,16 @@ class EbpfObserver(Observer):
                   "--loader core: the kernel's BTF and libbpf, the object built once by make; both: "
                   "tracefs, x86-64 system-call numbers")
     loss_source = "kernel counter"
+    # the raw hook and polling, written out: the results name the variant so
+    sweep = SweepSpec(
+        options=SWEEP_OPTIONS, primary_group="ebpf",
+        more={"privileges": (SWEEP_OPTIONS | {"hook": "tracepoint"}, SWEEP_OPTIONS | {"loader": "core"}),
+              # what a new watch process loads: the CO-RE object
+              **{probe: (SWEEP_OPTIONS | {"loader": "core"},) for probe in ("attach", "attach privileges", "exec")},
+              "bystanders": (SWEEP_OPTIONS | {"hook": "tracepoint"},), "bystanders, another program": (SWEEP_OPTIONS,),
+              "bpf_profile": (SWEEP_OPTIONS, SWEEP_OPTIONS | {"capture": "count"}, SWEEP_OPTIONS | {"match": "exec"},
+                              SWEEP_OPTIONS | {"hook": "tracepoint"}, SWEEP_OPTIONS | {"hook": "tracepoint", "capture": "count"}),
+              "cold_starts": (SWEEP_OPTIONS, SWEEP_OPTIONS | {"loader": "core"})})
     claims = (
         # The article's program is the sys_enter_write tracepoint; its ~80 ns is about that.
         claim("overhead_ns", "~80 ns", 80, hook="tracepoint"),
@@ -369,7 +305,7 @@ class EbpfObserver(Observer):
     def _load(self, target: int | str) -> None:
         """target: the tgid to watch, or the name of a program to catch at exec. bcc compiles
         the C the first time in this process (it prints compiler noise to stderr; a failure
-        still raises); every start loads the bytecode into maps of its own (methods/bpf_loader.py).
+        still raises); every start loads the bytecode into maps of its own (methods/_kernel/bpf_loader.py).
         The CO-RE loader loads the object make built, with the target in its options."""
         if self.loader == "core":
             comm = None if isinstance(target, int) else comm_words(target)
@@ -466,4 +402,4 @@ def _check_event_layout(bpf) -> None:
     derived = ctypes.sizeof(_get_event_class(bpf[b"events"]))
     if derived != SAMPLE_SIZE:
         raise ObserverError(f"struct move_event is {derived} bytes in C but {SAMPLE_SIZE} in "
-                            "methods/ebpf.py: update RECORD")
+                            "methods/_kernel/bpf_ring.py: update RECORD")

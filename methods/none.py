@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from methods.base import MoveEvent, Observer, wait_until_exited
+from methods.base import Observer, wait_until_exited
+
+from methods.protocol import MoveEvent
 
 
 class NoObserver(Observer):

@@ -16,8 +16,11 @@ from typing import Iterator
 
 import psutil
 
-from methods.base import CAPTURE_BYTES, MoveEvent, Observer, ObserverError
-from methods.process import die_with_parent, PrintedEvents, proc_status_field, ThreadProcesses
+from methods.base import Observer, ObserverError
+
+from methods.protocol import CAPTURE_BYTES, MoveEvent
+from methods._kernel.process import die_with_parent, PrintedEvents, proc_status_field, ThreadProcesses
+from methods.spec import FEW_MOVES, SweepSpec
 
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
@@ -30,6 +33,7 @@ class StraceObserver(PrintedEvents, Observer):
     reference_peer = True
     can_attach = True
     description = "strace -f -e trace=write, parsed (reference peer)"
+    sweep = SweepSpec(options={"seccomp_bpf": False}, moves=FEW_MOVES, primary_group="tracers")
     dependence = ("strace installed; attaching to another user's process needs CAP_SYS_PTRACE")
     default_placement = "shared"
     # No loss count: strace stops the target at each write, so nothing can be dropped.

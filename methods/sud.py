@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
+from methods._kernel.inprocess import FAILED, SET_UP, SyscallHookObserver
+from methods.spec import SweepSpec
 
 SUD_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_sud.so"
 
@@ -26,6 +27,8 @@ class SudObserver(SyscallHookObserver):
                   "SIGSYS its own and unblocked (the target reads back what it set); the handler's return address "
                   "lands in the caller's red zone")
     library = SUD_LIBRARY
+    # beside zpoline on cgo; a SIGSYS at every system call: fewer moves a gate run
+    sweep = SweepSpec(options={"ring_slots": 1 << 20}, gate_moves=20_000, primary_group="zpoline on cgo")
     hook_states = {0: "not set up", SET_UP: "dispatch on, SIGSYS handler installed",
                    FAILED: "dispatch could not be switched on (a kernel before 5.11?) or the handler installed"}
 

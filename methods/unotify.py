@@ -47,9 +47,11 @@ import tempfile
 import time
 from typing import Iterator
 
-from methods.base import (CAPTURE_BYTES, CAPTURE_OPTION, check_capture, MoveEvent, Observer,
-                          ObserverError, ObserverUnavailable)
-from methods.process import CAP_SYS_ADMIN, effective_capabilities, ProcessMemory, ThreadProcesses
+from methods.base import Observer, ObserverError, ObserverUnavailable
+
+from methods.protocol import CAPTURE_BYTES, CAPTURE_OPTION, check_capture, MoveEvent
+from methods._kernel.process import CAP_SYS_ADMIN, effective_capabilities, ProcessMemory, ThreadProcesses
+from methods.spec import FEW_MOVES, SweepSpec
 
 # <linux/seccomp.h>
 SECCOMP_IOCTL_NOTIF_RECV = 0xC0502100  # struct seccomp_notif, 80 bytes, zeroed before the call
@@ -72,6 +74,8 @@ class UnotifyObserver(Observer):
     method = "unotify"
     follows_children = True  # the filter is inherited across fork and exec; each thread's process is asked
     description = "seccomp user notification: write(1, ...) handed to tapbench, read, continued"
+    # the target waits for tapbench at every write: fewer moves
+    sweep = SweepSpec(moves=FEW_MOVES, gate_moves=3_000, primary_group="seccomp")
     dependence = ("seccomp user notification (Linux 5.0+), SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV "
                   "(5.19+) against a reply-lost race with signals, SYNC_WAKE_UP (6.6+); libseccomp to "
                   "build the filter; launch only; x86-64 system-call numbers")

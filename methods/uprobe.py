@@ -22,9 +22,12 @@ import shutil
 from functools import lru_cache
 from typing import Sequence
 
-from methods.base import check_spin, ObserverError
-from methods.bpf_loader import BPF_PROG_TYPE_KPROBE
+from methods.base import ObserverError
+
+from methods.protocol import check_spin
+from methods._kernel.bpf_loader import BPF_PROG_TYPE_KPROBE
 from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
+from methods.spec import FEW_MOVES, SweepSpec
 
 SYMBOL = "syscall.write"
 PROBE_FUNCTION = b"on_go_syscall_write"  # in bpf/write_events.bpf.c
@@ -93,6 +96,10 @@ class UprobeObserver(EbpfObserver):
     targets = ("go", "cgo")  # Go's own writes; -io libc never calls syscall.write
     loss_source = "kernel counter"
     claims = ()  # the article's claims are about the syscall tracepoint, not this
+    # a trap at every call: fewer moves
+    sweep = SweepSpec(options={"wakeup": "poll"}, moves=FEW_MOVES, gate_moves=3_000, primary_group="uprobe",
+                      more={"bystanders, another program": ({"wakeup": "poll"},),
+                            "bpf_profile": ({"wakeup": "poll"}, {"wakeup": "poll", "capture": "count"})})
     article_name = None
     can_catch_exec = False  # a uprobe needs the binary's path, not just a name
     # bcc only: the CO-RE object holds the syscall hooks, not the uprobe

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 
 from methods.base import ObserverError
-from methods.inprocess import FAILED, SET_UP, SyscallHookObserver
-from methods.preload import cpu_flags, is_static_executable
-from methods.process import CAP_SYS_RAWIO, SKIP_CAPABILITY_PRECHECK, effective_capabilities
+from methods._kernel.inprocess import FAILED, SET_UP, SyscallHookObserver
+from methods._kernel.preload_ring import cpu_flags, is_static_executable
+from methods._kernel.process import CAP_SYS_RAWIO, SKIP_CAPABILITY_PRECHECK, effective_capabilities
+from methods.spec import SweepSpec
 
 ZPOLINE_LIBRARY = Path(__file__).resolve().parent.parent / "preload" / "libtapbench_zpoline.so"
 MMAP_MIN_ADDR = Path("/proc/sys/vm/mmap_min_addr")
@@ -46,6 +47,8 @@ class ZpolineObserver(SyscallHookObserver):
                   "are syscall instructions; vm.mmap_min_addr = 0 during the launch, for the whole "
                   "machine; the call's return address lands in the caller's red zone")
     library = ZPOLINE_LIBRARY
+    # its headline row is on cgo, where Go's raw system calls pass through it, beside ptrace
+    sweep = SweepSpec(options={"ring_slots": 1 << 20}, primary_group="zpoline on cgo")
     hook_states = {0: "not set up", SET_UP: "trampoline mapped at address 0, text rewritten",
                    FAILED: "its trampoline could not be mapped at address 0 (vm.mmap_min_addr, or a mapping there)"}
 

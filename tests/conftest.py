@@ -6,7 +6,7 @@ import time
 import psutil
 import pytest
 
-from methods.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
+from methods._kernel.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
 from bench.targets import BIN_DIR, OPPONENT_NAME, ROOT
 from methods.ebpf import EbpfObserver
 

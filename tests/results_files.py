@@ -18,8 +18,8 @@ def newest_document() -> Document | None:
     data = read_json(path)
     if data.get("format") == RESULTS_FORMAT:
         return Document.from_json(data, str(path))
-    from bench import sweep
+    from bench import plan
     from bench.results import upgrade_document
 
-    plan = [(group.name, group.workload, group.lineup) for group in sweep.FULL_GROUPS + sweep.QUICK_GROUPS]
-    return upgrade_document(data, plan, sweep.PRIMARY_GROUPS)
+    groups = [(group.name, group.workload, group.lineup) for group in plan.full_groups() + plan.QUICK_GROUPS]
+    return upgrade_document(data, groups, plan.primary_groups())

@@ -2,7 +2,7 @@
 import psutil
 import pytest
 
-from bench.bystander import bystander_cost
+from bench.probes.bystanders import bystander_cost
 from bench.targets import is_opponent
 from methods import REGISTRY
 

@@ -1,8 +1,8 @@
 """The throughput-ceiling search: its logic on a simulated method, and one real probe."""
 import pytest
 
-from bench import ceiling
-from bench.ceiling import find_ceiling
+from bench.probes import ceilings as ceiling
+from bench.probes.ceilings import find_ceiling
 from methods import REGISTRY
 
 

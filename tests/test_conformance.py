@@ -23,7 +23,8 @@ from bench.targets import ROOT, TARGETS, Workload
 from bench.truth import Truth
 from bench.verify import verify
 from methods import REGISTRY
-from methods.base import LOSS_SOURCES, ObserverUnavailable
+from methods.base import ObserverUnavailable
+from methods.protocol import LOSS_SOURCES
 
 OBSERVERS = sorted(name for name, cls in REGISTRY.items() if not cls.baseline)
 # Paced, so that every peer keeps up; two writers, long enough to cross several batches of

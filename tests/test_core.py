@@ -8,7 +8,7 @@ import pytest
 
 from bench.runner import execute
 from bench.targets import ROOT, Workload
-from methods import core_loader
+from methods._kernel import core_loader
 from methods.ebpf import EbpfObserver
 from tests.conftest import needs_ebpf
 
@@ -51,7 +51,7 @@ def test_a_missing_or_stale_object_and_a_kernel_without_btf_are_one_line(monkeyp
     assert "was built from other sources" in core_loader.unavailable_reason()
     monkeypatch.setattr(core_loader, "KERNEL_BTF", tmp_path / "no-btf")
     assert core_loader.unavailable_reason().startswith("this kernel exposes no BTF")
-    result = subprocess.run([sys.executable, "-c", "import sys; from methods import core_loader as c; "
+    result = subprocess.run([sys.executable, "-c", "import sys; from methods._kernel import core_loader as c; "
                              "from pathlib import Path; c.KERNEL_BTF = Path('/nonexistent'); "
                              "from bench.cli import main; sys.exit(main(['run', '--method', 'ebpf', '--loader', "
                              "'core', '--moves', '10']))"], capture_output=True, text=True, cwd=ROOT)
@@ -61,7 +61,7 @@ def test_a_missing_or_stale_object_and_a_kernel_without_btf_are_one_line(monkeyp
 @needs_core
 @needs_ebpf
 def test_core_runs_without_kernel_headers_or_bcc_and_bcc_does_not():
-    from bench.dependence import core_without_headers
+    from bench.probes.dependence import core_without_headers
 
     probe = core_without_headers()
     assert probe["measured"] and probe["core"]["exact"], probe

@@ -14,7 +14,8 @@ from bench.runner import Execution, execute
 from bench.targets import Workload
 from bench.truth import Truth
 from methods import REGISTRY
-from methods.base import EVENT, MoveEvent, Observer, batch_to_events, events_to_batch
+from methods.base import Observer
+from methods.protocol import EVENT, MoveEvent, batch_to_events, events_to_batch
 
 
 def execution(loop_cpu_ns: int, observer_cpu_ns: int, written: int = 1000, setup: int = 5, teardown: int = 7):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from bench.duel import BEATS, judge
+from bench.probes.duels import BEATS, judge
 from bench.targets import ROOT, Workload
 from bench.truth import Truth, move_codes
 from methods import REGISTRY

@@ -13,8 +13,8 @@ from bench.targets import Workload
 from bench.truth import Truth
 from bench.verify import verify
 from methods.base import ObserverError
-from methods.process import find_pid_by_name
-from methods.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled, forget_compiled
+from methods._kernel.process import find_pid_by_name
+from methods._kernel.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled, forget_compiled
 from methods.ebpf import EbpfObserver, text_for
 from tests.conftest import OPPONENT, loaded_bpf_program_ids, needs_ebpf, wait_until_unloaded
 
@@ -158,7 +158,7 @@ def test_match_exec_refuses_a_running_process(running_opponent):
 
 
 def test_the_kernel_times_the_programs_only_while_statistics_are_held():
-    from methods.bpf_system import bpf_run_time_stats
+    from methods._kernel.bpf_system import bpf_run_time_stats
 
     untimed = execute("ebpf", {}, Workload("go", 20_000))
     with bpf_run_time_stats():
@@ -174,7 +174,7 @@ def test_the_kernel_times_the_programs_only_while_statistics_are_held():
 
 
 def test_the_profile_splits_each_variant_into_its_programs():
-    from bench.profile import bpf_profile
+    from bench.probes.bpf_profile import bpf_profile
 
     profile = bpf_profile([("ebpf", {}), ("ebpf", {"capture": "count"}), ("ebpf", {"match": "exec"})],
                           {"ebpf": Workload("go", 20_000, placement="shared")})
@@ -194,7 +194,7 @@ def test_run_prints_program_times_with_bpf_stats():
 
 def test_the_next_run_waits_until_the_kernel_has_freed_the_programs_and_maps():
     from bench import runner
-    from methods.bpf_system import loaded_bpf_objects
+    from methods._kernel.bpf_system import loaded_bpf_objects
 
     execute("ebpf", {}, Workload("go", 2000))
     created = runner._created_by_last_execution

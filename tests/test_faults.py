@@ -16,7 +16,7 @@ from bench.truth import writer_counts
 from bench.verify import verify
 from bench.targets import is_opponent
 from methods import REGISTRY
-from methods.preload import SEGMENT_GLOB
+from methods._kernel.preload_ring import SEGMENT_GLOB
 from tests.conftest import OPPONENT, OPPONENT_CGO, loaded_bpf_program_ids, wait_until_unloaded
 
 # (method, options, opponent, its extra flags): every backend that launches the opponent.

@@ -4,7 +4,7 @@ observer nor makes it print an impossible figure; the observer says what the tar
 leaves nothing behind. Every backend, both attacks."""
 import pytest
 
-from bench.hostile import ATTACKS, attacked
+from bench.probes.hostile import ATTACKS, attacked
 from methods import REGISTRY
 
 OBSERVERS = sorted(name for name, cls in REGISTRY.items() if not cls.baseline)

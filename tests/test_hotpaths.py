@@ -11,8 +11,8 @@ import pytest
 
 from bench.truth import line, move_codes, writer_counts
 from bench.verify import verify
-from methods.base import batch_to_events
-from methods.none import NoObserver
+from methods._kernel.rings import RingConsumer
+from methods.protocol import Counters, batch_to_events
 
 EVENTS = 100_000
 
@@ -30,7 +30,7 @@ def test_verifier_on_100k_events(benchmark, move_lines):
 
 
 def test_batch_decode_into_move_events(benchmark, move_lines):
-    from methods.ebpf import RECORD
+    from methods._kernel.bpf_ring import RECORD
 
     batch = np.zeros(EVENTS, dtype=RECORD)
     batch["ts_ns"] = np.arange(EVENTS)
@@ -39,8 +39,8 @@ def test_batch_decode_into_move_events(benchmark, move_lines):
     batch["head"] = heads
     batch["copied"] = [len(raw) for raw in move_lines]
     batch["count"] = batch["copied"]
-    observer = NoObserver()
-    observer.pid = 4242
+    observer = RingConsumer()  # what the ring backends share, with the little of an Observer it reads
+    observer.pid, observer.counters = 4242, Counters()
 
     # What a ring consumer does per batch now: ring records into one EVENT batch.
     events = benchmark(lambda: observer._event_batch(batch))
@@ -52,7 +52,7 @@ def test_batch_decode_into_move_events(benchmark, move_lines):
 def test_bpf_ring_drain_of_100k_records(benchmark):
     """RingReader on a memfd laid out like a BPF ring buffer map (consumer page, producer
     page, data), holding 100k committed records."""
-    from methods.ebpf import PAGE_SIZE, RECORD, SAMPLE_SIZE, RingReader
+    from methods._kernel.bpf_ring import PAGE_SIZE, RECORD, SAMPLE_SIZE, RingReader
 
     data_size = 1 << 23  # 8 MiB, a power of two like the kernel's
     fd = os.memfd_create("tapbench-ring-test")

@@ -3,9 +3,11 @@ import shutil
 
 import pytest
 
-from bench.intrusion import attach_startup, least_privilege, sigkill_fate
+from bench.probes.attach import attach_startup
+from bench.probes.privileges import least_privilege
+from bench.probes.sigkill import sigkill_fate
 from methods import REGISTRY
-from methods.process import effective_capabilities
+from methods._kernel.process import effective_capabilities
 from tests.conftest import needs_ebpf
 
 needs_root = pytest.mark.skipif(len(effective_capabilities()) < 30,
@@ -78,17 +80,17 @@ needs_core = pytest.mark.skipif(bool(REGISTRY["ebpf"].unavailable_reason(loader=
 def test_an_unprivileged_tracepoint_is_refused_by_the_kernel_at_tracefs_and_the_call_is_named():
     """The privilege verdict is judged on the kernel's answer: as uid 65534 with CAP_BPF and
     CAP_PERFMON, the CO-RE object loads, but the tracepoint's id cannot be read from tracefs."""
-    from bench.intrusion import _as_unprivileged_user, _launch_works, refused_call
+    from bench.probes.privileges import as_unprivileged_user, launch_works, refused_call
 
-    as_user = _as_unprivileged_user("-all,+bpf,+perfmon")
+    as_user = as_unprivileged_user("-all,+bpf,+perfmon")
     tracepoint = {"hook": "tracepoint", "loader": "core"}
-    assert _launch_works(as_user, "ebpf", tracepoint)[0] is False
-    assert refused_call(_launch_works, as_user, "ebpf", tracepoint) == {
+    assert launch_works(as_user, "ebpf", tracepoint)[0] is False
+    assert refused_call(launch_works, as_user, "ebpf", tracepoint) == {
         "call": 'openat("/sys/kernel/tracing/events/syscalls/sys_enter_write/id")', "errno": "EACCES",
         "kind": "a tracefs file permission, not a capability"}
-    assert _launch_works(as_user, "ebpf", {"hook": "raw", "loader": "core"})[0] is True
+    assert launch_works(as_user, "ebpf", {"hook": "raw", "loader": "core"})[0] is True
     # with no capability at all, the kernel refuses the program itself
-    refused = refused_call(_launch_works, _as_unprivileged_user("-all"), "ebpf", {"hook": "raw", "loader": "core"})
+    refused = refused_call(launch_works, as_unprivileged_user("-all"), "ebpf", {"hook": "raw", "loader": "core"})
     assert refused["call"].startswith("bpf(BPF_") and refused["errno"] == "EPERM"
 
 
@@ -101,7 +103,7 @@ def test_attach_start_up_is_measured_to_the_first_move_of_a_new_watch():
 
 
 def test_a_watch_probe_runs_the_variant_it_is_labelled_with():
-    from bench.intrusion import watch_flags
+    from bench.probes._watching import watch_flags
 
     # watch would pick the CO-RE loader itself: the probe of the bcc variant says bcc
     assert "--loader=bcc" in watch_flags("ebpf", {"hook": "raw"})

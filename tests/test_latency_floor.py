@@ -1,7 +1,7 @@
 """The latency floor: the opponent's stdout read from a pipe, verified and measured like a method."""
 import pytest
 
-from bench.latency_floor import pipe_latency, pipe_latency_repeated
+from bench.probes.latency_floor import pipe_latency, pipe_latency_repeated
 from bench.placement import split_applicable
 from bench.document.report import latency_section
 from bench.document.rows import Document, Row

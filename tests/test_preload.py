@@ -11,7 +11,8 @@ from bench.runner import execute
 from bench.targets import Workload
 from methods import preload
 from methods.base import ObserverUnavailable
-from methods.preload import HOOK_LIBRARY, SEGMENT_GLOB, PreloadObserver, c_layout, python_layout
+from methods._kernel.preload_ring import HOOK_LIBRARY, SEGMENT_GLOB, c_layout, python_layout
+from methods.preload import PreloadObserver
 from tests.conftest import OPPONENT_CGO
 
 pytestmark = pytest.mark.skipif(not HOOK_LIBRARY.exists(), reason="hook not built (make build)")

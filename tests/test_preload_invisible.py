@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from bench.targets import ROOT
-from methods.preload import HOOK_LIBRARY, PreloadObserver
+from methods._kernel.preload_ring import HOOK_LIBRARY
+from methods.preload import PreloadObserver
 from tests.conftest import run_watched
 
 pytestmark = pytest.mark.skipif(not HOOK_LIBRARY.exists(), reason="hook not built (make build)")

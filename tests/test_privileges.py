@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from methods.process import effective_capabilities
+from methods._kernel.process import effective_capabilities
 
 pytestmark = pytest.mark.skipif(
     shutil.which("setpriv") is None or len(effective_capabilities()) < 30,

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from methods.process import ProcessMemory
+from methods._kernel.process import ProcessMemory
 
 # Prints the address of a buffer holding its first argument; told "exec" on stdin, execs itself
 # with the remaining arguments (its PID stays, its memory does not).

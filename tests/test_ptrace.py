@@ -14,7 +14,8 @@ from bench.truth import Truth
 from bench.verify import verify
 from bench.placement import split_applicable
 from methods.base import ObserverError, ObserverUnavailable
-from methods.ptrace import PtraceObserver, stopped_processes
+from methods.ptrace import PtraceObserver
+from methods._kernel.tracing import stopped_processes
 
 ptrace_reason = PtraceObserver.unavailable_reason()
 pytestmark = pytest.mark.skipif(ptrace_reason is not None, reason=f"ptrace unavailable: {ptrace_reason}")

@@ -445,20 +445,18 @@ def test_two_commits_that_differ_only_in_results_are_the_same_code(tmp_path):
 
 
 def test_a_sweep_without_bpf_statistics_says_so_and_goes_on(monkeypatch):
-    from bench import sweep
+    from bench.probes import bpf_profile
+    from bench.probes._probe import Context
     from methods import ObserverError
 
     def refused(*args):
         raise ObserverError("BPF run-time statistics cannot be enabled: Operation not permitted")
 
-    monkeypatch.setattr(sweep, "bpf_profile", refused)
-    monkeypatch.setattr(sweep, "available", lambda lineup, skipped: lineup)
-    skipped = []
-    progress = sweep.Progress(total=1)
-    progress.interactive = False
-    assert sweep.profile_programs(("shared", "split"), skipped, progress) == []
-    assert skipped == [{"method": "(BPF program times)",
-                        "reason": "BPF run-time statistics cannot be enabled: Operation not permitted"}]
+    monkeypatch.setattr(bpf_profile, "bpf_profile", refused)
+    context = Context(repeats=1, placements=("shared", "split"))
+    assert bpf_profile.run([("ebpf", {})], context) == []
+    assert context.skipped == [{"method": "(BPF program times)",
+                                "reason": "BPF run-time statistics cannot be enabled: Operation not permitted"}]
 
 
 def test_report_with_out_writes_only_into_that_folder(tmp_path):

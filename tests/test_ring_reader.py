@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from methods.base import ObserverError
-from methods.ebpf import BUSY_BIT, DISCARD_BIT, PAGE_SIZE, RECORD, SAMPLE_SIZE, RingReader
+from methods._kernel.bpf_ring import BUSY_BIT, DISCARD_BIT, PAGE_SIZE, RECORD, SAMPLE_SIZE, RingReader
 
 DATA_SIZE = 1 << 16
 

@@ -8,7 +8,7 @@ import pytest
 from bench.runner import execute
 from bench.targets import ROOT, Workload
 from methods import REGISTRY
-from methods.process import effective_capabilities
+from methods._kernel.process import effective_capabilities
 
 reason = REGISTRY["unotify"].unavailable_reason()
 pytestmark = pytest.mark.skipif(reason is not None, reason=f"unotify unavailable: {reason}")

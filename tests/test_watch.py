@@ -114,7 +114,7 @@ def test_ebpf_catches_a_program_at_exec_and_misses_not_one_move(foreign_opponent
 
 
 def test_the_sweep_counts_what_each_method_missed_after_exec():
-    from bench.intrusion import missed_after_exec
+    from bench.probes.exec import missed_after_exec
 
     available("ebpf")
     found = missed_after_exec("ebpf", {})
@@ -125,7 +125,7 @@ def test_the_sweep_counts_what_each_method_missed_after_exec():
 
 def test_a_watch_that_never_ends_is_a_failed_row_not_a_crashed_sweep(monkeypatch, tmp_path):
     """The probe's watch is killed at its timeout and the row says FAILED; nothing is left."""
-    from bench import intrusion
+    from bench.probes import exec as intrusion
     from bench.document.report import exec_section
     from bench.document.rows import Document
 

@@ -14,7 +14,7 @@ from elftools.elf.elffile import ELFFile
 
 from bench.targets import ROOT
 from methods.preload import PreloadObserver
-from methods.process import SKIP_CAPABILITY_PRECHECK
+from methods._kernel.process import SKIP_CAPABILITY_PRECHECK
 from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver
 from tests.conftest import OPPONENT_CGO, wait_for_state
 

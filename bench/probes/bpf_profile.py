@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 
+from bench.probes._probe import Context, Probe, nobody
 from bench.runner import execute, settle
 from bench.targets import Workload
-from methods.bpf_system import bpf_program_run_stats, bpf_run_time_stats
+from methods._kernel.bpf_system import bpf_program_run_stats, bpf_run_time_stats
 
 CALIBRATION_CALLS = 200_000
 # A program that does nothing, on a syscall nothing else here makes often.
@@ -70,3 +71,25 @@ def bpf_profile(variants: list[tuple[str, dict]], workloads: dict[str, Workload]
                          "ns_per_run": net_ns / runs if runs else None,
                          "ns_per_move": net_ns / moves})
     return {"empty_program_ns": empty_ns, "empty_program_load_ms": empty_program_load_ms(), "programs": rows}
+
+
+PROBE = Probe("bpf_profile", nobody, order=30, what="the kernel's time per run of each BPF program")
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    """Every variant named for it, flat out on `go` with as many moves as its technique's own
+    group, in each placement; the statistics need CAP_SYS_ADMIN, which the backends do not."""
+    from methods import REGISTRY
+    from methods.base import ObserverError
+
+    profiles = []
+    for placement in context.placements if lineup else ():
+        context.phase(f"timing the BPF programs, {placement}", "BPF program times")
+        workloads = {method: Workload("go", REGISTRY[method].sweep.moves, placement=placement) for method, _ in lineup}
+        try:
+            profiles.append(bpf_profile(lineup, workloads) | {"placement": placement})
+        except ObserverError as error:
+            context.skipped.append({"method": "(BPF program times)", "reason": str(error)})
+            break
+        context.step(f"BPF programs {placement}")
+    return profiles

@@ -16,10 +16,15 @@ import threading
 
 import numpy as np
 
+from bench.probes._probe import Context, Probe, everyone
 from bench.runner import collector_paused, settle, teardown_tracked
 from bench.targets import TARGETS, Workload, target_seen_by
 from bench.truth import Truth
 from methods.base import REGISTRY
+
+
+PROBE = Probe("bystanders", everyone, order=130,
+              what="an unwatched copy of the watched binary's cost while another is watched")
 
 
 def watched_workload(method: str) -> Workload:
@@ -101,3 +106,11 @@ def bystander_cost(method: str, options: dict, moves: int = 200_000, repeats: in
             "bystander_extra_ns": float(np.median(paired)),
             "bystander_ratio": float(np.median(watching_ns / alone_ns)),
             "samples_alone": alone, "samples_watching": watching}
+
+
+def run(lineup: list[tuple[str, dict]], context: Context, kind: str = "copy") -> list[dict]:
+    found = []
+    for method, options in lineup:
+        context.phase(f"measuring the bystander cost of {method} {options} ({kind})", "bystanders")
+        found.append(bystander_cost(method, options, repeats=context.repeats, progress=context.step, kind=kind))
+    return found

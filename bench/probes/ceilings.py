@@ -19,10 +19,12 @@ import math
 
 import numpy as np
 
+from bench.probes._probe import Context, Probe, everyone
 from bench.runner import execute, settle
 from bench.targets import Workload
 from methods.base import REGISTRY, baseline_method
 
+PROBE = Probe("ceilings", everyone, order=40, what="the throughput ceiling, searched twice in each placement")
 START_RATE = 1000
 RAMP_FACTOR = 4
 BISECT_STEPS = 4  # a factor of 4 split 4 times: the ceiling is known to within 9 %
@@ -156,3 +158,18 @@ def what_limits(method: str, failed: dict, placement: str) -> str:
     if not consumer_kind:
         return "mechanism (the target waits at every stop)"
     return f"mechanism (the target's own CPU, the observer took {share:.0%})"
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    """Each variant's ceiling on the first target it sees, in each placement, against the
+    target's own flat-out rate there (measured once per target and placement)."""
+    found, maxima = [], {}
+    for placement in context.placements:
+        for method, options in lineup:
+            target = REGISTRY[method].targets[0]
+            if (target, placement) not in maxima:
+                maxima[target, placement] = unobserved_maximum(target, placement)
+            context.phase(f"searching the throughput ceiling of {method} on {target}, {placement}", "ceilings")
+            found.append(find_ceiling_repeated(method, options, target, maxima[target, placement], context.step,
+                                               placement))
+    return found

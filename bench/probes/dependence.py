@@ -18,7 +18,8 @@ import tempfile
 
 import numpy as np
 
-from bench.intrusion import option_flags
+from bench.probes._probe import Context, Probe, nobody
+from bench.probes._watching import option_flags
 from bench.targets import ROOT
 from methods.ebpf import kernel_headers_dir
 
@@ -76,3 +77,11 @@ def cold_starts(variants: list[tuple[str, dict]], starts: int = COLD_STARTS) -> 
         found.append({"method": method, "options": options, "starts": starts, "ready_ms": ready,
                       "median_ms": float(np.median(ready)) if ready else None, "errors": errors})
     return found
+
+
+PROBE = Probe("dependence", nobody, order=10, what="the eBPF loaders with the kernel headers and bcc hidden (once)")
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    context.phase("the eBPF loaders with the kernel headers and bcc hidden", "kernel dependence")
+    return [core_without_headers()]

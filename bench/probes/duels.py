@@ -13,11 +13,15 @@ import time
 import numpy as np
 
 from bench.placement import observer_placed
+from bench.probes._probe import Context, Probe, everyone
 from bench.runner import collector_paused
 from bench.targets import Workload
 from bench.truth import Truth, decode_line, move_codes
-from methods.base import MOVES, REGISTRY
+from methods.base import REGISTRY
+from methods.protocol import MOVES
 
+PROBE = Probe("duels", everyone, order=120, what="the duel: each move answered within a deadline, live")
+DUEL_MOVES, DUEL_RATE = 3000, 1000  # a move a millisecond, every move stamped
 BEATS = {0: 1, 1: 2, 2: 0}  # rock is beaten by paper, paper by scissors, scissors by rock
 DEFAULT_DEADLINES_US = (10, 30, 100, 300, 1000, 3000, 10000)
 
@@ -72,3 +76,16 @@ def judge(method: str, options: dict, workload: Workload, truth: Truth, answers:
 
 def describe_moves() -> str:
     return ", ".join(f"{MOVES[code]} is beaten by {MOVES[BEATS[code]]}" for code in BEATS)
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    """Each technique in its live settings, as watch runs it, in its default placement."""
+    found = []
+    for method, options in lineup:
+        cls = REGISTRY[method]
+        context.phase(f"duel: the spy watches through {method}", "duels")
+        live = options | cls.live_options_for(cls.default_placement) | cls.watch_options()  # as watch runs it
+        found.append(duel(method, live, Workload(cls.targets[0], DUEL_MOVES, rate=DUEL_RATE,
+                                                 placement=cls.default_placement), DEFAULT_DEADLINES_US))
+        context.step(f"duel {method}")
+    return found

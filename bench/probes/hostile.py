@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 
-from bench.intrusion import option_flags
+from bench.probes._probe import Context, Probe, everyone
+from bench.probes._watching import option_flags
 from bench.targets import BIN_DIR, ROOT, TargetMissing
-from methods.bpf_system import loaded_bpf_program_ids
+from methods._kernel.bpf_system import loaded_bpf_program_ids
 
+PROBE = Probe("hostile", everyone, order=110, what="a target that attacks what of its observer it can reach")
 HOSTILE_TARGET = BIN_DIR / "hostile-target"
 ATTACKS = ("truncate", "scribble")
 WATCH_TIMEOUT_S = 120
@@ -62,3 +64,7 @@ def attacked(method: str, options: dict, attack: str) -> dict:
 def hostile_target_probe(method: str, options: dict) -> dict:
     """Every attack against one technique."""
     return {"method": method, "options": options, "attacks": [attacked(method, options, a) for a in ATTACKS]}
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    return context.each(lineup, "a hostile target attacks {} {}", hostile_target_probe, kind="hostile")

@@ -16,6 +16,7 @@ from array import array
 import numpy as np
 
 from bench.placement import observer_placed
+from bench.probes._probe import Context, Probe, nobody
 from bench.results import percentiles
 from bench.runner import collector_paused, latencies_from_target
 from bench.targets import Workload
@@ -69,3 +70,15 @@ def pipe_latency(workload: Workload) -> dict:
     return {"workload": workload.label(), "placement": workload.placement, "rate": workload.rate,
             "moves": workload.moves, "stamped": int(latencies.size), **percentiles(latencies)}
 
+
+PROBE = Probe("latency_floor", nobody, order=25, what="a plain pipe reader's latency, the floor (once per placement)")
+PACED = 20_000  # the article's rate, as the sweep's paced groups
+
+
+def run(lineup: list[tuple[str, dict]], context: Context) -> list[dict]:
+    found = []
+    for placement in context.placements:
+        context.phase(f"latency of a plain pipe reader, {placement}", "latency floor")
+        found.append(pipe_latency_repeated(Workload("go", PACED, rate=PACED, stamp_every=1, placement=placement)))
+        context.step(f"pipe latency {placement}")
+    return found

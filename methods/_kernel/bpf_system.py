@@ -8,7 +8,7 @@ import os
 import platform
 from contextlib import contextmanager
 
-from methods.errors import ObserverError
+from methods.protocol import ObserverError
 
 
 SYS_BPF = {"x86_64": 321}  # bpf(2)'s system-call number

@@ -20,9 +20,9 @@ import struct
 from functools import lru_cache
 from pathlib import Path
 
-from methods.errors import ObserverError, ObserverUnavailable
+from methods.protocol import ObserverError, ObserverUnavailable
 
-BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 OBJECT = BPF_DIR / "write_events.core.o"
 # What the object was built from (make writes the sha256 of these beside it): an object built
 # from other sources is stale, and refused.
@@ -200,7 +200,7 @@ class CoreObject:
 
 class CoreProgram(CoreObject):
     """The write hook's object with its options; the same interface as
-    methods/bpf_loader.py's LoadedProgram where methods/ebpf.py uses it (map_fds, lookup,
+    methods/_kernel/bpf_loader.py's LoadedProgram where methods/ebpf.py uses it (map_fds, lookup,
     update, program_fds, close)."""
 
     def __init__(self, *, target_tgid: int = 0, comm: tuple[int, int] | None = None, hook: str = "raw",

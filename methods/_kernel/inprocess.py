@@ -14,7 +14,8 @@ import time
 from typing import ClassVar
 
 from methods.base import ObserverError
-from methods.preload import FUTEX_WAIT, HEADER, SYS_FUTEX, PreloadObserver, _Timespec
+from methods._kernel.preload_ring import FUTEX_WAIT, HEADER, SYS_FUTEX, Timespec
+from methods.preload import PreloadObserver
 
 # How long a launch may take from release to the hook being in place (zpoline rewrites the
 # program's and its libraries' text, ~0.2-0.3 s here) before the observer stops waiting for it.
@@ -66,7 +67,7 @@ class SyscallHookObserver(PreloadObserver):
         word = ctypes.c_void_p(self._header.ctypes.data + HEADER.fields["hook_state"][1])
         deadline = time.monotonic() + HOOK_WAIT_S
         while self._hook_state() == 0 and time.monotonic() < deadline and not self.target_exited(0):
-            timeout = _Timespec(0, 50_000_000)  # to look at the target and the clock again
+            timeout = Timespec(0, 50_000_000)  # to look at the target and the clock again
             self._libc.syscall(SYS_FUTEX, word, FUTEX_WAIT, 0, ctypes.byref(timeout), None, 0)
 
     def _hook_state(self) -> int:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Iterator
 
 import psutil
 
-from methods.errors import ObserverError
+from methods.protocol import ObserverError
 
 if TYPE_CHECKING:
-    from methods.base import MoveEvent
+    from methods.protocol import MoveEvent
 
 
 class PrintedEvents:
