@@ -69,7 +69,7 @@ def number(text: str, name: str, low: float, high: float, kind=int):
     except ValueError:
         raise KernelsError(f"{name} must be a number, got {text!r}") from None
     if not low <= value <= high:
-        raise KernelsError(f"{name} must be between {low:g} and {high:g}, got {text}")
+        raise KernelsError(f"{name} must be between {low:,} and {high:,}, got {text}")
     return value
 
 

@@ -55,7 +55,7 @@ def matrix_table(matrix: dict) -> list[str]:
         cells = []
         for column in columns:
             found = next((cell for cell in column["cells"] if cell["technique"] == technique), None)
-            cells.append(f"did not boot" if column["error"] else _cell_text(found))
+            cells.append("not measured" if column["error"] else _cell_text(found))
         lines.append(f"| `{technique}` | " + " | ".join(cells) + " |")
     return lines
 
