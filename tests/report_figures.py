@@ -8,14 +8,14 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 from bench import store
 from bench.document import programs as programs_report
 from bench.document import report as report_module
 from bench.document.rows import Document, read_json
-from bench.targets import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # not bench.targets, which imports methods/
 
 RESULTS = ROOT / "results"
 

@@ -109,10 +109,11 @@ def test_sweep_is_bench_and_report_redraws_the_plots(tmp_path):
     result = tapbench("report", "--results", str(results))
     assert result.returncode == 0, result.stderr
     assert (results / "overhead.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    readme = (results / "README.md").read_text()
-    assert "![Overhead per move, log scale](overhead.png)" in readme and "## Machines" in readme
+    readme, page = (results / "README.md").read_text(), (results / "report.html").read_text()
+    assert "(report.html#plots)" in readme and "(report.html#machines)" in readme
+    assert 'alt="Overhead per move, log scale" src="data:image/png;base64,' in page and '<section id="machines">' in page
     for machine in (results / "machines").iterdir():  # every machine keeps its own detail
-        assert (machine / "README.md").exists() and (machine / "overhead.png").exists()
+        assert all((machine / name).exists() for name in ("README.md", "report.html", "overhead.png"))
 
 
 def test_a_report_of_a_missing_json_rewrites_no_stored_readme():

@@ -52,7 +52,7 @@ def test_overhead_over_floor_pairs_the_repeats():
 
 
 def test_a_floor_below_noise_gives_a_note_not_a_ratio():
-    from bench.document.report import floor_cell
+    from bench.document.sections.every_run import floor_cell
 
     def row(capture, observed):
         return Row(method="preload", options={"capture": capture} if capture else {}, capture=capture or "full",

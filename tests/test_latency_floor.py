@@ -3,7 +3,8 @@ import pytest
 
 from bench.probes.latency_floor import pipe_latency, pipe_latency_repeated
 from bench.placement import split_applicable
-from bench.document.report import latency_section
+from bench.document.as_markdown import section_lines
+from bench.document.sections import latency
 from bench.document.rows import Document, Row
 from bench.targets import Workload
 
@@ -27,15 +28,16 @@ def test_the_latency_table_shows_the_floor_beside_the_methods():
     run = Row(method="ebpf", options={}, target="go", goroutines=1, placement="split", moves=10,
               repeats=1, rate=20000.0, paced=True, latency_from="target", latency_p50_ns=50_000,
               latency_p99_ns=90_000, batch_ns_max=1000)
-    floor = {"placement": "split", "rate": 20000.0, "stamped": 20000, "latency_p50_ns": 12_000,
+    floor = {"workload": "go 20000 at 20000/s", "placement": "split", "rate": 20000.0, "moves": 20000,
+             "stamped": 20000, "latency_p50_ns": 12_000,
              "latency_p90_ns": 15_000, "latency_p99_ns": 40_000, "latency_p999_ns": 80_000,
              "latency_max_ns": 200_000}
     found = Document(metadata={}, methods={}, runs=[run], sections={"latency_floor": [floor]})
-    text = " ".join("\n".join(latency_section(found)).split())
+    text = " ".join("\n".join(section_lines(latency.section(found))).split())
     assert "| split | 20000/s | 20000 | 1 | 12.00 | 15.00 | 40.00 | - | 80.00 | 200.00 |" in text
     # repeated, the floor's p99 has the range of its runs beside it
     found.sections["latency_floor"] = [floor | {"repeats": 3, "latency_p99_per_repeat_ns": [38_000, 40_000, 47_000]}]
-    text = " ".join("\n".join(latency_section(found)).split())
+    text = " ".join("\n".join(section_lines(latency.section(found))).split())
     assert "| split | 20000/s | 20000 | 3 | 12.00 | 15.00 | 40.00 | 38.00–47.00 | 80.00 | 200.00 |" in text
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from bench.document import plots
 from bench.document.headline import headline_json
-from bench.document.headline_text import headline
 from bench.document.verdicts import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED
 from bench.document.report import markdown
 from bench.document.rows import Document, DuplicateRow, ResultsError, Row
@@ -46,12 +45,12 @@ DOCUMENT = document(
                "ceiling": 8e5, "first_failure": 9e5, "limited_by": "throttled",
                "probes": [{"offered": 8e5, "captured_rate": 8e5, "held": True},
                           {"offered": 9e5, "captured_rate": 8.1e5, "held": False}]}],
-    attach=[{"method": "ebpf", "options": {"hook": "raw"}, "attach_ms": [2000.0, 20.0, 22.0],
+    attach=[{"method": "ebpf", "options": {"hook": "raw"}, "repeats": 3, "attach_ms": [2000.0, 20.0, 22.0],
              "first_move_ms": [2001.0, 30.0, 32.0], "compiled_at_start": [True, False, False]}],
     privileges=[{"method": "ebpf", "options": {"hook": "raw"}, "minimum": "CAP_BPF+CAP_PERFMON"}],
     sigkill=[{"method": "ebpf", "options": {"hook": "raw"}, "mode": "attach", "fate": "kept running",
               "tracer_pid_after": 0, "left_behind": []}],
-    bystanders=[{"method": "ebpf", "options": {"hook": "raw"}, "bystander_ns_per_write_alone": 500.0,
+    bystanders=[{"method": "ebpf", "options": {"hook": "raw"}, "moves": 1000, "bystander_ns_per_write_alone": 500.0,
                  "bystander_ns_per_write_watching": 700.0, "bystander_ratio": 1.4, "repeats": 2}])
 
 
@@ -80,7 +79,11 @@ def test_the_plots_are_pngs(tmp_path):
 
 
 def test_the_sweeps_section_shows_wall_times_and_the_run_to_run_spread():
-    from bench.document.report import sweeps_section
+    from bench.document.as_markdown import section_lines
+    from bench.document.sections import sweeps
+
+    def sweeps_section(*documents):
+        return "\n".join(section_lines(sweeps.section(*documents)))
 
     def with_ratio(ratio, spread=(0, 0, 0, 0, 0)):
         run = replace(RUN, samples_bare_ns_per_move=[500.0] * 5,
@@ -187,7 +190,10 @@ def test_an_unstable_row_makes_no_verdict_alone_and_groups_that_disagree_are_nam
     found = headline_document([unstable, ebpf_row(300.0, "split", group="bpftrace", options=TRACEPOINT)])
     ebpf = technique(found)
     assert ebpf["cells"]["overhead_ns"]["unstable"] == ["bare runs spread 31%"]
-    assert "⚠, split" in "\n".join(headline(headline_json(found)))
+    from bench.document.as_markdown import section_lines
+    from bench.document.sections import headline
+
+    assert "⚠, split" in "\n".join(section_lines(headline.section(headline_json(found))))
     overhead = next(c for c in ebpf["claims"] if c["aspect"] == "overhead_ns")
     assert overhead["verdict"] == UNDETERMINED and "alone it would say holds" in overhead["why"]
     assert overhead["in_other_groups"] == {"bpftrace": FAILS}
@@ -231,7 +237,9 @@ def test_zero_intrusiveness_faces_what_the_target_and_its_neighbours_pay():
         claims = technique(headline_document([row], bystanders=list(bystanders)))["claims"]
         return {c["part"]: c["verdict"] for c in claims if c["aspect"] == "intrusiveness"}
 
-    bystander = {"method": "ebpf", "options": TRACEPOINT, "bystander": "copy", "samples_alone": [100.0] * 5,
+    bystander = {"method": "ebpf", "options": TRACEPOINT, "bystander": "copy", "moves": 1000, "repeats": 5,
+                 "bystander_ns_per_write_alone": 100.0, "bystander_ns_per_write_watching": 100.0,
+                 "bystander_ratio": 1.0, "samples_alone": [100.0] * 5,
                  "samples_watching": [100.0, 100.5, 99.5, 100.2, 99.8]}
     assert parts(still, [bystander]) == {"unmodified": HOLDS, "unslowed": HOLDS}
     assert parts(slowed, [bystander]) == {"unmodified": HOLDS, "unslowed": FAILS}
@@ -358,11 +366,13 @@ def test_report_writes_headline_json_from_a_stored_sweep(tmp_path):
     # The stored sweep's unprivileged probe stopped at tapbench's own check: not judged.
     privileges = next(c for c in names["ebpf"]["claims"] if c["aspect"] == "privileges")
     assert privileges["verdict"] == UNDETERMINED
-    # Every cell of the headline table fits a laptop screen.
-    readme = (tmp_path / "README.md").read_text()
-    table = readme[readme.index("## The article's table, measured"):readme.index("### The article's claims")]
-    cells = [cell.strip() for line in table.splitlines() if line.startswith("| ") for cell in line.split("|")[1:-1]]
-    assert cells and max(len(cell) for cell in cells) <= 80
+    # The README answers on one screen; everything else is in report.html beside it.
+    lines = (tmp_path / "README.md").read_text().splitlines()
+    assert len(lines) <= 250 and max(len(line) for line in lines if line.startswith("|")) <= 160
+    decision = lines.index("## Which technique")
+    assert decision < 40 and next(i for i, line in enumerate(lines) if line.startswith("| ptrace")) < 40
+    assert (tmp_path / "report.html").exists()
+    assert not (tmp_path / "results").exists()  # --out writes only there
 
 
 def test_a_cheap_unstable_row_added_to_a_stored_sweep_does_not_become_the_headline(tmp_path):

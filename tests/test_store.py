@@ -101,14 +101,17 @@ def test_the_gate_takes_its_own_machines_baseline_and_says_when_it_falls_back(tm
 
 
 def test_the_cross_machine_table_has_one_column_per_machine():
-    from bench.document.report import machines_section
+    from bench.document.as_markdown import section_lines
+    from bench.document.sections import machines
 
     intel, amd = document(), document(cpu="AMD EPYC")
-    intel["comparisons"] = [{"method": "ebpf", "baseline": "bpftrace", "workload": "w", "ratio": 0.1}]
-    amd["ceilings"] = [{"method": "ebpf", "options": {}, "target": "go", "placement": "shared", "ceiling": 5e5}]
+    intel["comparisons"] = [{"method": "ebpf", "baseline": "bpftrace", "workload": "w", "ratio": 0.1,
+                             "samples": [0.1, 0.1, 0.1]}]
+    amd["ceilings"] = [{"method": "ebpf", "options": {}, "target": "go", "placement": "shared", "ceiling": 5e5,
+                        "first_failure": 5.5e5, "limited_by": "loss", "unobserved_max": 1e6, "probes": []}]
     intel, amd = Document.from_json(intel, "intel"), Document.from_json(amd, "amd")
-    text = "\n".join(machines_section({intel.metadata["machine_id"]: intel, amd.metadata["machine_id"]: amd},
-                                      intel.metadata["machine_id"]))
+    text = "\n".join(section_lines(machines.section({intel.metadata["machine_id"]: intel,
+                                                      amd.metadata["machine_id"]: amd}, intel.metadata["machine_id"])))
     assert "| ebpf     | bpftrace | w          | 0.10" in text and "| -" in text  # missing, not zero
     assert "500,000" in text
 

@@ -126,7 +126,8 @@ def test_the_sweep_counts_what_each_method_missed_after_exec():
 def test_a_watch_that_never_ends_is_a_failed_row_not_a_crashed_sweep(monkeypatch, tmp_path):
     """The probe's watch is killed at its timeout and the row says FAILED; nothing is left."""
     from bench.probes import exec as intrusion
-    from bench.document.report import exec_section
+    from bench.document.as_markdown import section_lines
+    from bench.document.sections import first_move
     from bench.document.rows import Document
 
     hanging = tmp_path / "hanging_watch.py"
@@ -136,5 +137,6 @@ def test_a_watch_that_never_ends_is_a_failed_row_not_a_crashed_sweep(monkeypatch
     monkeypatch.setattr(intrusion, "EXEC_WATCH_TIMEOUT_S", 1)
     found = intrusion.missed_after_exec("ebpf", {})
     assert found["failed"] and found["missed"] is None and "did not end" in found["error"]
-    assert "FAILED: the watch did not end" in "\n".join(exec_section(Document({}, {}, [], sections={"exec": [found]})))
+    shown = first_move.section(Document({}, {}, [], sections={"exec": [found]}))
+    assert "FAILED: the watch did not end" in "\n".join(section_lines(shown))
     assert subprocess.run(["pgrep", "-f", str(hanging)], capture_output=True).returncode == 1

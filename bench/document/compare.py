@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.document.rows import COST_DEFINED_IN, Document
+from bench.document.sections.skipped import Skipped
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Metadata that, when it differs, makes absolute times incomparable (ratios still travel).
@@ -91,7 +92,7 @@ def compare_documents(old: Document, new: Document, threshold: float = 0.10, alp
         if new_row is None:
             # A row that stopped being measured tests nothing: a failure, unless the new
             # results say why its method cannot run here and the baseline came from elsewhere.
-            reason = next((s["reason"] for s in new.skipped if s["method"] == old_row.method), None)
+            reason = next((s.reason for s in Skipped.of(new) if s.method == old_row.method), None)
             excused = reason is not None and bool(differing)
             note = (f"missing: {old_row.method} skipped here ({reason}); baseline from another machine"
                     if excused else "MISSING from the new results" + (f" ({reason})" if reason else ""))

@@ -22,6 +22,13 @@ import json
 import numpy as np
 from bench.document import verdicts as judge
 from bench.document.rows import Document, Row, noticed_by_opponent
+from bench.document.sections.bpf_time import BpfProfile
+from bench.document.sections.bystanders import Bystander
+from bench.document.sections.ceiling import Ceiling
+from bench.document.sections.dependence import Dependence
+from bench.document.sections.privileges import Privilege
+from bench.document.sections.skipped import Skipped
+from bench.document.sections.startup import Attach
 from bench.document.verdicts import NOT_COMPARABLE
 
 # The article's table, in its order; the techniques added since follow, then the peers.
@@ -61,8 +68,10 @@ def runs_variant(options: dict, wanted: dict, defaults: dict) -> bool:
     return all(options.get(name, defaults.get(name)) == value for name, value in wanted.items())
 
 
-def is_default(entry: dict | Row, info: dict, variant: dict | None = None) -> bool:
-    options = entry.options if isinstance(entry, Row) else entry.get("options") or {}
+def is_default(entry, info: dict, variant: dict | None = None) -> bool:
+    """Whether a row or a probe's entry is of the technique's default variant (with `variant`'s
+    options instead where given)."""
+    options = entry.options or {}
     defaults = info.get("default_options", {})
     return runs_variant(options, defaults | (variant or {}), defaults)
 
@@ -150,13 +159,13 @@ def judged_overhead(claim: dict, row: Row, document: Document) -> dict:
 
 def ceiling_cell(document: Document, name: str) -> dict | None:
     info = document.info(name)
-    entry = next((c for c in document.section("ceilings") if c["method"] == name and c.get("placement") == "shared"
+    entry = next((c for c in Ceiling.of(document) if c.method == name and c.placement == "shared"
                   and is_default(c, info)), None)
     if entry is None:
         return None
-    searches = entry.get("searches") or [{k: entry[k] for k in ("ceiling", "first_failure", "limited_by")}]
+    searches = [s.to_json() for s in entry.searches] if entry.searches else [s.evidence() for s in entry.all_searches()]
     held, failed = judge.ceiling_bracket(searches)
-    return {"held": held, "failed": failed, "searches": searches, "limited_by": entry["limited_by"],
+    return {"held": held, "failed": failed, "searches": searches, "limited_by": entry.limited_by,
             "placement": "shared", "label": document.label(entry)}
 
 
@@ -174,36 +183,35 @@ def attach_cell(document: Document, name: str) -> dict:
     Results before format 6 timed starts in one process, reusing compiled bytecode after the
     first: only their first (cold) start is taken."""
     info = document.info(name)
-    entries = [a for a in document.section("attach") if a["method"] == name]
+    entries = [a for a in Attach.of(document) if a.method == name]
     as_watch_runs = (info.get("watch_options") or {}) | (info.get("attach_options") or {})
     entry = next((a for a in entries if is_default(a, info, as_watch_runs)), None) or \
         next((a for a in entries if is_default(a, info, info.get("attach_options"))), None) or \
         next((a for a in entries if is_default(a, info)), None)
     cell = {"possible": bool(info.get("can_attach")), "why_not": info.get("attach_unavailable"), "first_move_ms": None}
-    if entry is None or not entry["first_move_ms"]:
+    if entry is None or not entry.first_move_ms:
         return cell
     # (what older results did not record about a start: only their first, which nothing preceded)
-    compiled = entry.get("compiled_at_start") or [True] + [False] * (len(entry["first_move_ms"]) - 1)
-    starts = entry["first_move_ms"] if "start" in entry else [
-        ms for ms, cold in zip(entry["first_move_ms"], compiled) if cold is not False]
+    compiled = entry.compiled_at_start or [True] + [False] * (len(entry.first_move_ms) - 1)
+    starts = entry.first_move_ms if entry.in_new_processes() else [
+        ms for ms, cold in zip(entry.first_move_ms, compiled) if cold is not False]
     return cell | {"first_move_ms": float(np.median(starts)), "range_ms": [min(starts), max(starts)],
                    "starts": len(starts), "label": document.label(entry),
-                   "in_new_process": "start" in entry}
+                   "in_new_process": entry.in_new_processes()}
 
 
-def privilege_entries(document: Document, name: str) -> list[dict]:
-    return [p | {"label": f"{document.label(p)}, {p.get('mode', 'launch')}"}
-            for p in document.section("privileges") if p["method"] == name]
+def privilege_entries(document: Document, name: str) -> list[tuple[Privilege, dict]]:
+    """Each probe of the technique, with what verdicts.py judges and headline.json quotes of it."""
+    return [(p, p.evidence(f"{document.label(p)}, {p.mode}")) for p in Privilege.of(document) if p.method == name]
 
 
 def judged_privileges(claim: dict, document: Document, name: str) -> dict:
     info = document.info(name)
     probes = privilege_entries(document, name)
-    claimed = [p for p in probes if p.get("mode", "launch") == "launch" and is_default(p, info, claim["when"])]
-    others = [p for p in probes if not claimed or p is not claimed[0]]
+    claimed = [found for p, found in probes if p.mode == "launch" and is_default(p, info, claim["when"])]
+    others = [found for _, found in probes if not claimed or found is not claimed[0]]
     verdict, why = judge.judge_privileges(claim["text"], claimed[0] if claimed else None, others)
-    return {"verdict": verdict, "why": why, "measured": [{k: p.get(k) for k in ("label", "minimum", "as_user")}
-                                                        for p in probes]}
+    return {"verdict": verdict, "why": why, "measured": [found for _, found in probes]}
 
 
 def judged_intrusiveness(claim: dict, row: Row, document: Document, name: str) -> list[dict]:
@@ -211,9 +219,10 @@ def judged_intrusiveness(claim: dict, row: Row, document: Document, name: str) -
     if not claim["text"].startswith("zero"):
         return [{"verdict": NOT_COMPARABLE, "why": "qualitative"}]
     noticed = noticed_by_opponent(row.self_checks)
-    bystanders = {b.get("bystander", "copy"): judge.bystander_interval(b) for b in document.section("bystanders")
-                  if b["method"] == name and is_default(b, document.info(name), article_variant(document.info(name)))
-                  and b.get("samples_alone")}
+    bystanders = {b.bystander if b.bystander is not None else "copy": judge.bystander_interval(b.evidence())
+                  for b in Bystander.of(document)
+                  if b.method == name and is_default(b, document.info(name), article_variant(document.info(name)))
+                  and b.samples_alone}
     target = (row.overhead_ratio, *row.overhead_ratio_ci)
     unmodified, why_unmodified = judge.judge_unmodified(noticed)
     unslowed, why_unslowed = judge.judge_unslowed(target, bystanders)
@@ -227,11 +236,11 @@ def judged_kernel(claim: dict, document: Document, name: str, kernels: dict | No
     measured = (kernels or {}).get("kernels") or [document.metadata.get("kernel", "?")]
     verdict, why = judge.judge_kernel_claim(claim["text"], ((kernels or {}).get("verdicts") or {}).get(name),
                                             measured)
-    probe = next(iter(document.section("dependence")), None)
-    if probe and probe.get("measured") and claim["when"].get("loader") == "core" and len(measured) < 3:
-        core = probe["core"]
-        why += "; here the CO-RE object " + ("ran exactly with the kernel headers and bcc hidden" if core["exact"]
-                                             else f"failed without headers: {core['error']}")
+    probe = next(iter(Dependence.of(document)), None)
+    if probe and probe.measured and claim["when"].get("loader") == "core" and len(measured) < 3:
+        core = probe.core
+        why += "; here the CO-RE object " + ("ran exactly with the kernel headers and bcc hidden" if core.exact
+                                             else f"failed without headers: {core.error}")
     return {"verdict": verdict, "why": why, "measured": {"kernels": measured}}
 
 
@@ -266,7 +275,7 @@ def technique(document: Document, name: str, kernels: dict | None = None) -> dic
     entry = {"name": name, "article_name": info.get("article_name"),
              "reference_peer": bool(info.get("reference_peer")), "row": None, "other_row": None,
              "cells": {}, "claims": []}
-    skipped = next((s["reason"] for s in document.skipped if s["method"] == name), None)
+    skipped = next((s.reason for s in Skipped.of(document) if s.method == name), None)
     variant = article_variant(info)
     row, other = chosen_rows(document, name, variant)
     if row is None:
@@ -286,8 +295,7 @@ def technique(document: Document, name: str, kernels: dict | None = None) -> dic
     cells["ceiling_per_s"] = ceiling_cell(document, name)
     cells["latency_p99_ns"] = latency_cell(document, name)
     cells["noticed"] = noticed_by_opponent(shown.self_checks)
-    cells["privileges"] = [{k: p.get(k) for k in ("label", "minimum", "as_user")}
-                           for p in privilege_entries(document, name)]
+    cells["privileges"] = [found for _, found in privilege_entries(document, name)]
     cells["attach"] = attach_cell(document, name)
     cells["dependence"] = info.get("dependence") or None
     entry["claims"] = judged_claims(document, name, shown, cells, kernels)
@@ -322,11 +330,11 @@ def machine_note(document: Document, claim: dict) -> str:
     meta = document.metadata
     note = f"{meta.get('cpu_model', '?')}, kernel {meta.get('kernel', '?')}"
     row = claim.get("row") or {}
-    for profile in document.section("bpf_profile"):
-        for program in profile["programs"]:
-            if (program["method"], program["options"], program["placement"]) == \
-                    (row.get("method"), row.get("options"), row.get("placement")) and program["ns_per_run"]:
-                note += f"; its BPF program {program['ns_per_run']:.0f} ns a run"
+    for profile in BpfProfile.of(document):
+        for program in profile.programs:
+            if (program.method, program.options, program.placement) == \
+                    (row.get("method"), row.get("options"), row.get("placement")) and program.ns_per_run:
+                note += f"; its BPF program {program.ns_per_run:.0f} ns a run"
     return note
 
 

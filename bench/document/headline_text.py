@@ -1,12 +1,11 @@
-"""The headline in Markdown, written from headline.json alone (bench/document/headline.py): the
-article's table measured, its claims with their verdicts and what would have refuted them, and
-sentences that compare only what was measured side by side."""
+"""The headline's cells and sentences in words, written from headline.json alone
+(bench/document/headline.py): the article's table measured (bench/document/sections/headline.py
+lays it out), its claims with their verdicts and what would have refuted them, and sentences
+that compare only what was measured side by side."""
 from __future__ import annotations
 
-from tabulate import tabulate
-
-from bench.document.headline import ASPECTS, COST_INTERVAL, OVERHEAD_INTERVAL, PACED_RATE, SELECTION
-from bench.document.verdicts import FAILS, HOLDS, NOT_COMPARABLE, RULES, UNDETERMINED, rate_text
+from bench.document.headline import ASPECTS, PACED_RATE
+from bench.document.verdicts import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED, rate_text
 
 
 def us(ns: float | None) -> str:
@@ -125,36 +124,6 @@ HEADERS = ["technique", "overhead/move [95 % CI], default placement", "default v
            "CPU cost/event [95 % CI]", "other placement [95 % CI]", "ceiling, one CPU",
            f"p99 live, {PACED_RATE // 1000}k/s (repeats)", "opponent noticed", "least privilege (capabilities)",
            "attach (new process)"]
-
-
-def headline(data: dict) -> list[str]:
-    if not data["techniques"]:
-        return []
-    rows, claims = [], []
-    for entry in data["techniques"]:
-        if entry["row"] is None:
-            name = f"**{entry['article_name'] or entry['name']}**"
-            rows.append([name, entry["missing"], *["-"] * (len(HEADERS) - 2)])
-            continue
-        rows.append(table_row(entry))
-        claims += claim_lines(entry)
-    lines = ["## The article's table, measured", "",
-             tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True), "", *summary(data), ""]
-    if claims:
-        lines += ["### The article's claims", "",
-                  tabulate(claims, headers=["technique", "claim", "judged on", "measured", "verdict"],
-                           tablefmt="github", disable_numparse=True), ""]
-    lines += [
-        "*How this table is chosen* (`bench/document/headline.py`, the same in [headline.json](headline.json)): "
-        + "; ".join(f"*{what}*: {rule}" for what, rule in SELECTION.items()) + ". *What would refute each claim* "
-        "(`bench/document/verdicts.py`): " + "; ".join(f"*{ASPECTS.get(aspect, aspect)}*: {rule}"
-                                                       for aspect, rule in RULES.items()) + ". "
-        f"Every bracket in this table is a 95 % interval, except the ranges in parentheses (min–max of the "
-        f"repeats). Overhead per move is the median of the paired (observed − bare) per-move times, its "
-        f"interval the {OVERHEAD_INTERVAL}: what the watched program feels. CPU cost per event is what the "
-        f"machine pays, counted whole, its interval the {COST_INTERVAL}. ⚠: the row is unstable "
-        "([Every run](#every-run) says why)."]
-    return lines
 
 
 def summary(data: dict) -> list[str]:

@@ -23,7 +23,15 @@ def _interval(values, scale: float = 1.0, unit: str = "", percent: bool = False)
     return f"{middle:,.{digits}f} [{low:,.{digits}f}, {high:,.{digits}f}]{unit}"
 
 
+HEADERS = ["technique", "placement", "captured/referee", "slowdown per event", "CPU cost ns/event*",
+           "ns per event", "start-up"]
+
+
 def table(document: dict, fmt: str = "simple") -> str:
+    return tabulate(table_rows(document), headers=HEADERS, tablefmt=fmt, disable_numparse=True)
+
+
+def table_rows(document: dict) -> list[list[str]]:
     """One line per technique and placement: what it caught against the referee, what CMD
     felt (slowdown per event) and what the machine paid (CPU per event)."""
     lines = []
@@ -49,8 +57,7 @@ def table(document: dict, fmt: str = "simple") -> str:
                       _interval(row["slowdown"], percent=True) if priced else "—",
                       _interval(row["cpu_cost_ns_per_event"]) if priced else "—",
                       _interval(row["ns_per_event"]), _interval(row["startup_ms"], unit=" ms")])
-    return tabulate(lines, headers=["technique", "placement", "captured/referee", "slowdown per event",
-                                    "CPU cost ns/event*", "ns per event", "start-up"], tablefmt=fmt, disable_numparse=True)
+    return lines
 
 
 def notes(document: dict) -> list[str]:
@@ -84,22 +91,3 @@ def load(path: Path) -> dict:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ResultsError(f"{path} is not a run -- CMD document of format {FORMAT}")
     return document
-
-
-def section(documents: dict[str, dict]) -> list[str]:
-    """The report's section for programs measured with `run -- CMD` (results/programs/, by file
-    name): apart from the opponent's sweeps, and not part of `make bench`."""
-    lines = ["", "## Programs measured with `run -- CMD`", "",
-             "Not the opponent: programs measured with `tapbench run --method ... -- CMD`, each capture held to the "
-             "kernel's own count of CMD's writes (the referee). Stored by hand in `results/programs/`; `make bench` "
-             "does not rerun them. Each is one run of the command shown, on the machine and commit shown."]
-    for name, document in sorted(documents.items()):
-        meta = document.get("meta", {})
-        command = " ".join(document["argv"])
-        lines += ["", f"### {name}", "",
-                  f"`{command}`, descriptor {document['fd']}, {document['repeats']} repeats; machine "
-                  f"{meta.get('machine_id', '?')} (kernel {meta.get('kernel', '?')}), commit "
-                  f"{str(meta.get('commit', '?'))[:12]}, {meta.get('date', '?')[:10]}.", "",
-                  table(document, fmt="github"), ""]
-        lines += [f"- {line}" for line in notes(document)]
-    return lines

@@ -194,12 +194,12 @@ class Row:
                                   f"unknown {', '.join(sorted(unknown))}" if unknown else "") if part))
         hints = typing.get_type_hints(cls)
         for name in names:
-            if not _is_a(data[name], hints[name]):
+            if not fits(data[name], hints[name]):
                 raise ResultsError(f"{where}: {name} is {data[name]!r}, not {hints[name]}")
         return cls(**data)
 
 
-def _is_a(value, hint) -> bool:
+def fits(value, hint) -> bool:
     """Whether a JSON value fits a field's annotation (int passes for float, as JSON writes 2.0
     as 2 in some tools; bool never passes for a number)."""
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
@@ -286,13 +286,15 @@ class Document:
         """The methods-section entry of a method (empty when the document has none)."""
         return self.methods.get(method) or {}
 
-    def label(self, entry: Row | dict) -> str:
-        if isinstance(entry, Row):
-            return method_label(entry.method, entry.options, self.methods)
-        return method_label(entry["method"], entry.get("options"), self.methods)
+    def label(self, entry) -> str:
+        """A row's or an entry's method and the options that tell its variant (a typed entry
+        or, from code that reads sections as written, a dict)."""
+        if isinstance(entry, dict):
+            return method_label(entry["method"], entry.get("options"), self.methods)
+        return method_label(entry.method, entry.options, self.methods)
 
-    def is_baseline(self, entry: Row | dict) -> bool:
-        return bool(self.info(entry.method if isinstance(entry, Row) else entry["method"]).get("baseline"))
+    def is_baseline(self, entry) -> bool:
+        return bool(self.info(entry["method"] if isinstance(entry, dict) else entry.method).get("baseline"))
 
     @property
     def measured_format(self) -> int:
