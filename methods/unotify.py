@@ -20,8 +20,9 @@ When the listener hangs up depends on the kernel. It hangs up when the last task
 filter drops it: at that task's exit on the 6.18 machines, but only when the task is reaped
 on 5.10 and 6.1 (release_task()). There, a loop that waited for POLLHUP while the target lay
 unreaped (tapbench reaps it after the loop) waited forever: the hang seen on those kernels,
-with or without SYNC_WAKE_UP. So the loop also watches the target's pidfd, and once the target
-has exited with nothing left to receive it reaps it itself (wait4, keeping its resource usage);
+with or without SYNC_WAKE_UP. So when nothing has come for a poll period the loop looks at the
+target's pidfd (never at every write: that would cost each one a second fd to poll), and once
+the target has exited with nothing left to receive it reaps it itself (wait4, keeping its usage);
 the hang-up then comes when every other task under the filter (the target's children) is gone
 too. Whether the kernel hung up before that reaping is recorded (hangup_at_exit).
 
@@ -184,21 +185,20 @@ class UnotifyObserver(Observer):
     def events(self) -> Iterator[MoveEvent]:
         poller = select.poll()
         poller.register(self._listener, select.POLLIN)
-        poller.register(self._pidfd, select.POLLIN)  # the target's exit (see the module's doc)
         notification, zeroes, listener = self._notification, self._zeroes, self._listener
         while not self._stopping:
-            ready = dict(poller.poll(POLL_MS))
-            events = ready.get(listener, 0)
-            if events and not events & select.POLLIN:
+            ready = poller.poll(POLL_MS)
+            if not ready:
+                # Nothing to receive for a poll period: the target may have exited unreaped on a
+                # kernel that hangs the listener up only at reaping (see the module's doc). Its
+                # pidfd is looked at only here, not at every write: the hot path polls one fd.
+                if self.process.returncode is None and self.target_exited():
+                    self._reap_unless_hung_up()
+                continue
+            if not ready[0][1] & select.POLLIN:
                 if self.hangup_at_exit is None:
                     self.hangup_at_exit = True
                 break  # POLLHUP: every task under the filter has exited
-            if not events:
-                if self._pidfd in ready:  # the target has exited, its last write answered
-                    self._reap_unless_hung_up()
-                    if self.process.returncode is not None:
-                        poller.unregister(self._pidfd)
-                continue
             notification[:] = zeroes  # RECV refuses a struct that is not zeroed
             try:
                 fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notification, True)
