@@ -149,7 +149,10 @@ class EbpfObserver(RingConsumer, Observer):
     # the raw hook and polling, written out: the results name the variant so
     sweep = SweepSpec(
         options=SWEEP_OPTIONS, primary_group="ebpf",
-        more={"privileges": (SWEEP_OPTIONS | {"hook": "tracepoint"}, SWEEP_OPTIONS | {"loader": "core"}),
+        # the article's tracepoint and the raw hook, with each loader: what the kernel refuses an
+        # unprivileged user is told apart by hook and by loader
+        more={"privileges": (SWEEP_OPTIONS | {"hook": "tracepoint"}, SWEEP_OPTIONS | {"loader": "core"},
+                             SWEEP_OPTIONS | {"hook": "tracepoint", "loader": "core"}),
               # what a new watch process loads: the CO-RE object
               **{probe: (SWEEP_OPTIONS | {"loader": "core"},) for probe in ("attach", "attach privileges", "exec")},
               "bystanders": (SWEEP_OPTIONS | {"hook": "tracepoint"},), "bystanders, another program": (SWEEP_OPTIONS,),
