@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bench.document.rows import Document, Row
 from bench.document.section import Section, template
-from bench.document.sections.decision import Profile, capability_code, interval_text, profiles, ran_unprivileged
+from bench.document.sections.decision import Profile, interval_text, profiles, ran_unprivileged
 from bench.document.sections.privileges import Privilege
 from bench.document.sections.latency import LatencyFloor
 
@@ -61,7 +61,7 @@ def variant_row(document: Document, probe: Privilege, placement: str) -> Row | N
 def attach_privilege(probe: Privilege) -> str:
     user = "an unprivileged user with it watched exactly" if ran_unprivileged(probe) else \
         "as an unprivileged user with it, it did not run here"
-    return f"{capability_code(probe.minimum)} ({user})"
+    return f"{probe.minimum} ({user})"
 
 
 def from_outside(document: Document, found: list[Profile]) -> str | None:

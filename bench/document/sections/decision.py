@@ -97,7 +97,8 @@ def kernel_version(dependence: str) -> str | None:
 
 def needs_code(profile: Profile) -> str:
     probe = profile.launch
-    caps = "-" if probe is None else capability_code(probe.minimum) + ("" if ran_unprivileged(probe) else "†")
+    refused = probe is not None and probe.as_user is not None and not probe.as_user.worked
+    caps = "-" if probe is None else capability_code(probe.minimum) + ("†" if refused else "")
     dependence = profile.info.get("dependence") or ""
     features = [code for code, pattern, _ in FEATURES if re.search(pattern, dependence)]
     version = kernel_version(dependence)
