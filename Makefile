@@ -85,7 +85,7 @@ bench: setup
 
 # Kernel dependence, measured (bench/kernels/): every technique on Debian's 5.10, 6.1 and 6.12
 # kernels booted with virtme-ng, under QEMU's software emulation where KVM does not work, and
-# on this kernel; results/kernels.json. About 20 minutes on 2 vCPUs under emulation, so bench
+# on this kernel; results/kernels.json. 11 minutes on 2 vCPUs under emulation (downloads reused), so bench
 # does not run it. KERNELS_ARGS passes options (--kernel NAME, --method M ..., --jobs N).
 kernels: setup
 	$(VENV)/bin/python -m bench.kernels $(KERNELS_ARGS)
