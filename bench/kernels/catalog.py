@@ -92,7 +92,8 @@ class Apt:
         lines = [f"deb [signed-by={KEYRING}] {MIRRORS[archive]} {suite}{suffix} main"
                  for suite in SUITES for archive, suffix in (("debian", ""), ("debian-security", "-security"))]
         (self.root / "sources.list").write_text("\n".join(lines) + "\n")
-        say(f"updating the package lists of {', '.join(SUITES.values())} in {self.root} (the machine's own stay as they are)")
+        say(f"updating the package lists of {', '.join(SUITES.values())} in {self.root} "
+            "(the machine's own stay as they are)")
         self.run("apt-get", "update")
         stamp.touch()
 

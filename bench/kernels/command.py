@@ -23,7 +23,7 @@ from bench.targets import ROOT
 DEFAULT_JSON = ROOT / "results" / "kernels.json"
 ACCELS = ("auto", "kvm", "tcg")
 EXAMPLES = f"""examples:
-  sudo tapbench kernels                                  # {', '.join(DEFAULT_KERNELS)} and the running kernel, every technique
+  sudo tapbench kernels             # {', '.join(DEFAULT_KERNELS)} and the running kernel, every technique
   sudo tapbench kernels --kernel 5.10 --method ebpf,ptrace,preload --no-native
   sudo tapbench kernels --kernel linux-image-6.1.0-57-rt-amd64-unsigned   # any Debian kernel image package
   sudo tapbench kernels --kernel /boot/vmlinuz-6.1.0-57-amd64             # a vmlinuz beside its modules

@@ -137,7 +137,8 @@ def _judge_dependence(matrix: dict, claim: str) -> tuple[str, str]:
             return "holds", f"{technique} broke on {', '.join(broke)} of {len(pairs)} kernels"
         return "does not hold", f"{technique} captured exactly, unchanged, on all {len(pairs)} kernels ({names})"
     if not broke:
-        return "does not hold", f"{technique} captured exactly on all {len(pairs)} kernels ({names}): no kernel dependence seen"
+        return "does not hold", (f"{technique} captured exactly on all {len(pairs)} kernels ({names}): "
+                                 "no kernel dependence seen")
     if len(broke) == len(pairs):
         return "does not hold", f"{technique} broke on every kernel ({', '.join(broke)}): stronger than medium"
     return "holds", f"{technique} broke on {', '.join(broke)}, not on the others"
@@ -157,7 +158,8 @@ def _judge_floor(matrix: dict) -> tuple[str, str]:
     if broke_below:
         return "holds", f"exact on every kernel from 5.15 ({names}), not on {', '.join(broke_below)}"
     lower = ", ".join(short_name(c) for c, _ in below)
-    return "holds", f"exact on every kernel from 5.15 ({names}), and below it too ({lower}): 5.15 is a safe floor, not the real one"
+    return "holds", (f"exact on every kernel from 5.15 ({names}), and below it too ({lower}): "
+                     "5.15 is a safe floor, not the real one")
 
 
 def judge_kernel_claims(matrix: dict) -> dict:

@@ -90,7 +90,8 @@ def kernel_section(matrix: dict, changed_since: list[str] | None = None) -> list
     emulated = [short_name(c) for c in matrix["kernels"] if c["emulated"]]
     lines = ["## Kernel dependence", "",
              f"Every technique's capture of {matrix['moves']} moves of the opponent, verified, on each kernel "
-             f"(`tapbench kernels`, commit {matrix['commit'][:12]}{', with uncommitted changes' if matrix['dirty'] else ''}, "
+             f"(`tapbench kernels`, commit {matrix['commit'][:12]}"
+             f"{', with uncommitted changes' if matrix['dirty'] else ''}, "
              f"{matrix['date'][:10]}). A cell is exact, n/a (a feature the technique needs was probed and found "
              f"missing) or failed (with its error); each had {matrix['cell_timeout_s']:g} s."
              + (f" {', '.join(emulated)} ran under QEMU's software emulation: no timing from them is published."
