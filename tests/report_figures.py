@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
 from bench import store
@@ -27,17 +28,23 @@ def newest_sweep(results: Path) -> Path:
 
 
 def regenerate(out: Path, results: Path = RESULTS) -> list[str]:
-    """Every report `tapbench report` writes (bench/cli.py write_reports), into out instead of
-    results/: README.md and each machine's; returns their paths relative to out."""
-    machines = store.latest_sweeps(results)
+    """Every report `tapbench report` writes (bench/commands/report.py write_reports), into out
+    instead of results/: README.md and each machine's; returns their paths relative to out. The
+    stored inputs the snapshot holds for (stored_inputs) are copied first, so that a file stored
+    since (results/kernels.json, which changes the kernel verdicts by design) stays out of it."""
+    inputs = out / "inputs"
+    for name in stored_inputs(results):
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(results / name, inputs / name)
+    machines = store.latest_sweeps(inputs)
     for machine in machines:
-        folder = results / store.MACHINES / machine
+        folder = inputs / store.MACHINES / machine
         report_module.write_report(folder / "latest.json", out / store.MACHINES / machine / "README.md")
-    power = results / "gate_power.json"
+    power = inputs / "gate_power.json"
     measured_programs = {path.stem: programs_report.load(path)
-                         for path in sorted((results / programs_report.PROGRAMS_DIR).glob("*.json"))}
-    # The stored sweeps are read where they are (previous.json, baseline.json beside them).
-    report_module.write_report(newest_sweep(results), out / "README.md", machines,
+                         for path in sorted((inputs / programs_report.PROGRAMS_DIR).glob("*.json"))}
+    # The stored sweeps are read where they are copied to (previous.json, baseline.json beside them).
+    report_module.write_report(newest_sweep(inputs), out / "README.md", machines,
                                read_json(power) if power.exists() else None, measured_programs)
     return ["README.md", *(f"{store.MACHINES}/{machine}/README.md" for machine in machines)]
 
@@ -175,7 +182,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "report_figures.json.gz"
 
 
 def stored_inputs(results: Path = RESULTS) -> dict[str, str]:
-    """sha256 of every stored file the reports are written from: the snapshot holds for these."""
+    """sha256 of every stored file the reports were written from when the snapshot was taken:
+    the sweeps, the gate's power, the programs (the snapshot holds for these)."""
     import hashlib
 
     paths = [*results.glob(f"{store.MACHINES}/*/*.json"), results / "gate_power.json",

@@ -302,10 +302,12 @@ def technique(document: Document, name: str, kernels: dict | None = None) -> dic
     return entry
 
 
-def across_machines(entries: list[dict], machines: dict[str, Document], current: str | None) -> None:
+def across_machines(entries: list[dict], machines: dict[str, Document], current: str | None,
+                    kernels: dict | None = None) -> None:
     """Each claim judged on every stored machine's latest sweep by the same rule: where they
-    disagree, the claim says so and names what differs between the machines."""
-    judged = {machine: {t["name"]: t for t in headline_json(document)["techniques"]}
+    disagree, the claim says so and names what differs between the machines. The kernel
+    matrix is no machine's: its verdicts go to every machine alike."""
+    judged = {machine: {t["name"]: t for t in headline_json(document, kernels=kernels)["techniques"]}
               for machine, document in machines.items() if machine != current}
     for entry in entries:
         for claim in entry["claims"]:
@@ -346,7 +348,7 @@ def headline_json(document: Document, machines: dict[str, Document] | None = Non
     meta = document.metadata
     entries = [technique(document, name, kernels) for name in techniques_in_order(document)]
     if machines:
-        across_machines(entries, machines, meta.get("machine_id"))
+        across_machines(entries, machines, meta.get("machine_id"), kernels)
     return {"format": HEADLINE_FORMAT, "machine_id": meta.get("machine_id"), "date": meta.get("date"),
             "commit": meta.get("commit"), "rules": judge.RULES | SELECTION,
             "primary_groups": meta.get("primary_groups") or {}, "techniques": entries}

@@ -54,5 +54,12 @@ def verdicts(matrix: dict) -> dict:
         by_technique.setdefault(CLAIMS[claim].split()[0], []).append((claim, judged))
     return {"kernels": [short_name(column) for column in measured(matrix)],
             "verdicts": {technique: {"verdict": combined([j["verdict"] for _, j in judged]),
-                                     "why": "; ".join(f"{claim}: {j['reason']}" for claim, j in judged)}
-                         for technique, judged in by_technique.items()}}
+                                     "why": why(technique, judged)} for technique, judged in by_technique.items()}}
+
+
+def why(technique: str, judged: list[tuple[str, dict]]) -> str:
+    """The reason of each claim, named where a technique has more than one ('ebpf: weak
+    (CO-RE)' and 'Linux 5.15+' are both eBPF's)."""
+    if len(judged) == 1:
+        return judged[0][1]["reason"]
+    return "; ".join(f"'{claim.removeprefix(technique + ': ')}': {j['reason']}" for claim, j in judged)
