@@ -33,7 +33,7 @@ build: $(BIN)/rock-paper-scissors $(BIN)/rock-paper-scissors-cgo preload/libtapb
 BTF := /sys/kernel/btf/vmlinux
 CORE_OBJECT := bpf/write_events.core.o
 CORE_SOURCES := bpf/write_events.core.bpf.c bpf/write_events.h
-# The referee of `run -- CMD` (bench/referee.py): the kernel's count of a program's writes.
+# The referee of `run -- CMD` (bench/run/referee.py): the kernel's count of a program's writes.
 REFEREE_OBJECT := bpf/referee.core.o
 core:
 	@if [ -e $(BTF) ]; then $(MAKE) --no-print-directory $(CORE_OBJECT) $(REFEREE_OBJECT); \
@@ -95,7 +95,7 @@ test: setup
 
 # The regression gate CI runs after the tests: the Python hot paths timed against
 # results/benchmarks/, then this code's backends measured against those of the commit the
-# published results come from, on this machine, in one run (bench/ab.py).
+# published results come from, on this machine, in one run (bench/gate/ab.py).
 # HOTPATH_MARGIN: five runs on a quiet machine spread by +-8 %, but the same benchmarks ran
 # 1.9x slower while a sweep shared the two cores; only a slowdown beyond 2.5x fails.
 HOTPATH_MARGIN := 150%

@@ -23,17 +23,17 @@ import argparse
 import os
 import sys
 
-from bench import ab as ab_module
-from bench import cleanup
+from bench.gate import ab as ab_module
+from bench.run import cleanup
 from bench.commands import (bench, cleanup as cleanup_command, compare, duel, gate, merge, report, run, upgrade,
                             watch)
 from bench.commands.common import UsageError
 from bench.kernels import command as kernels
-from bench.placement import PlacementNotApplicable
-from bench.results import ResultsError
-from bench.runner import TargetFailed
-from bench.targets import TargetMissing
-from bench.truth import TruthMismatch
+from bench.run.placement import PlacementNotApplicable
+from bench.run.results import ResultsError
+from bench.run.runner import TargetFailed
+from bench.run.targets import TargetMissing
+from bench.run.truth import TruthMismatch
 from methods import ObserverError, ObserverUnavailable
 
 # The commands, in the order --help lists them: each module adds its parser, which names the

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bench.probes import PROBES
-from bench.targets import Workload
+from bench.run.targets import Workload
 from methods import REGISTRY
 from methods.protocol import LIVE_SPIN_US
 from methods.spec import FEW_MOVES, MANY_MOVES

@@ -14,12 +14,12 @@ import numpy as np
 from bench import plan
 from bench.probes import MODULES as PROBE_MODULES
 from bench.probes._probe import Context
-from bench.results import Row, add_floor_ratios, document_of, label_of, load_document, metadata, summarize
+from bench.run.results import Row, add_floor_ratios, document_of, label_of, load_document, metadata, summarize
 from bench.store import store_quick
-from bench.placement import split_applicable
-from bench.runner import compare
+from bench.run.placement import split_applicable
+from bench.run.runner import compare
 from bench.stats import median_interval, per_repeat_ratios
-from bench.targets import Workload
+from bench.run.targets import Workload
 from methods import REGISTRY
 
 FULL_REPEATS, QUICK_REPEATS = 5, 9

@@ -69,7 +69,7 @@ class Observer(RunningTargetPlacement, ABC):
     # Options that watch (live, a move at a time) uses when the user did not choose, where the
     # default suits a flat-out run better (a consumer woken when events come, not polled).
     live_options: ClassVar[dict[str, object]] = {}
-    # Where run and watch place the target and the observer unless told (bench/placement.py):
+    # Where run and watch place the target and the observer unless told (bench/run/placement.py):
     # the placement the sweep measured cheaper for this mechanism. "shared" suits a mechanism
     # that stops the target and wakes it (a cross-CPU wake-up is expensive in a VM); "split"
     # one whose consumer works beside a running target and would take its CPU.
@@ -107,7 +107,7 @@ class Observer(RunningTargetPlacement, ABC):
         self._pidfd: int | None = None
         self._gate: int | None = None
         self._stopping = False
-        # Where the target must run (bench/placement.py), None: anywhere. Set before launch()
+        # Where the target must run (bench/run/placement.py), None: anywhere. Set before launch()
         # or attach(); an attached target gets its own affinity back at close().
         self.target_cpus: set[int] | None = None
         self._affinity_before: dict[int, set[int]] = {}

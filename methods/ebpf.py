@@ -122,7 +122,7 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
         defines["HOOK_GO_UPROBE"] = 1
     if capture == "count":
         defines["CAPTURE_COUNT_ONLY"] = 1
-    if os.environ.get(BPF_EXTRA_WORK_VARIABLE):  # test-only: the gate's power benchmark (bench/power.py)
+    if os.environ.get(BPF_EXTRA_WORK_VARIABLE):  # test-only: the gate's power benchmark (bench/gate/power.py)
         defines["TEST_EXTRA_NS"] = int(os.environ[BPF_EXTRA_WORK_VARIABLE])
     header = "".join(f"#define {name} {value}\n" for name, value in defines.items())
     return header + BPF_SOURCE.read_text()

@@ -21,7 +21,7 @@ class ObserverError(Exception):
 
 
 # What the harness may rely on of every backend; the gate's A/B measures the code of another
-# commit with this harness only if that commit's methods/ speak the same (bench/worker.py).
+# commit with this harness only if that commit's methods/ speak the same (bench/gate/worker.py).
 # History: 1 events() only; 2 batches() (EVENT arrays), target_user, target_damage, came_late.
 OBSERVER_CONTRACT = 2
 # The observation protocol, shared by every backend and by bench/ (which imports it from here).
@@ -32,7 +32,7 @@ WATCHED_FD = 1
 MAX_WATCHED_FD = 1 << 20  # the kernel's default ceiling on a process's descriptors (fs.nr_open)
 CAPTURE_BYTES = 32  # what every mechanism copies from the start of a write() buffer
 MOVES = ("rock", "paper", "scissors")
-# The opponent builds a backend may say it sees (bench/targets.py runs them):
+# The opponent builds a backend may say it sees (bench/run/targets.py runs them):
 #   go    pure Go, static, raw write system calls
 #   cgo   the cgo build (dynamic), still raw system calls from Go's os.Stdout
 #   libc  the cgo build writing through glibc's write()
@@ -134,7 +134,7 @@ BATCH_EVENTS = 4096
 
 # Test-only: busy work (ns) a ring consumer adds per event it hands over, from
 # $TAPBENCH_TEST_CONSUMER_EXTRA_NS, so that the gate's power benchmark can make this layer
-# dearer (bench/power.py); unset, it costs one test a batch.
+# dearer (bench/gate/power.py); unset, it costs one test a batch.
 CONSUMER_EXTRA_NS = int(os.environ.get("TAPBENCH_TEST_CONSUMER_EXTRA_NS", "0"))
 
 

@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from methods._kernel.bpf_system import loaded_bpf_program_ids  # noqa: F401  (used by the tests)
-from bench.targets import BIN_DIR, OPPONENT_NAME, ROOT
+from bench.run.targets import BIN_DIR, OPPONENT_NAME, ROOT
 from methods.ebpf import EbpfObserver
 
 OPPONENT = BIN_DIR / OPPONENT_NAME

@@ -16,7 +16,7 @@ from bench.document import programs as programs_report
 from bench.document import report as report_module
 from bench.document.rows import Document, read_json
 
-ROOT = Path(__file__).resolve().parents[1]  # not bench.targets, which imports methods/
+ROOT = Path(__file__).resolve().parents[1]  # not bench.run.targets, which imports methods/
 
 RESULTS = ROOT / "results"
 

@@ -1,7 +1,7 @@
 """The stored results the report tests read: the newest sweep of any stored machine, in today's
 format (a stored file of an older one is converted in memory, as `tapbench upgrade` would)."""
 from bench.document.rows import RESULTS_FORMAT, Document, read_json
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 
 def newest_stored_results():
@@ -19,7 +19,7 @@ def newest_document() -> Document | None:
     if data.get("format") == RESULTS_FORMAT:
         return Document.from_json(data, str(path))
     from bench import plan
-    from bench.results import upgrade_document
+    from bench.run.results import upgrade_document
 
     groups = [(group.name, group.workload, group.lineup) for group in plan.full_groups() + plan.QUICK_GROUPS]
     return upgrade_document(data, groups, plan.primary_groups())

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bench.runner import execute
-from bench.targets import Workload
+from bench.run.runner import execute
+from bench.run.targets import Workload
 from methods import REGISTRY
 
 CASES = [("ebpf", {}, "go"), ("ptrace", {"strategy": "seccomp"}, "go"),

@@ -5,8 +5,8 @@ import signal
 import psutil
 import pytest
 
-from bench.runner import execute
-from bench.targets import Workload
+from bench.run.runner import execute
+from bench.run.targets import Workload
 from methods.bpftrace import BpftraceObserver, program_for
 from tests.conftest import loaded_bpf_program_ids, wait_until_unloaded
 

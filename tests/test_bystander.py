@@ -3,7 +3,7 @@ import psutil
 import pytest
 
 from bench.probes.bystanders import bystander_cost
-from bench.targets import is_opponent
+from bench.run.targets import is_opponent
 from methods import REGISTRY
 
 

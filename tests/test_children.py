@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 from tests.conftest import run_watched
 

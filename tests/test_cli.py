@@ -9,10 +9,10 @@ import time
 import psutil
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 from bench.document.rows import Document, Row
-from bench.results import RESULTS_FORMAT, ResultsError, write_json
+from bench.run.results import RESULTS_FORMAT, ResultsError, write_json
 
 
 def tapbench(*argv):

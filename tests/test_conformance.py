@@ -17,11 +17,11 @@ import time
 import psutil
 import pytest
 
-from bench.results import RESULTS_FORMAT
-from bench.runner import execute
-from bench.targets import ROOT, TARGETS, Workload
-from bench.truth import Truth
-from bench.verify import verify
+from bench.run.results import RESULTS_FORMAT
+from bench.run.runner import execute
+from bench.run.targets import ROOT, TARGETS, Workload
+from bench.run.truth import Truth
+from bench.run.verify import verify
 from methods import REGISTRY
 from methods.base import ObserverUnavailable
 from methods.protocol import LOSS_SOURCES

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from bench.runner import execute
-from bench.targets import ROOT, Workload
+from bench.run.runner import execute
+from bench.run.targets import ROOT, Workload
 from methods._kernel import core_loader
 from methods.ebpf import EbpfObserver
 from tests.conftest import needs_ebpf

@@ -9,10 +9,10 @@ import pytest
 
 from bench.document.compare import compare_documents
 from bench.document.rows import RESULTS_FORMAT, Document, Row
-from bench.results import whole_cost
-from bench.runner import Execution, execute
-from bench.targets import Workload
-from bench.truth import Truth
+from bench.run.results import whole_cost
+from bench.run.runner import Execution, execute
+from bench.run.targets import Workload
+from bench.run.truth import Truth
 from methods import REGISTRY
 from methods.base import Observer
 from methods.protocol import EVENT, MoveEvent, batch_to_events, events_to_batch

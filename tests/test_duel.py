@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from bench.probes.duels import BEATS, judge
-from bench.targets import ROOT, Workload
-from bench.truth import Truth, move_codes
+from bench.run.targets import ROOT, Workload
+from bench.run.truth import Truth, move_codes
 from methods import REGISTRY
 
 

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from bench.runner import execute
-from bench.targets import Workload
-from bench.truth import Truth
-from bench.verify import verify
+from bench.run.runner import execute
+from bench.run.targets import Workload
+from bench.run.truth import Truth
+from bench.run.verify import verify
 from methods.base import ObserverError
 from methods._kernel.process import find_pid_by_name
 from methods._kernel.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled, forget_compiled
@@ -193,7 +193,7 @@ def test_run_prints_program_times_with_bpf_stats():
 
 
 def test_the_next_run_waits_until_the_kernel_has_freed_the_programs_and_maps():
-    from bench import runner
+    from bench.run import runner
     from methods._kernel.bpf_system import loaded_bpf_objects
 
     execute("ebpf", {}, Workload("go", 2000))

@@ -12,9 +12,9 @@ import time
 import psutil
 import pytest
 
-from bench.truth import writer_counts
-from bench.verify import verify
-from bench.targets import is_opponent
+from bench.run.truth import writer_counts
+from bench.run.verify import verify
+from bench.run.targets import is_opponent
 from methods import REGISTRY
 from methods._kernel.preload_ring import SEGMENT_GLOB
 from tests.conftest import OPPONENT, OPPONENT_CGO, loaded_bpf_program_ids, wait_until_unloaded

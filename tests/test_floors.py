@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from bench.runner import execute
+from bench.run.runner import execute
 from bench.document.rows import Row
-from bench.results import add_floor_ratios
-from bench.targets import ROOT, Workload
+from bench.run.results import add_floor_ratios
+from bench.run.targets import ROOT, Workload
 from methods import REGISTRY
 
 FLOORED = sorted(name for name, cls in REGISTRY.items() if "capture" in cls.cli_options)
@@ -33,7 +33,7 @@ def test_a_floor_counts_every_write_and_nothing_else(method):
 
 
 def test_a_floor_that_counts_too_few_is_not_exact():
-    from bench.verify import verify_count
+    from bench.run.verify import verify_count
 
     short, over = verify_count(99, [100], 0), verify_count(101, [100], 0)
     assert not short.exact and short.lost == 1

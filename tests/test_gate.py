@@ -139,9 +139,9 @@ def test_a_real_backend_made_slower_fails_the_gate(tmp_path):
     assert gate(base, base).returncode == 0
 
 
-# --- the same-run A/B gate (bench/ab.py) ---------------------------------------------------
+# --- the same-run A/B gate (bench/gate/ab.py) ---------------------------------------------------
 
-from bench import ab  # noqa: E402
+from bench.gate import ab  # noqa: E402
 
 
 def side(ns_per_move, loop_cpu_ns=300_000, observer_cpu_ns=50_000, exact=True):

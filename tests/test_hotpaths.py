@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from bench.truth import line, move_codes, writer_counts
-from bench.verify import verify
+from bench.run.truth import line, move_codes, writer_counts
+from bench.run.verify import verify
 from methods._kernel.rings import RingConsumer
 from methods.protocol import Counters, batch_to_events
 

@@ -12,7 +12,7 @@ import pytest
 
 from bench.kernels import catalog, cells, features, judge_kernel_claims, kernel_section, vm
 from bench.kernels.matrix import KERNELS_FORMAT, Matrix, MatrixError
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 ARTICLE = ["ebpf --loader core", "ptrace", "preload"]
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

@@ -2,11 +2,11 @@
 import pytest
 
 from bench.probes.latency_floor import pipe_latency, pipe_latency_repeated
-from bench.placement import split_applicable
+from bench.run.placement import split_applicable
 from bench.document.as_markdown import section_lines
 from bench.document.sections import latency
 from bench.document.rows import Document, Row
-from bench.targets import Workload
+from bench.run.targets import Workload
 
 
 @pytest.mark.parametrize("placement", ["shared", "split"])

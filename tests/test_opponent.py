@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.truth import Truth
+from bench.run.truth import Truth
 from tests.conftest import OPPONENT, OPPONENT_CGO
 
 

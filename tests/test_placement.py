@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.placement import USABLE_CPUS, cpus_for, observer_placed, split_applicable
+from bench.run.placement import USABLE_CPUS, cpus_for, observer_placed, split_applicable
 from bench.document.rows import Row
-from bench.runner import execute
-from bench.targets import ROOT, Workload
+from bench.run.runner import execute
+from bench.run.targets import ROOT, Workload
 from methods import REGISTRY, ObserverError
 from methods.ebpf import EbpfObserver
 from tests.conftest import needs_ebpf

@@ -12,7 +12,7 @@ import pytest
 
 from bench import plan
 from bench.probes import PROBES
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 
 TWIN = textwrap.dedent('''
@@ -79,7 +79,7 @@ def test_a_technique_dropped_into_methods_joins_the_sweep_the_probes_the_headlin
         assert "preload_twin (ring_slots=1048576)" in line, line
     attach = next(line for line in lines if line.startswith("probe attach ("))
     assert "preload_twin" not in attach  # LD_PRELOAD cannot attach
-    gate = in_tree(tree, "-c", "from bench.ab import ROWS; print(ROWS)")
+    gate = in_tree(tree, "-c", "from bench.gate.ab import ROWS; print(ROWS)")
     assert "('preload_twin', {}, 'libc', 50000)" in gate.stdout, gate.stderr
     # it runs, and is verified
     out = tree / "twin.json"

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from bench.runner import execute
-from bench.targets import Workload
+from bench.run.runner import execute
+from bench.run.targets import Workload
 from methods import preload
 from methods.base import ObserverUnavailable
 from methods._kernel.preload_ring import HOOK_LIBRARY, SEGMENT_GLOB, c_layout, python_layout

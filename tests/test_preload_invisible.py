@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods._kernel.preload_ring import HOOK_LIBRARY
 from methods.preload import PreloadObserver
 from tests.conftest import run_watched

@@ -7,7 +7,7 @@ import psutil
 import pytest
 
 from bench.cli import main
-from bench.referee import unavailable_reason
+from bench.run.referee import unavailable_reason
 from methods import REGISTRY
 from tests.conftest import OPPONENT, loaded_bpf_program_ids, wait_until_unloaded
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from bench.runner import execute
-from bench.targets import Workload
-from bench.truth import Truth
-from bench.verify import verify
-from bench.placement import split_applicable
+from bench.run.runner import execute
+from bench.run.targets import Workload
+from bench.run.truth import Truth
+from bench.run.verify import verify
+from bench.run.placement import split_applicable
 from methods.base import ObserverError, ObserverUnavailable
 from methods.ptrace import PtraceObserver
 from methods._kernel.tracing import stopped_processes

@@ -12,7 +12,7 @@ from bench.document.headline import headline_json
 from bench.document.verdicts import FAILS, HOLDS, NOT_COMPARABLE, UNDETERMINED
 from bench.document.report import markdown
 from bench.document.rows import Document, DuplicateRow, ResultsError, Row
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 
 RUN = Row(method="ebpf", options={"hook": "raw"}, target="go", goroutines=1, moves=100,
@@ -329,7 +329,7 @@ def test_a_row_with_a_missing_or_misspelt_field_is_refused_when_read():
 
 
 def test_a_floor_that_is_noise_divides_nothing():
-    from bench.results import add_floor_ratios
+    from bench.run.results import add_floor_ratios
 
     backend = replace(RUN, options={"hook": "raw"}, samples_bare_ns_per_move=[100.0] * 5,
                       samples_observed_ns_per_move=[160.0, 158.0, 162.0, 161.0, 159.0])
@@ -392,7 +392,7 @@ def test_the_reading_side_imports_nothing_that_measures():
     probe = ("import sys; import bench.document.report, bench.document.headline, bench.document.plots, "
              "bench.document.compare, bench.store; "
              "bad = sorted(m for m in sys.modules if m == 'methods' or m.startswith('methods.') "
-             "or m in ('bench.runner', 'bench.sweep', 'bench.results', 'bench.targets', 'bench.truth')); "
+             "or m in ('bench.run.runner', 'bench.sweep', 'bench.run.results', 'bench.run.targets', 'bench.run.truth')); "
              "print(','.join(bad))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr

@@ -49,8 +49,8 @@ def test_ebpf_run_json_is_verified_and_flat(tmp_path):
 def test_the_garbage_collector_is_off_while_a_run_is_observed_and_back_after(monkeypatch):
     import gc
 
-    from bench.runner import collector_paused, execute
-    from bench.targets import Workload
+    from bench.run.runner import collector_paused, execute
+    from bench.run.targets import Workload
     from methods.none import NoObserver
 
     seen_enabled = []

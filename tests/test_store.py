@@ -7,9 +7,9 @@ import pytest
 
 from bench.machine import machine_id
 from bench.document.rows import Document
-from bench.results import RESULTS_FORMAT, ResultsError
+from bench.run.results import RESULTS_FORMAT, ResultsError
 from bench.store import NOT_RESULTS, baseline_for, merge, store_full
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 AMD = ROOT / "results" / "machines" / "amd-2cpu-6.18-87fa20"
 

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 from bench import sweep
 from bench.sweep import MAX_REPEATS_FACTOR, MeasuredGroup, least_settled_width, repeat_the_least_settled
-from bench.targets import Workload
+from bench.run.targets import Workload
 
 BARE_NS = 500.0
 

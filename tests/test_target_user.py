@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")

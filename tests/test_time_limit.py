@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ElementTree
 import psutil
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods.ebpf import EbpfObserver
 from methods.zpoline import MMAP_MIN_ADDR, ZpolineObserver
 from tests.conftest import loaded_bpf_program_ids, wait_until_unloaded

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from bench.truth import (MOVES, Truth, TruthMismatch, decode_line, decode_move_name, line,
+from bench.run.truth import (MOVES, Truth, TruthMismatch, decode_line, decode_move_name, line,
                          move_codes, writer_counts, writer_digest)
 from tests.conftest import OPPONENT
 

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bench.runner import execute
-from bench.targets import ROOT, Workload
+from bench.run.runner import execute
+from bench.run.targets import ROOT, Workload
 from methods import REGISTRY
 from methods._kernel.process import effective_capabilities
 
@@ -51,7 +51,7 @@ def test_it_needs_no_capability_and_then_sets_no_new_privs(tmp_path):
 def test_a_target_whose_supervisor_is_gone_gets_enosys_for_its_writes(tmp_path):
     """What the launched target experiences when the listener goes away without it (tapbench
     killed, were it not for PR_SET_PDEATHSIG): every later write to stdout fails with ENOSYS."""
-    from bench.truth import Truth
+    from bench.run.truth import Truth
     from methods.unotify import UnotifyObserver
 
     report = tmp_path / "truth.json"
@@ -103,7 +103,7 @@ def test_a_kernel_that_hangs_up_only_once_the_target_is_reaped_ends_the_run(monk
     once it has exited with nothing left to receive."""
     import select
 
-    from bench.truth import Truth
+    from bench.run.truth import Truth
     from methods.unotify import UnotifyObserver
 
     real_poll = select.poll

@@ -4,10 +4,10 @@ import shutil
 import pytest
 
 import methods.uprobe
-from bench.runner import execute
-from bench.targets import Workload
-from bench.truth import Truth
-from bench.verify import verify
+from bench.run.runner import execute
+from bench.run.targets import Workload
+from bench.run.truth import Truth
+from bench.run.verify import verify
 from methods import REGISTRY
 from methods.uprobe import ProbeSiteMissing, UprobeObserver, probe_site
 from tests.conftest import OPPONENT, OPPONENT_CGO

@@ -1,6 +1,6 @@
 """The verifier catches every way a capture can be wrong."""
-from bench.truth import line, move_codes
-from bench.verify import verify
+from bench.run.truth import line, move_codes
+from bench.run.verify import verify
 
 SEED, PID = 7, 1234
 COUNTS = [5, 4]

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 
 MOVES_PER_GOROUTINE = 30

@@ -12,7 +12,7 @@ import sys
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods.preload import PreloadObserver
 from methods._kernel.process import SKIP_CAPABILITY_PRECHECK
 from methods.zpoline import MMAP_MIN_ADDR, SAVED_MIN_ADDR, ZpolineObserver

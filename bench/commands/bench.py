@@ -10,8 +10,8 @@ from bench.commands.common import RESULTS_DIR, UsageError, positive_int
 from bench.commands.report import write_reports
 from bench.document import report as report_module
 from bench.document.rows import Document
-from bench.placement import PLACEMENTS, cpus_for
-from bench.results import ResultsError, document_of, uncommitted_changes
+from bench.run.placement import PLACEMENTS, cpus_for
+from bench.run.results import ResultsError, document_of, uncommitted_changes
 from methods import REGISTRY
 
 def add_parser(commands) -> None:

@@ -1,7 +1,7 @@
 """`tapbench cleanup`: what a killed run left behind, removed and named."""
 from __future__ import annotations
 
-from bench import cleanup
+from bench.run import cleanup
 
 def add_parser(commands) -> None:
     commands.add_parser("cleanup", help="remove what a killed run left behind, and say what").set_defaults(handler=run)

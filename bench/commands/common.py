@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods import REGISTRY
 from methods._kernel.process import TargetUser
 
@@ -82,7 +82,7 @@ def add_method_arguments(parser: argparse.ArgumentParser, methods: list[str],
             groups[tuple(owners)] = parser.add_argument_group(f"options of {', '.join(owners)}")
         spec = dict(spec)
         default = spec.pop("default", None)
-        spec.pop("label", None)  # for result labels (bench/results.py), not argparse
+        spec.pop("label", None)  # for result labels (bench/run/results.py), not argparse
         help_text = spec.pop("help", "") + (f" (default {default})" if default not in (None, False) else "")
         if spec.pop("flag", False):
             spec.update(action="store_const", const=True)

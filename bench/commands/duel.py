@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from bench.commands.common import MAX_RATE, UsageError, parse_methods, positive_int, progress
 from bench.document import report as report_module
-from bench.placement import PLACEMENTS
+from bench.run.placement import PLACEMENTS
 from bench.probes import duels as duel_module
-from bench.results import make_document
-from bench.targets import TARGETS, Workload, target_seen_by_all
+from bench.run.results import make_document
+from bench.run.targets import TARGETS, Workload, target_seen_by_all
 from methods import ObserverUnavailable, REGISTRY
 
 def add_parser(commands) -> None:

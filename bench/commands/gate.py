@@ -4,7 +4,10 @@ from __future__ import annotations
 import signal
 import sys
 
-from bench import ab as ab_module, gate as gate_module, power as power_module, store
+from bench import store
+from bench.gate import ab as ab_module
+from bench.gate import judge as gate_module
+from bench.gate import power as power_module
 from bench.commands.common import RESULTS_DIR, UsageError, positive_int, progress
 from bench.document.rows import Document
 

@@ -6,14 +6,15 @@ import sys
 from contextlib import nullcontext
 from dataclasses import replace
 
-from bench import program as program_module, sweep as sweep_module
+from bench import sweep as sweep_module
+from bench.run import program as program_module
 from bench.commands.common import MAX_MOVES, MAX_RATE, PLACEMENT_HELP, USER_HELP, UsageError, add_method_arguments, launched_as, observer_options, parse_methods, positive_int, print_program, progress, seconds_arg
 from bench.document import programs as programs_report, report as report_module
-from bench.placement import PLACEMENTS, cpus_for
-from bench.referee import unavailable_reason as referee_unavailable_reason
-from bench.results import add_floor_ratios, label_of, make_document, summarize
-from bench.runner import compare
-from bench.targets import TARGETS, Workload, target_seen_by_all
+from bench.run.placement import PLACEMENTS, cpus_for
+from bench.run.referee import unavailable_reason as referee_unavailable_reason
+from bench.run.results import add_floor_ratios, label_of, make_document, summarize
+from bench.run.runner import compare
+from bench.run.targets import TARGETS, Workload, target_seen_by_all
 from methods import ObserverUnavailable, REGISTRY
 from methods._kernel.bpf_system import bpf_run_time_stats
 
@@ -119,7 +120,7 @@ def run_command(args) -> int:
 
 def command_run_program(args, methods: list[str]) -> int:
     """run -- CMD: CMD bare and under each method, each run beside the referee
-    (bench/program.py)."""
+    (bench/run/program.py)."""
     given = [name for name in OPPONENT_OPTIONS if getattr(args, name) is not None]
     if given:
         raise UsageError(f"--{given[0]} describes the opponent; with -- CMD, CMD is what runs")

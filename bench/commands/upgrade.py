@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bench import plan
 from bench.document.rows import read_json
-from bench.results import RESULTS_FORMAT, ResultsError, upgrade_document
+from bench.run.results import RESULTS_FORMAT, ResultsError, upgrade_document
 
 def add_parser(commands) -> None:
     upgrade = commands.add_parser("upgrade", help="convert results files of an older format to this one, in place "

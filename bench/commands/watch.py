@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 import sys
 
-from bench import watch as watch_module
+from bench.run import watch as watch_module
 from bench.commands.common import PLACEMENT_HELP, USER_HELP, UsageError, add_method_arguments, launched_as, observer_options, positive_int, print_program, seconds_arg
-from bench.placement import PLACEMENTS
-from bench.targets import OPPONENT_NAME, is_opponent
+from bench.run.placement import PLACEMENTS
+from bench.run.targets import OPPONENT_NAME, is_opponent
 from methods import ObserverUnavailable, REGISTRY
 from methods.protocol import move_word
 from methods._kernel.process import check_pid

@@ -3,7 +3,7 @@ bench/kernels/) as the Kernel dependence section's matrix, and its verdicts in t
 headline_json takes ({"kernels": [...], "verdicts": {technique: {"verdict", "why"}}}).
 
 bench/kernels is imported only when a matrix is stored: bench/kernels/section.py takes the
-repository's root from bench.targets, which imports methods/, and the reading side loads
+repository's root from bench.run.targets, which imports methods/, and the reading side loads
 nothing that measures unless it must (tests/test_report.py checks the imports).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tables of `tapbench run -- CMD` documents (bench/program.py writes them), from the document
+"""Tables of `tapbench run -- CMD` documents (bench/run/program.py writes them), from the document
 alone: printed by run, and in the report for those stored in results/programs/."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from tabulate import tabulate
 from bench.document.rows import ResultsError, read_json
 
 PROGRAMS_DIR = "programs"  # results/programs/: `run -- CMD --json` documents kept for the report
-FORMAT = "program-1"  # what bench/program.py writes
+FORMAT = "program-1"  # what bench/run/program.py writes
 
 
 def _interval(values, scale: float = 1.0, unit: str = "", percent: bool = False) -> str:

@@ -79,7 +79,7 @@ class Row:
     moves: int = 0  # moves per run, over all writers
     rate: float = 0.0  # offered moves/s; 0 = flat out
     goroutines: int = 1  # concurrent writers
-    placement: str = "free"  # shared, split or free (bench/placement.py)
+    placement: str = "free"  # shared, split or free (bench/run/placement.py)
     # --- the workload, beyond its identity ---
     seed: int = 1
     capture: str = "full"  # "count": a floor, the mechanism only counting (checked by count)

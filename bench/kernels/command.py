@@ -18,7 +18,7 @@ from bench.kernels.catalog import ALIASES, DEFAULT_CACHE, DEFAULT_KERNELS, Kerne
 from bench.kernels.matrix import KERNELS_FORMAT, Cell, Column, Matrix, MatrixError
 from bench.kernels.section import MEASURED_CODE, judge_kernel_claims, matrix_table
 from bench.kernels.vm import BOOT_ALLOWANCE_S, GUEST_OUT, guest_command, kvm_works, measure_in_guest, missing_tools
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 DEFAULT_JSON = ROOT / "results" / "kernels.json"
 ACCELS = ("auto", "kvm", "tcg")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from bench.targets import BIN_DIR, OPPONENT_NAME
+from bench.run.targets import BIN_DIR, OPPONENT_NAME
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 SYS_BPF, SYS_PERF_EVENT_OPEN, SYS_SECCOMP = 321, 298, 317  # x86-64

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from bench.kernels.matrix import judge_kernel_claims, measured, short_name
-from bench.targets import ROOT
+
+# The repository, for git: found from this file, so that the reading side, which imports this
+# module for the report, imports nothing of the measuring side (bench/run/, methods/).
+ROOT = Path(__file__).resolve().parents[2]
 
 # What the matrix measured: a change here since its commit makes it stale.
 MEASURED_CODE = ("methods", "preload", "bpf", "gotargets", "bench/kernels")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.kernels.catalog import Kernel, say
 from bench.kernels.cells import PROGRESS
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 GUEST_OUT = "/run/tapbench-kernels"
 GUEST_MEMORY = "2G"

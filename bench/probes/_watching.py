@@ -10,7 +10,7 @@ import time
 
 import psutil
 
-from bench.targets import Workload
+from bench.run.targets import Workload
 from methods import REGISTRY
 from methods._kernel.process import SKIP_CAPABILITY_PRECHECK
 

@@ -8,7 +8,7 @@ import time
 from bench.probes._probe import Context, Probe, can_attach
 from bench.probes._watching import (ATTACH_RATE, ATTACH_TIMEOUT_S, running_opponent, stop_watch, tapbench,
                                     wait_until_writing, watch_flags)
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 
 PROBE = Probe("attach", can_attach, attaching=True, order=50,
               what="a new watch process attaching to a running opponent")

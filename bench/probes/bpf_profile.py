@@ -11,8 +11,8 @@ import os
 import time
 
 from bench.probes._probe import Context, Probe, nobody
-from bench.runner import execute, settle
-from bench.targets import Workload
+from bench.run.runner import execute, settle
+from bench.run.targets import Workload
 from methods._kernel.bpf_system import bpf_program_run_stats, bpf_run_time_stats
 
 CALIBRATION_CALLS = 200_000

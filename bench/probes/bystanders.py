@@ -17,9 +17,9 @@ import threading
 import numpy as np
 
 from bench.probes._probe import Context, Probe, everyone
-from bench.runner import collector_paused, settle, teardown_tracked
-from bench.targets import TARGETS, Workload, target_seen_by
-from bench.truth import Truth
+from bench.run.runner import collector_paused, settle, teardown_tracked
+from bench.run.targets import TARGETS, Workload, target_seen_by
+from bench.run.truth import Truth
 from methods.base import REGISTRY
 
 

@@ -20,8 +20,8 @@ import math
 import numpy as np
 
 from bench.probes._probe import Context, Probe, everyone
-from bench.runner import execute, settle
-from bench.targets import Workload
+from bench.run.runner import execute, settle
+from bench.run.targets import Workload
 from methods.base import REGISTRY, baseline_method
 
 PROBE = Probe("ceilings", everyone, order=40, what="the throughput ceiling, searched twice in each placement")

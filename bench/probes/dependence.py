@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.probes._probe import Context, Probe, nobody
 from bench.probes._watching import option_flags
-from bench.targets import ROOT
+from bench.run.targets import ROOT
 from methods.ebpf import kernel_headers_dir
 
 PROBE_MOVES = 2000

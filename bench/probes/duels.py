@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from bench.placement import observer_placed
+from bench.run.placement import observer_placed
 from bench.probes._probe import Context, Probe, everyone
-from bench.runner import collector_paused
-from bench.targets import Workload
-from bench.truth import Truth, decode_line, move_codes
+from bench.run.runner import collector_paused
+from bench.run.targets import Workload
+from bench.run.truth import Truth, decode_line, move_codes
 from methods.base import REGISTRY
 from methods.protocol import MOVES
 

@@ -6,8 +6,8 @@ import tempfile
 
 from bench.probes._probe import Context, Probe, can_attach
 from bench.probes._watching import tapbench, watch_flags
-from bench.targets import OPPONENT_NAME, ROOT, Workload
-from bench.truth import Truth
+from bench.run.targets import OPPONENT_NAME, ROOT, Workload
+from bench.run.truth import Truth
 
 PROBE = Probe("exec", can_attach, attaching=True, order=90, what="watch --name started before the opponent")
 

@@ -13,7 +13,7 @@ import time
 
 from bench.probes._probe import Context, Probe, everyone
 from bench.probes._watching import option_flags
-from bench.targets import BIN_DIR, ROOT, TargetMissing
+from bench.run.targets import BIN_DIR, ROOT, TargetMissing
 from methods._kernel.bpf_system import loaded_bpf_program_ids
 
 PROBE = Probe("hostile", everyone, order=110, what="a target that attacks what of its observer it can reach")

@@ -15,13 +15,13 @@ from array import array
 
 import numpy as np
 
-from bench.placement import observer_placed
+from bench.run.placement import observer_placed
 from bench.probes._probe import Context, Probe, nobody
-from bench.results import percentiles
-from bench.runner import collector_paused, latencies_from_target
-from bench.targets import Workload
-from bench.truth import Truth
-from bench.verify import verify
+from bench.run.results import percentiles
+from bench.run.runner import collector_paused, latencies_from_target
+from bench.run.targets import Workload
+from bench.run.truth import Truth
+from bench.run.verify import verify
 
 READ_SIZE = 1 << 16
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.probes._probe import Context, Probe, everyone
 from bench.probes._watching import (ATTACH_TIMEOUT_S, option_flags, running_opponent, stop_watch, tapbench,
                                     watch_flags, without_precheck)
-from bench.targets import ROOT, target_seen_by
+from bench.run.targets import ROOT, target_seen_by
 
 PROBE = Probe("privileges", everyone, order=60, what="the least capabilities at launch, then as uid 65534")
 

@@ -9,7 +9,7 @@ import subprocess
 
 from bench.probes._probe import Context, Probe, everyone
 from bench.probes._watching import running_opponent, tapbench, watch_flags
-from bench.targets import ROOT, Workload, is_opponent, target_seen_by
+from bench.run.targets import ROOT, Workload, is_opponent, target_seen_by
 from methods import REGISTRY
 from methods._kernel.process import proc_status_field
 

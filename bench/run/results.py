@@ -15,9 +15,9 @@ import numpy as np
 
 from bench.document.rows import RESULTS_FORMAT, SECTIONS, Document, ResultsError, Row, method_label
 from bench.machine import fingerprint, machine_id
-from bench.runner import Execution
+from bench.run.runner import Execution
 from bench.stats import instability, median_interval, per_repeat_ratios
-from bench.targets import ROOT, Workload
+from bench.run.targets import ROOT, Workload
 from methods import REGISTRY
 from methods._kernel.process import TargetUser
 

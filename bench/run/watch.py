@@ -10,7 +10,7 @@ from collections import Counter
 
 import psutil
 
-from bench.placement import observer_placed
+from bench.run.placement import observer_placed
 from methods.base import ObserverError
 from methods.protocol import MOVES
 from methods._kernel.process import TargetUser, find_pid_by_name
@@ -75,7 +75,7 @@ def watch(observer_class, options: dict, placement: str, *, pid: int | None, nam
             signal.signal(signum, lambda *_: observer.stop())
         # A watch may run for hours, so the collector stays on, but what exists now (bcc's
         # objects ...) is frozen out of it: a full collection then walks only what the watch
-        # made, not the ~10 ms worth of objects that delayed live moves (bench/runner.py).
+        # made, not the ~10 ms worth of objects that delayed live moves (bench/run/runner.py).
         gc.freeze()
         started = time.monotonic_ns()
         observer.release()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from bench.placement import observer_placed
-from bench.targets import Workload
-from bench.truth import Truth, writer_counts
-from bench.verify import Verdict, verify, verify_count
+from bench.run.placement import observer_placed
+from bench.run.targets import Workload
+from bench.run.truth import Truth, writer_counts
+from bench.run.verify import Verdict, verify, verify_count
 from methods.base import REGISTRY, Observer, baseline_method
 from methods.protocol import EVENT
 from methods._kernel.bpf_system import loaded_bpf_objects

@@ -6,7 +6,7 @@ It counts per process: the launched one and every process it forks, each under i
 with the stamps of its first and last such write, taken at system-call entry. What a capture
 is checked against, and what time per event is taken between. It is a hook of its own on
 every write of every process (a tracepoint), so it is in every run, bare ones included, and
-its cost is measured apart (bench/program.py).
+its cost is measured apart (bench/run/program.py).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from bench.truth import decode_line, move_codes
+from bench.run.truth import decode_line, move_codes
 
 
 @dataclass

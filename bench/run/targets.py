@@ -7,7 +7,7 @@ from pathlib import Path
 from methods import REGISTRY
 from methods.protocol import TARGET_NAMES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = ROOT / "gotargets" / "bin"
 OPPONENT_NAME = "rock-paper-scissors"
 
@@ -27,7 +27,7 @@ TARGETS = {
     "libc": (OPPONENT_NAME + "-cgo", "libc"),
 }
 if tuple(TARGETS) != TARGET_NAMES:
-    raise RuntimeError("bench/targets.py and methods/base.py must name the same targets")
+    raise RuntimeError("bench/run/targets.py and methods/base.py must name the same targets")
 
 
 def target_seen_by(method: str) -> str:
@@ -55,7 +55,7 @@ class Workload:
     # Every Nth move of each writer is stamped by the opponent just before its write(): the
     # origin of every latency figure (1 = every move, as the duel needs).
     stamp_every: int = 64
-    # Where the target and the observer run (bench/placement.py); the bare runs paired with
+    # Where the target and the observer run (bench/run/placement.py); the bare runs paired with
     # observed ones run in the same placement.
     placement: str = "free"
     # Who the target runs as (a user name or number; methods/_kernel/process.py TargetUser); None: as

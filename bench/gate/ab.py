@@ -5,7 +5,7 @@ day decides speed (asv's `continuous` works this way).
 What comes from the reference: `methods/`, `preload/` and `bpf/`, the backends and their C,
 checked out into a temporary worktree (its hook built there). Both sides are measured by this
 commit's harness (`bench/`) and this commit's opponent, each in a worker process of its own
-(bench/worker.py): so a regression in a backend, its hook, its BPF program or its ring
+(bench/gate/worker.py): so a regression in a backend, its hook, its BPF program or its ring
 consumer shows as B against A; one in the harness's own loop would move both sides alike, and
 is the hot-path benchmarks' to catch (`make gate` runs them first).
 
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.placement import split_applicable
+from bench.run.placement import split_applicable
 from bench.stats import holm_adjusted
-from bench.targets import BIN_DIR, ROOT, Workload
+from bench.run.targets import BIN_DIR, ROOT, Workload
 from bench.plan import gate_rows
 from methods import REGISTRY
 from methods.protocol import OBSERVER_CONTRACT
@@ -101,6 +101,14 @@ class ReferenceTree:
             # This commit's harness (and its worker) and opponent; the reference's backends.
             shutil.rmtree(tree / "bench")
             shutil.copytree(ROOT / "bench", tree / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+            # The observation protocol this harness reads (methods/protocol.py, spec.py and the
+            # plumbing in methods/_kernel/) where the reference predates it: its backends keep
+            # their own modules; the harness gets the names it imports from its own tree, not
+            # from whatever the interpreter would find first elsewhere.
+            for shared in ("protocol.py", "spec.py", "_kernel"):
+                if not (tree / "methods" / shared).exists():
+                    copy = shutil.copytree if (ROOT / "methods" / shared).is_dir() else shutil.copy2
+                    copy(ROOT / "methods" / shared, tree / "methods" / shared)
             (tree / "gotargets" / "bin").mkdir(parents=True, exist_ok=True)
             for binary in BIN_DIR.iterdir():
                 shutil.copy2(binary, tree / "gotargets" / "bin" / binary.name)
@@ -130,13 +138,13 @@ class ReferenceTree:
 # --- the workers --------------------------------------------------------------------------
 
 class Worker:
-    """A bench/worker.py process running the code of one tree; environment: extra variables for
+    """A bench/gate/worker.py process running the code of one tree; environment: extra variables for
     it alone (the power benchmark's injected regressions)."""
 
     def __init__(self, tree: Path, name: str, environment: dict | None = None):
         self.name = name
         env = os.environ | {"PYTHONPATH": str(tree)} | (environment or {})
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.worker"], cwd=tree, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.gate.worker"], cwd=tree, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         hello = self._answer()
         if hello.get("contract") != OBSERVER_CONTRACT:

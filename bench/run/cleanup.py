@@ -12,7 +12,7 @@ import signal
 
 import psutil
 
-from bench.targets import is_opponent
+from bench.run.targets import is_opponent
 from methods import REGISTRY
 
 

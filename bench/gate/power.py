@@ -1,5 +1,5 @@
 """The gate's power, measured (`tapbench gate --power ROUNDS`): how often the same-run A/B gate
-(bench/ab.py) fails unchanged code, and how often it catches a regression injected into each
+(bench/gate/ab.py) fails unchanged code, and how often it catches a regression injected into each
 layer. The reference is this commit itself; the candidate is the same code with one layer made
 dearer through its test-only knob, by a quarter of the technique's own overhead per move as the
 unchanged rounds measured it (the smallest of its placements'):
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import ab
-from bench.targets import ROOT
+from bench.gate import ab
+from bench.run.targets import ROOT
 
 INJECTED_SHARE = 0.25
 # layer: (its knob, the technique whose overhead it is a quarter of, the rows it is gated on)

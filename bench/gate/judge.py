@@ -1,6 +1,6 @@
 """The regression gate on stored results (`tapbench gate NEW --baseline OLD`): two documents,
 judged by bench/document/compare.py. The gate CI runs measures the old and the new code on
-this machine in one run instead (bench/ab.py); stored baselines stay, for capture and history."""
+this machine in one run instead (bench/gate/ab.py); stored baselines stay, for capture and history."""
 from __future__ import annotations
 
 import sys

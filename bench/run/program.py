@@ -1,7 +1,7 @@
 """Measure any program: `tapbench run --method M[,M...] -- CMD ARGS...`.
 
 CMD runs bare and under each technique, interleaved and rotating as the opponent's runs are
-(bench/runner.py compare), every run beside the referee (bench/referee.py): the kernel's count
+(bench/run/runner.py compare), every run beside the referee (bench/run/referee.py): the kernel's count
 of CMD's write() calls to the watched descriptor, per process of its tree. The opponent's
 ground truth cannot help with a program no one here wrote; the referee keeps every capture
 honest all the same:
@@ -30,10 +30,10 @@ import numpy as np
 import psutil
 
 from bench.document.programs import FORMAT as PROGRAM_FORMAT
-from bench.placement import observer_placed
-from bench.referee import Referee, Tally
-from bench.results import label_of, metadata
-from bench.runner import collector_paused, mechanism_facts, reap, settle, teardown_tracked, tree_cpu_ns
+from bench.run.placement import observer_placed
+from bench.run.referee import Referee, Tally
+from bench.run.results import label_of, metadata
+from bench.run.runner import collector_paused, mechanism_facts, reap, settle, teardown_tracked, tree_cpu_ns
 from bench.stats import median_interval, per_repeat_ratios
 from methods.base import REGISTRY, baseline_method
 from methods.protocol import EVENT, MAX_WATCHED_FD

@@ -1,11 +1,11 @@
-"""One side of the gate's same-run A/B (bench/ab.py): a process that runs executions of its own
+"""One side of the gate's same-run A/B (bench/gate/ab.py): a process that runs executions of its own
 tree's code on request. Two versions of `bench`/`methods` cannot share a Python process (the
 same package names; the registry and bcc's compile cache are process-wide), so each side runs
 here, in its own process, started from its own tree, and the parent interleaves them.
 
 Protocol: one JSON object a line on stdin ({"method", "options", "workload"}), one JSON
 object a line on stdout with what the judge needs of the run, or {"error": ...}. Started as
-`python -m bench.worker` with the tree's root first on sys.path.
+`python -m bench.gate.worker` with the tree's root first on sys.path.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ except ImportError:  # a tree from before the constant: 2 if its backends hand o
 
 
 def measure(request: dict) -> dict:
-    from bench.runner import execute
-    from bench.targets import Workload
+    from bench.run.runner import execute
+    from bench.run.targets import Workload
 
     execution = execute(request["method"], request["options"], Workload(**request["workload"]))
     verdict = execution.verdict
