@@ -157,14 +157,15 @@ def _privileges(claimed: str, probe: dict) -> tuple[str, str]:
     if not needed <= capability_set(claimed):
         return FAILS, f"root needed {probe['minimum']}"
     as_user = probe.get("as_user")
+    given = " + ".join(sorted(capability_set(claimed))) or "no capability"
     if as_user is None:
         return UNDETERMINED, "not tried as an unprivileged user"
     if as_user["worked"]:
-        return HOLDS, f"exact as uid {as_user['uid']} with only {claimed}"
+        return HOLDS, f"exact as uid {as_user['uid']} with only {given}"
     if not as_user.get("refused"):
         return UNDETERMINED, (f"as uid {as_user['uid']}, tapbench stopped before the kernel refused anything "
                               f"({as_user['error']})")
-    return FAILS, f"as uid {as_user['uid']} with only {claimed}, {refusal_text(as_user['refused'])}"
+    return FAILS, f"as uid {as_user['uid']} with only {given}, {refusal_text(as_user['refused'])}"
 
 
 def judge_kernel_claim(claim: str, matrix_verdict: dict | None, kernels_measured: list[str]) -> tuple[str, str]:

@@ -170,11 +170,18 @@ def _execute(method: str, options: dict, workload: Workload) -> Execution:
         execution.verdict = verify_count(counters.counted, truth.counts, truth.report["noise_writes_stdout"])
         execution.not_applicable = not_applicable_because(truth.written)
     elif not observer_class.baseline:
-        execution.verdict = verify(zip(pids, heads), truth.seed, truth.counts, target_pid,
-                                   truth.report["noise_writes_stdout"], truth.report["stamp_every"])
-        execution.latencies_ns = latencies_from_target(execution.verdict, seen_ns, truth)
-        execution.not_applicable = not_applicable_because(truth.written)
+        _verify_events(execution, zip(pids, heads), target_pid, seen_ns, not_applicable_because)
     return execution
+
+
+def _verify_events(execution: Execution, events, target_pid: int, seen_ns: np.ndarray, not_applicable_because) -> None:
+    """The capture held to the opponent's ground truth: the verdict, the latency of the moves
+    the opponent stamped, and why nothing was seen if the mechanism cannot see this target."""
+    truth = execution.truth
+    execution.verdict = verify(events, truth.seed, truth.counts, target_pid, truth.report["noise_writes_stdout"],
+                               truth.report["stamp_every"])
+    execution.latencies_ns = latencies_from_target(execution.verdict, seen_ns, truth)
+    execution.not_applicable = not_applicable_because(truth.written)
 
 
 def _fail_with_partial_capture(method: str, workload: Workload, pids: list, heads: list, target_pid: int,

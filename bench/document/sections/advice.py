@@ -137,7 +137,7 @@ def live(document: Document, found: list[Profile]) -> str | None:
     floor = "; ".join(f"{f.latency_p99_ns / 1000:.3g} µs ({f.placement})" for f in floors)
     return ("**Live latency** (p99 from the opponent's stamp before its write() to Python, as `watch` runs each at "
             f"20,000 moves/s): {shown}. "
-            + ("The ranges are those of the repeats' own p99s; " if ranges else
+            + ("The ranges are those of the repeats' own p99s. " if ranges else
                "One p99 per technique without an interval here: read the order as rough. ")
             + (f"A pipe read with no interception at all: {floor}." if floor else ""))
 
