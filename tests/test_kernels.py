@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.kernels import catalog, cells, features, judge_kernel_claims, kernel_section, vm
+from bench.kernels import catalog, cells, features, judge_kernel_claims, kernel_section, techniques, vm
 from bench.kernels.matrix import KERNELS_FORMAT, Matrix, MatrixError
 from bench.run.targets import ROOT
 
@@ -125,9 +125,9 @@ def test_a_cell_is_exact_na_or_failed(returncode, row, error, missing, expected)
 
 
 def test_techniques_are_chosen_by_label_or_method():
-    assert [t.label for t in cells.choose(["ebpf", "ptrace"])] == ["ebpf --loader core", "ebpf (bcc)", "ptrace"]
+    assert [t.label for t in techniques.choose(["ebpf", "ptrace"])] == ["ebpf --loader core", "ebpf (bcc)", "ptrace"]
     with pytest.raises(ValueError, match="unknown technique nope"):
-        cells.choose(["nope"])
+        techniques.choose(["nope"])
 
 
 class FakeApt:
@@ -193,11 +193,11 @@ def test_a_cell_that_outlives_its_time_limit_is_killed_with_everything_it_starte
 @needs_root
 @pytest.mark.skipif(not Path("/sys/kernel/btf/vmlinux").exists(), reason="no BTF here: no CO-RE object")
 def test_the_core_cell_runs_without_headers_and_bcc_cannot_there():
-    found = features.probe_all() | {cells.HEADERS: features.kernel_headers()}
-    core = cells.run_cell(cells.BY_LABEL["ebpf --loader core"], found, 300, 120)
+    found = features.probe_all() | {techniques.HEADERS: features.kernel_headers()}
+    core = cells.run_cell(techniques.BY_LABEL["ebpf --loader core"], found, 300, 120)
     assert (core["outcome"], core["headers_hidden"]) == ("exact", True), core
     # the same hiding takes bcc's headers away: what the CO-RE cell did, it did without them
-    returncode, stderr = cells.run_forked(cells.cli_argv(cells.BY_LABEL["ebpf (bcc)"], 300, "/dev/null"), True, 120)
+    returncode, stderr = cells.run_forked(cells.cli_argv(techniques.BY_LABEL["ebpf (bcc)"], 300, "/dev/null"), True, 120)
     assert returncode != 0 and "bcc" in stderr.lower(), stderr
 
 

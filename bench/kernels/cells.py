@@ -21,63 +21,16 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 from bench.kernels import features
+from bench.kernels.matrix import PROGRESS
+from bench.kernels.techniques import DEFAULT_CELL_TIMEOUT_S, DEFAULT_MOVES, HEADERS, Technique, choose
 
-PROGRESS = "tapbench-kernels:"
-DEFAULT_MOVES = 300
-DEFAULT_CELL_TIMEOUT_S = 240
-HEADERS = "kernel_headers"  # not a kernel feature: the package bcc compiles against
 # The CO-RE cell runs where bcc's headers are out of reach (covered by empty folders, in a
 # mount namespace of its own) and bcc itself cannot be imported: what it captures, it captures
 # with the kernel's BTF and the object built on the host, nothing else.
 HIDDEN_HEADERS = ("/lib/modules", "/usr/src")
 CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x00020000, 0x4000, 1 << 18
-
-
-@dataclass(frozen=True)
-class Technique:
-    """A row of the matrix: a method with its options, on the first target it sees, and the
-    probed features (bench/kernels/features.py) it cannot work without."""
-    label: str
-    method: str
-    options: dict = field(default_factory=dict)
-    needs: tuple[str, ...] = ()
-    without_headers: bool = False
-
-    def target(self) -> str:
-        from methods import REGISTRY
-        return REGISTRY[self.method].targets[0]
-
-
-# The matrix's rows, in the document's order: the article's three techniques first.
-TECHNIQUES = (
-    Technique("ebpf --loader core", "ebpf", {"loader": "core"}, ("btf", "ring_buffer", "raw_tracepoint"),
-              without_headers=True),
-    Technique("ebpf (bcc)", "ebpf", {"loader": "bcc"}, (HEADERS, "ring_buffer", "raw_tracepoint")),
-    Technique("ptrace", "ptrace", {}, ("ptrace_get_syscall_info",)),
-    Technique("preload", "preload"),
-    Technique("uprobe (bcc)", "uprobe", {}, (HEADERS, "ring_buffer", "uprobe")),
-    Technique("bpftrace", "bpftrace", {}, ("tracepoint",)),
-    Technique("strace", "strace"),
-    Technique("unotify", "unotify", {}, ("seccomp_user_notification",)),
-    Technique("zpoline", "zpoline", {}, ("mmap_at_zero",)),
-    Technique("sud", "sud", {}, ("syscall_user_dispatch",)),
-)
-BY_LABEL = {technique.label: technique for technique in TECHNIQUES}
-
-
-def choose(labels: list[str] | None) -> list[Technique]:
-    """The techniques named (labels or method names: 'ebpf' names both loaders), in the
-    matrix's order; all of them by default. A ValueError names what is unknown."""
-    if not labels:
-        return list(TECHNIQUES)
-    unknown = [label for label in labels if label not in BY_LABEL and all(t.method != label for t in TECHNIQUES)]
-    if unknown:
-        raise ValueError(f"unknown technique {', '.join(unknown)}; choose from {', '.join(BY_LABEL)} "
-                         "(or a method name: ebpf names both loaders)")
-    return [t for t in TECHNIQUES if t.label in labels or t.method in labels]
 
 
 def cli_argv(technique: Technique, moves: int, out: str) -> list[str]:

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.kernels import cells as cells_module
-from bench.kernels.cells import PROGRESS
+from bench.kernels import techniques as rows
+from bench.kernels.matrix import PROGRESS
 from bench.kernels.catalog import ALIASES, DEFAULT_CACHE, DEFAULT_KERNELS, Kernel, KernelNotFound, find_kernel, say
 from bench.kernels.matrix import KERNELS_FORMAT, Cell, Column, Matrix, MatrixError
 from bench.kernels.section import MEASURED_CODE, judge_kernel_claims, matrix_table
@@ -51,11 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", action="append", metavar="NAME",
                         help=f"a kernel to boot, again for more (default: {', '.join(DEFAULT_KERNELS)})")
     parser.add_argument("--method", help="techniques, comma-separated: labels or method names (default: all: "
-                                         f"{', '.join(cells_module.BY_LABEL)})")
+                                         f"{', '.join(rows.BY_LABEL)})")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where the matrix goes (default results/kernels.json)")
     parser.add_argument("--no-native", action="store_true", help="leave out the running kernel's column")
-    parser.add_argument("--moves", default=str(cells_module.DEFAULT_MOVES), help="moves per capture (default %(default)s)")
-    parser.add_argument("--cell-timeout", default=str(cells_module.DEFAULT_CELL_TIMEOUT_S),
+    parser.add_argument("--moves", default=str(rows.DEFAULT_MOVES), help="moves per capture (default %(default)s)")
+    parser.add_argument("--cell-timeout", default=str(rows.DEFAULT_CELL_TIMEOUT_S),
                         help="seconds each cell may take before it is killed (default %(default)s)")
     parser.add_argument("--accel", choices=ACCELS, default="auto",
                         help="kvm, tcg (QEMU's software emulation), or auto: KVM if a guest boots under it here")
@@ -85,7 +85,7 @@ def _kernels(args) -> int:
     if os.geteuid() != 0:
         raise KernelsError("tapbench kernels needs root (BPF, ptrace, vm.mmap_min_addr, apt-get): use sudo")
     try:
-        techniques = cells_module.choose(args.method.split(",") if args.method else None)
+        techniques = rows.choose(args.method.split(",") if args.method else None)
     except ValueError as error:
         raise KernelsError(str(error)) from None
     moves = number(args.moves, "--moves", 1, 1_000_000)
@@ -154,8 +154,8 @@ def column_of(measured: dict, column: Column) -> Column:
     column.features = measured["features"]
     column.cells = [Cell(**cell) for cell in measured["cells"]]
     if column.accel == "native":
-        column.headers = measured["features"][cells_module.HEADERS]["detail"] if \
-            measured["features"][cells_module.HEADERS]["present"] else None
+        column.headers = measured["features"][rows.HEADERS]["detail"] if \
+            measured["features"][rows.HEADERS]["present"] else None
     return column
 
 

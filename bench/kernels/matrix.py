@@ -22,6 +22,8 @@ from pathlib import Path
 #   1  the first: columns with probed features and cells, no timings.
 KERNELS_FORMAT = 1
 OUTCOMES = ("exact", "n/a", "failed")
+# What a guest's cells prefix each progress line with on stderr, so the host can pass it on.
+PROGRESS = "tapbench-kernels:"
 CORE, PTRACE, PRELOAD = "ebpf --loader core", "ptrace", "preload"
 FLOOR = (5, 15)  # the article's "Linux 5.15+"
 MIN_KERNELS = 3  # fewer columns than this judge nothing

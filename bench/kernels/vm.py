@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.kernels.catalog import Kernel, say
-from bench.kernels.cells import PROGRESS
+from bench.kernels.matrix import PROGRESS
 from bench.run.targets import ROOT
 
 GUEST_OUT = "/run/tapbench-kernels"
