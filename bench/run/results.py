@@ -132,7 +132,7 @@ def summarize(method: str, options: dict, workload: Workload, bare: list[Executi
         unstable=instability(bare_ns, ratio, ratio_low, ratio_high) if not workload.rate else [],
         ready_ms=float(np.median([e.ready_ns for e in observed]) / 1e6),
         # A bcc backend compiles at its first start in a process and loads that bytecode at later
-        # ones (methods/bpf_loader.py): its two kinds of start apart. Empty for other methods.
+        # ones (methods/_kernel/bpf_loader.py): its two kinds of start apart. Empty for other methods.
         **{f"ready_ms_{kind}": [e.ready_ns / 1e6 for e in observed
                                 if e.mechanism.get(method, {}).get("compiled_at_start") is compiled]
            for kind, compiled in (("compiled", True), ("reused", False))},

@@ -17,7 +17,7 @@ HEADERS = ["method", "target", "placement", "held–failed, each search", "first
 
 @dataclass
 class Probe(Entry):
-    """One paced rate tried (bench/ceiling.py)."""
+    """One paced rate tried (bench/probes/ceilings.py)."""
     offered: float  # moves/s asked of the target
     held: bool  # every move captured, in order, no phantom, the schedule kept, no backlog
     achieved: float | None = None  # moves/s the target wrote
