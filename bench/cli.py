@@ -63,7 +63,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if args.command in CLEAN_FIRST and os.geteuid() == 0:
+    if args.command in CLEAN_FIRST and os.geteuid() == 0 and not getattr(args, "plan", False):
         # Leftovers of a killed run first, said on stderr; silent when there are none.
         cleanup.clean(report=lambda line: print(line, file=sys.stderr))
     try:

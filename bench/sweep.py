@@ -172,8 +172,11 @@ def run_probes(repeats: int, skipped: list[dict], progress: "Progress", placemen
     context = Context(repeats, placements, progress.phase, progress.step, skipped)
     found: dict[str, list] = {}
     for module in PROBE_MODULES:
-        found.setdefault(module.PROBE.fills, []).extend(module.run(available(module.PROBE.lineup(), skipped),
-                                                                   context))
+        entries = found.setdefault(module.PROBE.fills, [])
+        try:
+            entries.extend(module.run(available(module.PROBE.lineup(), skipped), context))
+        except Exception as error:  # noqa: BLE001 (a probe that fails is reported; the sweep keeps the rest)
+            context.failed(f"the {module.PROBE.name} probe", error, f"({module.PROBE.name})")
     return found
 
 

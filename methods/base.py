@@ -83,6 +83,11 @@ class Observer(RunningTargetPlacement, ABC):
         super().__init_subclass__(**kwargs)
         if not getattr(cls, "method", None):
             return
+        # The article's claims and column are about the class that declares them: a technique
+        # made by subclassing another is judged against no claim unless it declares its own.
+        for name, none in (("claims", ()), ("article_name", None)):
+            if name not in cls.__dict__:
+                setattr(cls, name, none)
         unknown = set(cls.targets) - set(TARGET_NAMES)
         if unknown or not cls.targets:
             raise TypeError(f"{cls.__name__}.targets must name some of {TARGET_NAMES}, not {sorted(unknown)}")

@@ -155,7 +155,8 @@ class EbpfObserver(RingConsumer, Observer):
                              SWEEP_OPTIONS | {"hook": "tracepoint", "loader": "core"}),
               # what a new watch process loads: the CO-RE object
               **{probe: (SWEEP_OPTIONS | {"loader": "core"},) for probe in ("attach", "attach privileges", "exec")},
-              "bystanders": (SWEEP_OPTIONS | {"hook": "tracepoint"},), "bystanders, another program": (SWEEP_OPTIONS,),
+              "bystanders": (SWEEP_OPTIONS | {"hook": "tracepoint"},),
+              "bystanders, another program": (SWEEP_OPTIONS, SWEEP_OPTIONS | {"hook": "tracepoint"}),
               "bpf_profile": (SWEEP_OPTIONS, SWEEP_OPTIONS | {"capture": "count"}, SWEEP_OPTIONS | {"match": "exec"},
                               SWEEP_OPTIONS | {"hook": "tracepoint"}, SWEEP_OPTIONS | {"hook": "tracepoint", "capture": "count"}),
               "cold_starts": (SWEEP_OPTIONS, SWEEP_OPTIONS | {"loader": "core"})})

@@ -30,8 +30,9 @@ class SweepSpec:
     moves: flat-out moves a run of its own group (MANY_MOVES or FEW_MOVES).
     gate_moves: moves a run of the regression gate's A/B (tapbench gate): as many as keep a run
       of it near a tenth of a second here.
-    primary_group: the sweep group its headline row comes from; None: the group of its own the
-      plan gives a technique that no curated group holds (bench/plan.py).
+    primary_group: the curated sweep group its headline row comes from, where that group
+      measures it; otherwise, the group of its own the plan gives a technique no curated group
+      holds (bench/plan.py).
     more: probe name -> further variants that probe measures beside `options` (eBPF: the CO-RE
       loader where a new process attaches).
     not_probed: probe name -> why that probe does not apply to it, in words (shown by --plan).

@@ -50,10 +50,13 @@ def nothing_left_behind():
         try:
             state, name = child.status(), child.name()
             child.send_signal(signal.SIGKILL)  # a stopped process dies of SIGKILL too
-            child.wait(timeout=10)
-            left.append(f"process {child.pid} ({name}, {state})")
+            child.wait(timeout=10)  # (a zombie is only reaped here: it ran no more)
+            if state != psutil.STATUS_ZOMBIE:
+                left.append(f"process {child.pid} ({name}, {state})")
         except psutil.NoSuchProcess:
             pass
+        except psutil.TimeoutExpired:  # still there after SIGKILL: named, and the others still killed
+            left.append(f"process {child.pid} ({name}, {state}), not gone 10 s after SIGKILL")
     left += ZpolineObserver.clean_leftovers()
     left += [f"a BPF program held by descriptor {fd}" for fd in sorted(own_bpf_programs() - programs_before)]
     if left:

@@ -4,6 +4,7 @@ with no edit anywhere else; `tapbench sweep --plan` shows the plan without measu
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -99,3 +100,34 @@ def test_a_technique_dropped_into_methods_joins_the_sweep_the_probes_the_headlin
     '''))
     entry = json.loads(headline.stdout)
     assert entry["row"]["group"] == "preload_twin" and entry["cells"]["overhead_ns"]["value"] is not None
+    # preload's claims are the article's about preload: the twin inherits none of them
+    assert entry["article_name"] is None and entry["claims"] == []
+
+
+def test_the_plan_measures_nothing_and_changes_nothing_on_the_machine(running_opponent):
+    """--plan runs none of the clean-up run and watch make first: a stopped opponent stays."""
+    from tests.conftest import wait_for_state
+
+    process, _ = running_opponent("-moves", "10")
+    os.kill(process.pid, signal.SIGSTOP)
+    wait_for_state(process.pid, "T")
+    shown = subprocess.run([sys.executable, "-m", "bench", "sweep", "--plan"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "cleanup:" not in shown.stderr and wait_for_state(process.pid, "T", timeout_s=0) == "T"
+
+
+def test_a_variant_whose_probe_fails_is_reported_and_the_others_are_measured():
+    from bench.probes._probe import Context
+
+    def measure(method, options):
+        if method == "ptrace":
+            raise TimeoutError("the watch did not end")
+        return {"method": method}
+
+    context = Context(repeats=1, placements=("shared",))
+    found = context.each([("ebpf", {}), ("ptrace", {"strategy": "step"}), ("strace", {})], "attaching {} {}", measure)
+    assert [entry["method"] for entry in found] == ["ebpf", "strace"]
+    assert context.skipped == [{"method": "ptrace", "options": {"strategy": "step"},
+                                "reason": "attaching of ptrace {'strategy': 'step'} failed: TimeoutError: "
+                                          "the watch did not end"}]

@@ -478,3 +478,41 @@ def test_report_with_out_writes_only_into_that_folder(tmp_path):
     assert {path: path.stat().st_mtime_ns for path in results.rglob("*") if path.is_file()} == before
     written = [line for line in result.stdout.split(": ", 1)[1].split(", ")]
     assert written and all(path.startswith(str(tmp_path / "out")) for path in written), written
+
+
+def test_a_refusal_of_tapbench_s_own_files_or_of_fewer_capabilities_than_claimed_judges_nothing():
+    from bench.document.verdicts import judge_privileges
+
+    probe = {"label": "ebpf (tracepoint), launch", "minimum": "CAP_BPF+CAP_PERFMON",
+             "as_user": {"uid": 65534, "capabilities": "CAP_BPF+CAP_PERFMON", "worked": False, "error": "x",
+                         "refused": {"call": 'openat("/home/alice/tapbench/.venv/bin/python")', "errno": "EACCES",
+                                     "kind": "tapbench's own files, out of that user's reach"}}}
+    verdict, why = judge_privileges("CAP_BPF + CAP_PERFMON suffice", probe, [])
+    assert verdict == UNDETERMINED and "not the claim's to answer" in why
+    fewer = probe | {"minimum": "CAP_BPF", "as_user": probe["as_user"] | {
+        "capabilities": "CAP_BPF", "refused": {"call": "bpf(BPF_PROG_LOAD)", "errno": "EPERM", "kind": "a policy"}}}
+    verdict, why = judge_privileges("CAP_BPF + CAP_PERFMON suffice", fewer, [])
+    assert verdict == UNDETERMINED and "with only CAP_BPF (fewer than claimed)" in why
+
+
+def test_a_ceiling_where_the_target_alone_was_throttled_is_the_machine_s_limit():
+    from bench.document.verdicts import judge_ceiling
+
+    throttled = "throttled (the target alone, unobserved, was throttled at that rate too)"
+    searches = [{"ceiling": 10_000.0, "first_failure": 12_000.0, "limited_by": throttled}] * 2
+    assert judge_ceiling(20_000, searches)[0] == UNDETERMINED
+    assert judge_ceiling(20_000, [s | {"limited_by": "loss"} for s in searches])[0] == FAILS
+
+
+def test_a_place_where_a_claim_was_not_comparable_is_no_disagreement():
+    from bench.document.verdicts import agreement
+
+    assert agreement({"a": HOLDS, "b": NOT_COMPARABLE}) is None
+    assert agreement({"a": HOLDS, "b": FAILS, "c": NOT_COMPARABLE}) == "holds in `a`; does not hold in `b`"
+
+
+def test_a_figure_and_its_interval_share_one_unit():
+    from bench.document.headline_text import figure_text
+
+    assert figure_text(800.0, 600.0, 1200.0) == "0.80 [0.60, 1.20] µs"
+    assert figure_text(144.0, 130.0, 176.0) == "144 [130, 176] ns"

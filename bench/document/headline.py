@@ -191,10 +191,9 @@ def attach_cell(document: Document, name: str) -> dict:
     cell = {"possible": bool(info.get("can_attach")), "why_not": info.get("attach_unavailable"), "first_move_ms": None}
     if entry is None or not entry.first_move_ms:
         return cell
-    # (what older results did not record about a start: only their first, which nothing preceded)
-    compiled = entry.compiled_at_start or [True] + [False] * (len(entry.first_move_ms) - 1)
-    starts = entry.first_move_ms if entry.in_new_processes() else [
-        ms for ms, cold in zip(entry.first_move_ms, compiled) if cold is not False]
+    # Older results attached again and again in one process: only the first start had nothing
+    # before it (later ones reused the process's imports, and a bcc backend its bytecode).
+    starts = entry.first_move_ms if entry.in_new_processes() else entry.first_move_ms[:1]
     return cell | {"first_move_ms": float(np.median(starts)), "range_ms": [min(starts), max(starts)],
                    "starts": len(starts), "label": document.label(entry),
                    "in_new_process": entry.in_new_processes()}
@@ -211,7 +210,8 @@ def judged_privileges(claim: dict, document: Document, name: str) -> dict:
     claimed = [found for p, found in probes if p.mode == "launch" and is_default(p, info, claim["when"])]
     others = [found for _, found in probes if not claimed or found is not claimed[0]]
     verdict, why = judge.judge_privileges(claim["text"], claimed[0] if claimed else None, others)
-    return {"verdict": verdict, "why": why, "measured": [found for _, found in probes]}
+    # the figure beside the verdict is the probe it was judged on (the others are in its why)
+    return {"verdict": verdict, "why": why, "measured": claimed[:1]}
 
 
 def judged_intrusiveness(claim: dict, row: Row, document: Document, name: str) -> list[dict]:
@@ -237,7 +237,8 @@ def judged_kernel(claim: dict, document: Document, name: str, kernels: dict | No
     verdict, why = judge.judge_kernel_claim(claim["text"], ((kernels or {}).get("verdicts") or {}).get(name),
                                             measured)
     probe = next(iter(Dependence.of(document)), None)
-    if probe and probe.measured and claim["when"].get("loader") == "core" and len(measured) < 3:
+    if probe and probe.measured and claim["when"].get("loader") == "core" \
+            and len(measured) < judge.KERNELS_TO_JUDGE:
         core = probe.core
         why += "; here the CO-RE object " + ("ran exactly with the kernel headers and bcc hidden" if core.exact
                                              else f"failed without headers: {core.error}")

@@ -21,21 +21,26 @@ def _span(low: float, high: float) -> str:
     return f"[{low:.0f}, {high:.0f}] ns"
 
 
+def figure_text(value: float, low: float, high: float) -> str:
+    """'144 [130, 176] ns', '9.64 [9.20, 10.01] µs': a median and its interval in ONE unit, the
+    one the largest of the three asks for (800 [600, 1200] ns, never 800 [0.60, 1.20] µs)."""
+    if max(abs(value), abs(low), abs(high)) >= 1000:
+        return f"{value / 1000:.2f} {_span(low, high)}"
+    return f"{value:.0f} [{low:.0f}, {high:.0f}] ns"
+
+
 def overhead_text(cell: dict | None, placement: bool = True) -> str:
     """'144 [130, 176] ns ⚠, split': the median, its 95 % interval, the flag, the placement."""
     if cell is None:
         return "-"
-    value = us(cell["value"]).split(" ")
-    low, high = cell["interval"]
-    return (f"{value[0]} {_span(low, high)}" + (" ⚠" if cell["unstable"] else "")
+    return (figure_text(cell["value"], *cell["interval"]) + (" ⚠" if cell["unstable"] else "")
             + (f", {cell['placement']}" if placement else ""))
 
 
 def cost_text(cell: dict | None) -> str:
     if cell is None:
         return "not measured"
-    low, high = cell["interval"]
-    return f"{us(cell['value']).split(' ')[0]} {_span(low, high)}"
+    return figure_text(cell["value"], *cell["interval"])
 
 
 def ceiling_text(cell: dict | None) -> str:
@@ -43,7 +48,7 @@ def ceiling_text(cell: dict | None) -> str:
     if cell is None:
         return "-"
     count = len(cell["searches"])
-    held = "nothing held" if cell["held"] is None else f"held {rate_text(cell['held'])}"
+    held = "a search held nothing" if cell["held"] is None else f"held {rate_text(cell['held'])}"
     failed = "none failed" if cell["failed"] is None else f"failed {rate_text(cell['failed'])}"
     return f"{held}, {failed} ({count} search{'es' if count > 1 else ''})"
 
@@ -157,10 +162,10 @@ def cheapest_sentence(shown: list[dict]) -> str:
     tied = [t for t in by_cost[1:] if t["cells"]["overhead_ns"]["interval"][0] <= cheapest["interval"][1]]
     figure = f"{overhead_text(cheapest)}"
     if not tied:
-        return (f"Cheapest per move in its default placement: {by_cost[0]['name']}, {figure}; every other "
+        return (f"Cheapest per move in the placement shown: {by_cost[0]['name']}, {figure}; every other "
                 "technique's interval lies above it.")
     others = ", ".join(f"{t['name']} ({overhead_text(t['cells']['overhead_ns'])})" for t in tied)
-    return (f"Cheapest per move in its default placement: not told apart: {by_cost[0]['name']} ({figure}) and "
+    return (f"Cheapest per move in the placement shown: not told apart: {by_cost[0]['name']} ({figure}) and "
             f"{others} have overlapping intervals.")
 
 

@@ -3,13 +3,13 @@
 Every judge takes the evidence (figures with their 95 % intervals, probe outcomes) and returns
 (verdict, why). For each kind of claim, RULES says in words what result would make it *holds*,
 *does not hold* or *undetermined*, and tests/test_verdicts.py feeds each judge evidence that
-reaches each of its verdicts. Reads plain values only: no document, no code that measured.
+reaches each of its verdicts (tests/test_report.py). Reads plain values only: no document, no
+code that measured.
 """
 from __future__ import annotations
 
 import re
 
-import numpy as np
 
 from bench.stats import median_interval, per_repeat_ratios
 
@@ -81,7 +81,7 @@ def rate_text(rate: float | None) -> str:
 
 def ceiling_bracket(searches: list[dict]) -> tuple[float | None, float | None]:
     """(the lowest rate any search held last, the highest rate any search failed first): where
-    the ceiling lies, with the searches' spread. None: no search held anything / none failed."""
+    the ceiling lies, with the searches' spread. None: a search held nothing / none failed."""
     held = [s["ceiling"] for s in searches if s["ceiling"] is not None]
     failed = [s["first_failure"] for s in searches if s["first_failure"] is not None]
     return (min(held) if len(held) == len(searches) and held else None), (max(failed) if failed else None)
@@ -95,8 +95,12 @@ def judge_ceiling(value: float, searches: list[dict]) -> tuple[str, str]:
     count = f"{len(searches)} search{'es' if len(searches) > 1 else ''}"
     if all(h is not None and h >= value for h in held):
         return HOLDS, f"every one of {count} held {rate_text(min(held))} or more: {min(held) / value:.0f}× the claim"
-    if all(f is not None and f <= value for f in failed):
+    # a failure where the target alone could not keep the rate either is the machine's limit
+    machine = [s for s in searches if "target alone" in (s.get("limited_by") or "")]
+    if all(f is not None and f <= value for f in failed) and not machine:
         return FAILS, f"every one of {count} failed at {rate_text(max(failed))} or less"
+    if machine and all(f is not None and f <= value for f in failed):
+        return UNDETERMINED, "the target alone could not keep the rate where a search failed: the machine's limit"
     return UNDETERMINED, f"the {count} do not all fall on one side of the claimed rate"
 
 
@@ -157,15 +161,23 @@ def _privileges(claimed: str, probe: dict) -> tuple[str, str]:
     if not needed <= capability_set(claimed):
         return FAILS, f"root needed {probe['minimum']}"
     as_user = probe.get("as_user")
-    given = " + ".join(sorted(capability_set(claimed))) or "no capability"
     if as_user is None:
         return UNDETERMINED, "not tried as an unprivileged user"
+    # the unprivileged run is given the least set root needed: fewer than claimed, or as many
+    tried = capability_set(as_user.get("capabilities") or probe["minimum"])
+    given = " + ".join(sorted(tried)) or "no capability"
     if as_user["worked"]:
         return HOLDS, f"exact as uid {as_user['uid']} with only {given}"
-    if not as_user.get("refused"):
+    refused = as_user.get("refused")
+    if not refused:
         return UNDETERMINED, (f"as uid {as_user['uid']}, tapbench stopped before the kernel refused anything "
                               f"({as_user['error']})")
-    return FAILS, f"as uid {as_user['uid']} with only {given}, {refusal_text(as_user['refused'])}"
+    if refused["kind"].startswith("tapbench's own"):
+        return UNDETERMINED, f"as uid {as_user['uid']}, {refusal_text(refused)}: not the claim's to answer"
+    if tried != capability_set(claimed):
+        return UNDETERMINED, (f"as uid {as_user['uid']} with only {given} (fewer than claimed), "
+                              f"{refusal_text(refused)}")
+    return FAILS, f"as uid {as_user['uid']} with only {given}, {refusal_text(refused)}"
 
 
 def judge_kernel_claim(claim: str, matrix_verdict: dict | None, kernels_measured: list[str]) -> tuple[str, str]:
@@ -178,13 +190,11 @@ def judge_kernel_claim(claim: str, matrix_verdict: dict | None, kernels_measured
 
 
 def agreement(verdicts: dict[str, str]) -> str | None:
-    """'holds on 2 of 3 machines: ...' when the places judged do not all agree; None if they do."""
+    """'holds in `a`; does not hold in `b`' when the places that judged the claim do not all
+    agree (a place where it was not comparable judged nothing); None if they do."""
+    verdicts = {where: said for where, said in verdicts.items() if said != NOT_COMPARABLE}
     if len(set(verdicts.values())) <= 1:
         return None
     counts = {v: sorted(where for where, said in verdicts.items() if said == v) for v in VERDICTS}
     return "; ".join(f"{v} in {', '.join(f'`{w}`' for w in where)}" for v, where in counts.items() if where)
 
-
-def interval_of(samples) -> list[float]:
-    _, low, high = median_interval(np.asarray(samples, dtype=float))
-    return [low, high]

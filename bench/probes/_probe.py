@@ -66,10 +66,19 @@ class Context:
     skipped: list[dict] = field(default_factory=list)  # what could not run here, with why
 
     def each(self, lineup: list[tuple[str, dict]], text: str, measure, kind: str = "") -> list[dict]:
-        """measure(method, options) for each variant of the lineup, a phase each."""
+        """measure(method, options) for each variant of the lineup, a phase each. A variant whose
+        measurement fails is recorded in skipped with the error, and the others go on: one
+        probe's failure never costs the sweep what it measured before."""
         found = []
         for method, options in lineup:
             self.phase(text.format(method, options), kind or text.split(" ")[0])
-            found.append(measure(method, options))
+            try:
+                found.append(measure(method, options))
+            except Exception as error:  # noqa: BLE001 (any failure of one variant is reported, not fatal)
+                self.failed(f"{kind or text.split(' ')[0]} of {method} {options}", error, method, options)
             self.step(f"{kind or text.split(' ')[0]} {method}")
         return found
+
+    def failed(self, what: str, error: Exception, method: str = "(probe)", options: dict | None = None) -> None:
+        self.skipped.append({"method": method, "options": options or {},
+                             "reason": f"{what} failed: {type(error).__name__}: {error}"})

@@ -29,9 +29,10 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
         try:
             wait_until_writing(opponent.pid)
             started = time.monotonic_ns()
+            # unbuffered: select() says what readline() will find, with no line kept in a buffer
             watch = subprocess.Popen(tapbench("watch", "--placement", "free", "--method", method,
                                               *watch_flags(method, options), "--pid", str(opponent.pid)),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, bufsize=0)
             try:
                 attached, first, error = _first_move(watch, started)
             finally:
@@ -50,16 +51,18 @@ def attach_startup(method: str, options: dict, repeats: int = 3) -> dict:
 
 def _first_move(watch: subprocess.Popen, started: int) -> tuple[float | None, float | None, str | None]:
     """(ms until the watch said it watches, ms until its first move, or the error it ended with)."""
-    attached = None
+    attached, said = None, b""
     deadline = time.monotonic() + ATTACH_TIMEOUT_S
     while attached is None:
         readable, _, _ = select.select([watch.stderr], [], [], max(deadline - time.monotonic(), 0))
         line = watch.stderr.readline() if readable else b""
-        if not line:
+        if not line:  # the watch ended (its last line says why) or said nothing in time
             return None, None, f"no 'watching' line within {ATTACH_TIMEOUT_S} s" if not readable else \
-                (watch.stderr.read().decode(errors="replace").strip().splitlines() or ["the watch ended"])[-1]
+                (said.decode(errors="replace").strip() or "the watch ended")
         if line.startswith(b"watching PID"):
             attached = (time.monotonic_ns() - started) / 1e6
+        elif line.strip():
+            said = line
     readable, _, _ = select.select([watch.stdout], [], [], max(deadline - time.monotonic(), 0))
     line = watch.stdout.readline() if readable else b""
     if b"opponent played" not in line:

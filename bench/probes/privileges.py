@@ -8,6 +8,7 @@ import re
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -94,9 +95,11 @@ def refused_call(works, prefix: list[str], method: str, options: dict) -> dict |
     None when no call was refused (a check of tapbench's own stopped it) or strace is missing."""
     if shutil.which("strace") is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="tapbench-refusal-") as scratch:
+    # In /tmp, whatever TMPDIR says (it may be a folder of root's alone), and the unprivileged
+    # user's own: its strace writes the log there.
+    with tempfile.TemporaryDirectory(prefix="tapbench-refusal-", dir="/tmp") as scratch:
         log = Path(scratch) / "strace.txt"
-        os.chmod(scratch, 0o777)  # the unprivileged user's strace writes there
+        os.chown(scratch, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
         works([*prefix, "strace", "-f", "-qq", "-e", "status=failed", "-s", "200", "-o", str(log)], method, options)
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
     refusals = [found for found in map(STRACED.match, lines)
@@ -116,7 +119,16 @@ def call_text(name: str, arguments: str) -> str:
     return f"{name}({first})" if first.isupper() else f"{name}()"
 
 
+# What tapbench itself is made of and writes: a refusal to reach these is of the installation
+# (a checkout in a home folder the user cannot enter, a lock file of root's), not the kernel's
+# answer to a technique's capabilities.
+OWN_FILES = (str(ROOT), sys.prefix, "/run/tapbench")
+
+
 def refusal_kind(name: str, arguments: str, errno: str) -> str:
+    path = re.search(r'"([^"]*)"', arguments)
+    if errno == "EACCES" and path and path.group(1).startswith(OWN_FILES):
+        return "tapbench's own files, out of that user's reach"
     if errno == "EACCES" and ("/sys/kernel/tracing" in arguments or "/sys/kernel/debug" in arguments):
         return "a tracefs file permission, not a capability"
     if errno == "EACCES":
@@ -136,10 +148,14 @@ def launch_works(limited: list[str], method: str, options: dict) -> tuple[bool, 
 
 def attach_works(limited: list[str], method: str, options: dict) -> tuple[bool, str]:
     opponent = running_opponent(1000)
-    watch = subprocess.Popen([*limited, *tapbench("watch", "--placement", "free", "--method", method,
-                                                  *watch_flags(method, options),
-                                                  "--pid", str(opponent.pid))],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=without_precheck())
+    try:
+        watch = subprocess.Popen([*limited, *tapbench("watch", "--placement", "free", "--method", method,
+                                                      *watch_flags(method, options), "--pid", str(opponent.pid))],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=without_precheck())
+    except BaseException:
+        opponent.kill()
+        opponent.wait()
+        raise
     try:
         readable, _, _ = select.select([watch.stdout], [], [], ATTACH_TIMEOUT_S)
         line = watch.stdout.readline() if readable else b""
