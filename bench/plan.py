@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from bench.probes import PROBES
 from bench.run.targets import Workload
 from methods import REGISTRY
-from methods.protocol import LIVE_SPIN_US
+from methods.options import LIVE_SPIN_US
 from methods.spec import FEW_MOVES, MANY_MOVES
 
 PACED = 20_000  # moves/s: the article's "20k events/s on one core"

@@ -13,6 +13,7 @@ from typing import Callable, ClassVar, Iterator, Sequence
 
 import numpy as np
 
+from methods.options import Options as TechniqueOptions
 from methods.protocol import ObserverError, ObserverUnavailable
 from methods._kernel.placing import RunningTargetPlacement
 from methods._kernel.process import TargetUser, check_pid, die_with_parent
@@ -49,10 +50,12 @@ class Observer(RunningTargetPlacement, ABC):
     # What the mechanism depends on, and what broke or needed care (headers, the Go ABI, static
     # binaries, libc): declared by the backend, shown as declared, never as measured.
     dependence: ClassVar[str] = ""
-    # Constructor keyword -> argparse settings (plus "default", "flag": True for booleans, and
-    # "label": a format naming the variant in results when a numeric option is set);
-    # the CLI turns each into --keyword. Several backends may declare one option, but only
-    # with the same settings: one option name means one thing.
+    # What it can be told (methods/options.py): a frozen dataclass, each default written once.
+    # The constructor takes its fields as keywords; a subclass inherits its parent's.
+    Options: ClassVar[type[TechniqueOptions]] = TechniqueOptions
+    # Derived from Options at registration, for the CLI and describe(): option name -> its
+    # argparse settings plus "default", "flag" and "label". Several backends may declare one
+    # option, but only with the same settings: one option name means one thing.
     cli_options: ClassVar[dict[str, dict]] = {}
     # Whether the mechanism can be in place before a program starts, and catch it at exec by
     # name (attach_at_exec), so that not one of its writes is missed.
@@ -74,7 +77,7 @@ class Observer(RunningTargetPlacement, ABC):
     # that stops the target and wakes it (a cross-CPU wake-up is expensive in a VM); "split"
     # one whose consumer works beside a running target and would take its CPU.
     default_placement: ClassVar[str] = "split"
-    # What --spin-us live_options_for() adds in placement split (0: none): see SPIN_OPTION.
+    # What --spin-us live_options_for() adds in placement split (0: none): methods/options.py.
     live_spin_us: ClassVar[int] = 0
     # How the sweep measures it (methods/spec.py; bench/plan.py reads it).
     sweep: ClassVar[SweepSpec] = SweepSpec()
@@ -95,6 +98,7 @@ class Observer(RunningTargetPlacement, ABC):
             raise TypeError(f"{cls.__name__}.loss_source must be one of {LOSS_SOURCES} or None")
         if cls.events is Observer.events and cls.batches is Observer.batches:
             raise TypeError(f"{cls.__name__} must give events() or batches(): each is made from the other")
+        cls.cli_options = cls.Options.flags()
         for other in REGISTRY.values():
             for name in set(cls.cli_options) & set(other.cli_options):
                 if cls.cli_options[name] != other.cli_options[name]:
@@ -102,8 +106,9 @@ class Observer(RunningTargetPlacement, ABC):
                                     f"one {other.method} declares: one option name, one meaning")
         REGISTRY[cls.method] = cls
 
-    def __init__(self) -> None:
-        reason = self.unavailable_reason(**self._variant())
+    def __init__(self, **options) -> None:
+        self.options = self.Options.of(options)  # ObserverError, naming the flag, for a bad value
+        reason = self.unavailable_reason(**self.options.as_dict())  # of this variant
         if reason:
             raise ObserverUnavailable(reason)
         self.counters = Counters()
@@ -126,7 +131,8 @@ class Observer(RunningTargetPlacement, ABC):
         # attach_at_exec found the program already running once its hook was armed: why and
         # what that missed, in words (None: caught at exec, from its first write).
         self.came_late: str | None = None
-        self.spin_ns = 0  # --spin-us, for a backend that offers it (SPIN_OPTION)
+        # --spin-us, for a backend that offers it (methods/options.py spin_us)
+        self.spin_ns = getattr(self.options, "spin_us", 0) * 1000
         self.caught_spinning = 0  # events found while spinning, without a sleep
 
     # --- what the technique is -------------------------------------------------------------
@@ -135,10 +141,6 @@ class Observer(RunningTargetPlacement, ABC):
         """None when the mechanism can run here, in the variant the options choose, else a
         one-line reason."""
         return None
-
-    def _variant(self) -> dict:
-        """The options that decide whether this variant can run (set before Observer.__init__)."""
-        return {}
 
     @classmethod
     def attach_unavailable_reason(cls) -> str | None:
@@ -163,7 +165,8 @@ class Observer(RunningTargetPlacement, ABC):
     def check_options(cls, **options) -> None:
         """Raise ObserverError, naming the flag, for option values this backend cannot use.
         The CLI calls it before anything runs, so a bad value is one ERROR line, not a failed
-        run; constructors call it too."""
+        run; the constructor makes the same check."""
+        cls.Options.of(options)
 
     @classmethod
     def program_text(cls, pid: int, **options) -> str | None:

@@ -22,11 +22,14 @@ import select
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 from methods.base import Observer, ObserverError
 
-from methods.protocol import CAPTURE_BYTES, CAPTURE_OPTION, WATCHED_FD, MoveEvent, check_capture
+from methods import options as shared
+from methods.options import Options, option
+from methods.protocol import CAPTURE_BYTES, WATCHED_FD, MoveEvent
 from methods._kernel.process import SKIP_CAPABILITY_PRECHECK, die_with_parent, PrintedEvents
 from methods._kernel.bpf_system import bpf_program_leftovers
 from methods.spec import FEW_MOVES, SweepSpec
@@ -69,6 +72,17 @@ def program_for(pid: int, watched_fd: int = WATCHED_FD, probe: str = "tracepoint
             .replace("FD", str(watched_fd)).replace("BYTES", str(CAPTURE_BYTES)))
 
 
+@dataclass(frozen=True)
+class BpftraceOptions(Options):
+    probe: str = option("tracepoint", "tracepoint: sys_enter_write (the article's); uprobe: Go's syscall.write, "
+                                      "count only (the peer of tapbench's uprobe)", choices=PROBES)
+    capture: str | None = shared.capture()
+
+    def check(self) -> None:
+        if self.probe == "uprobe" and self.capture != "count":
+            raise ObserverError("bpftrace --probe uprobe only counts: give --capture count")
+
+
 class BpftraceObserver(PrintedEvents, Observer):
     method = "bpftrace"
     reference_peer = True
@@ -78,33 +92,22 @@ class BpftraceObserver(PrintedEvents, Observer):
     loss_source = "tool's own report"  # its "Lost N events" lines
     # its consumer takes tens of µs a move: fewer moves; it compiles at every start
     sweep = SweepSpec(moves=FEW_MOVES, primary_group="bpftrace", more={"cold_starts": ({},)})
-    cli_options = {
-        "probe": {"choices": PROBES, "default": "tracepoint",
-                  "help": "tracepoint: sys_enter_write (the article's); uprobe: Go's syscall.write, "
-                          "count only (the peer of tapbench's uprobe)"},
-        "capture": CAPTURE_OPTION,
-    }
+    Options = BpftraceOptions
+    options: BpftraceOptions
 
-    @classmethod
-    def check_options(cls, probe: str = "tracepoint", capture: str | None = None) -> None:
-        if probe not in PROBES:
-            raise ObserverError(f"unknown bpftrace probe {probe!r}; choose one of {', '.join(PROBES)}")
-        check_capture(capture)
-        if probe == "uprobe" and capture != "count":
-            raise ObserverError("bpftrace --probe uprobe only counts: give --capture count")
-
-    def __init__(self, probe: str = "tracepoint", capture: str | None = None) -> None:
-        self.check_options(probe, capture)
-        self.probe, self.capture = probe, capture
-        super().__init__()
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.probe, self.capture = self.options.probe, self.options.capture
         self.binary: str | None = None  # the uprobe's program file
         self._tracer: subprocess.Popen | None = None
         self.unparsed_lines = 0
         self.killed_at_exit = False  # bpftrace did not exit on SIGINT: killed, its output drained
 
     @classmethod
-    def program_text(cls, pid: int, probe: str = "tracepoint", capture: str | None = None, **options) -> str:
-        return program_for(pid, probe=probe, capture=capture, binary=os.path.realpath(f"/proc/{pid}/exe"))
+    def program_text(cls, pid: int, **options) -> str:
+        chosen = cls.Options.of(options)
+        return program_for(pid, probe=chosen.probe, capture=chosen.capture,
+                           binary=os.path.realpath(f"/proc/{pid}/exe"))
 
     @classmethod
     def leftovers(cls) -> set[str]:

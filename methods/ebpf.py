@@ -14,6 +14,7 @@ import platform
 import select
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -23,8 +24,9 @@ from methods._kernel import core_loader  # noqa: F401 (the module: its OBJECT an
 from methods._kernel.core_loader import CoreProgram
 from methods._kernel.bpf_loader import SENTINEL_TGID, LoadedProgram, compiled
 from methods.base import Observer, ObserverError
-from methods.protocol import (CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
-                              WAKEUP_OPTION, WATCHED_FD, check_capture, check_spin)
+from methods import options as shared
+from methods.options import LIVE_SPIN_US, Options, option
+from methods.protocol import CAPTURE_BYTES, WATCHED_FD
 from methods._kernel.process import (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN, CAPABILITY_NAMES, SKIP_CAPABILITY_PRECHECK,
                              effective_capabilities, find_pid_by_name)
 from methods._kernel.bpf_system import bpf_program_leftovers, bpf_program_run_stats
@@ -45,9 +47,6 @@ WAKEUP_FLAGS = {"adaptive": 0, "poll": 1}  # the same as numbers, for the CO-RE 
 # bcc: clang compiles the C in this process; core: libbpf loads the object `make` built
 # (methods/_kernel/core_loader.py)
 LOADERS = ("bcc", "core")
-# poll is the default: it measured the lower overhead per move (no wakeup work in the target's
-# write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
-DEFAULT_WAKEUP = "poll"
 # How the write hook knows the target's writes:
 #   pid   its tgid, a constant compiled into the program (the default: nothing to look up)
 #   exec  a one-entry map that a sched_process_exec program fills when the program starts: what
@@ -66,17 +65,22 @@ def kernel_headers_dir() -> Path:
     return Path("/lib/modules") / platform.release() / "build"
 
 
-def check_options(hook: str, ring_mb: int, wakeup: str, poll_ms: int, capture: str | None = None) -> None:
-    if hook not in HOOKS + (GO_UPROBE_HOOK,):
-        raise ObserverError(f"unknown eBPF hook {hook!r}; choose one of {', '.join(HOOKS)}")
-    ring_pages = ring_mb * 1024 * 1024 // PAGE_SIZE
-    if ring_mb < 1 or ring_pages & (ring_pages - 1):
-        raise ObserverError(f"--ring-mb must be a power of two, at least 1; got {ring_mb}")
-    if wakeup not in WAKEUPS:
-        raise ObserverError(f"unknown wakeup policy {wakeup!r}; choose one of {', '.join(WAKEUPS)}")
-    if not 1 <= poll_ms <= 1000:
-        raise ObserverError(f"--poll-ms must be between 1 and 1000, got {poll_ms}")
-    check_capture(capture)
+@dataclass(frozen=True)
+class EbpfOptions(Options):
+    hook: str = option(DEFAULT_HOOK, "syscall hook", choices=HOOKS)
+    # poll, the default, measured the lower overhead per move (no wakeup work in the target's
+    # write path), and with a consumer that drains a batch in tens of µs the latency stays sub-ms.
+    wakeup: str = shared.wakeup()
+    poll_ms: int = shared.poll_ms()
+    ring_mb: int = shared.ring_mb()
+    capture: str | None = shared.capture()
+    spin_us: int = shared.spin_us()
+    match: str = option("pid", "how the hook knows the target: pid, compiled in (default); exec, a map filled "
+                               "when the program starts, as watch --name --wait does (launched runs only)",
+                        choices=MATCHES)
+    loader: str = option("bcc", "bcc: clang compiles the C against kernel headers at the first start in a "
+                                "process; core: libbpf loads the object `make` built, relocated with the "
+                                "kernel's BTF (no compiler or headers at run time)", choices=LOADERS)
 
 
 def possible_cpus() -> int:
@@ -98,11 +102,11 @@ def comm_words(program: str) -> tuple[int, int]:
     return low, high
 
 
-def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-             poll_ms: int = 10, capture: str | None = None, watched_fd: int = WATCHED_FD) -> str:
+def text_for(tgid: int | str, options: Options = EbpfOptions(), watched_fd: int = WATCHED_FD) -> str:
     """The BPF C as compiled for this target: #defines, then bpf/write_events.bpf.c. tgid: the
-    process to watch, or the name of a program not started yet, caught when it execs."""
-    check_options(hook, ring_mb, wakeup, poll_ms, capture)
+    process to watch, or the name of a program not started yet, caught when it execs. options:
+    the eBPF backend's or the uprobe's (which names its own hook)."""
+    hook, ring_mb, capture = options.hook, options.ring_mb, options.capture
     if isinstance(tgid, str):
         low, high = comm_words(tgid)
         target = {"TARGET_COMM_LO": f"{low:#x}ULL", "TARGET_COMM_HI": f"{high:#x}ULL"}
@@ -113,7 +117,7 @@ def text_for(tgid: int | str, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeu
         "WATCHED_FD": watched_fd,
         "CAPTURE_BYTES": CAPTURE_BYTES,
         "RINGBUF_PAGES": ring_mb * 1024 * 1024 // PAGE_SIZE,
-        "SUBMIT_FLAGS": WAKEUPS[wakeup],
+        "SUBMIT_FLAGS": WAKEUPS[options.wakeup],
         "SYSCALL_WRITE_NR": SYSCALL_WRITE_NR.get(platform.machine(), -1),
     }
     if hook == "raw":
@@ -172,43 +176,14 @@ class EbpfObserver(RingConsumer, Observer):
     )
     # Functions bcc does not load by itself, with their program type (the uprobe's).
     extra_functions: dict[bytes, int] = {}
-    cli_options = {
-        "hook": {"choices": HOOKS, "default": DEFAULT_HOOK, "help": "syscall hook"},
-        "wakeup": WAKEUP_OPTION,
-        "poll_ms": POLL_MS_OPTION,
-        "ring_mb": {"type": int, "default": 64, "help": "ring buffer size in MiB, a power of two"},
-        "capture": CAPTURE_OPTION,
-        "spin_us": SPIN_OPTION,
-        "match": {"choices": MATCHES, "default": "pid",
-                  "help": "how the hook knows the target: pid, compiled in (default); exec, a map filled "
-                          "when the program starts, as watch --name --wait does (launched runs only)"},
-        "loader": {"choices": LOADERS, "default": "bcc",
-                   "help": "bcc: clang compiles the C against kernel headers at the first start in a process; "
-                           "core: libbpf loads the object `make` built, relocated with the kernel's BTF (no "
-                           "compiler or headers at run time)"},
-    }
+    Options = EbpfOptions
+    options: EbpfOptions
 
-    @classmethod
-    def check_options(cls, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                      poll_ms: int = 10, capture: str | None = None, match: str = "pid",
-                      spin_us: int = 0, loader: str = "bcc") -> None:
-        check_options(hook, ring_mb, wakeup, poll_ms, capture)
-        check_spin(spin_us)
-        if match not in MATCHES:
-            raise ObserverError(f"unknown match {match!r}; choose one of {', '.join(MATCHES)}")
-        if loader not in LOADERS:
-            raise ObserverError(f"unknown loader {loader!r}; choose one of {', '.join(LOADERS)}")
-
-    def __init__(self, hook: str = DEFAULT_HOOK, ring_mb: int = 64, wakeup: str = DEFAULT_WAKEUP,
-                 poll_ms: int = 10, capture: str | None = None, match: str = "pid", spin_us: int = 0,
-                 loader: str = "bcc") -> None:
-        EbpfObserver.check_options(hook, ring_mb, wakeup, poll_ms, capture, match, spin_us, loader)
-        # before Observer.__init__, which asks whether this variant can run
-        self.loader, self.hook, self.match = loader, hook, match
-        super().__init__()
-        self.spin_ns = spin_us * 1000
-        self.hook, self.ring_mb, self.wakeup, self.poll_ms = hook, ring_mb, wakeup, poll_ms
-        self.capture, self.match = capture, match
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        chosen = self.options
+        self.loader, self.hook, self.match, self.capture = chosen.loader, chosen.hook, chosen.match, chosen.capture
+        self.ring_mb, self.wakeup, self.poll_ms = chosen.ring_mb, chosen.wakeup, chosen.poll_ms
         self._program_name: str | None = None  # what a launched target will exec, for match=exec
         self.loaded: LoadedProgram | None = None
         self.compiled_at_start: bool | None = None  # False: the bytecode of an earlier start, reused
@@ -216,23 +191,21 @@ class EbpfObserver(RingConsumer, Observer):
         self._wakeups: select.epoll | None = None
         self.kernel_matched = 0
 
-    def _variant(self) -> dict:
-        return {"loader": self.loader, "hook": self.hook, "match": self.match}
-
     @classmethod
     def watch_options(cls) -> dict[str, object]:
         # A watch is a new process: bcc would compile (about 0.3 s); the CO-RE object loads at once.
         return {"loader": "core"} if "loader" in cls.cli_options and core_loader.unavailable_reason() is None else {}
 
     @classmethod
-    def program_text(cls, pid: int, match: str = "pid", spin_us: int = 0, loader: str = "bcc", **options) -> str:
-        if loader == "core":
+    def program_text(cls, pid: int, **options) -> str:
+        chosen = cls.Options.of(options)
+        if chosen.loader == "core":
             raise ObserverError("--ebpf prints the C bcc compiles; --loader core loads "
                                 f"{core_loader.OBJECT.name}, built by make from bpf/write_events.core.bpf.c")
-        if match == "exec":  # its text holds the name of the program it waits for: not known here
+        if chosen.match == "exec":  # its text holds the name of the program it waits for: not known here
             raise ObserverError("--ebpf shows the --match pid program; with --match exec the same C is "
                                 "compiled with the program's name instead of a PID (TARGET_COMM_LO/HI)")
-        return text_for(pid, **options)
+        return text_for(pid, chosen)
 
     @classmethod
     def leftovers(cls) -> set[str]:
@@ -250,8 +223,9 @@ class EbpfObserver(RingConsumer, Observer):
                 "compile_ms": self.loaded.program.compile_ms if compiling else None}
 
     @classmethod
-    def unavailable_reason(cls, loader: str = "bcc", hook: str = DEFAULT_HOOK, match: str = "pid",
-                           **options) -> str | None:
+    def unavailable_reason(cls, **options) -> str | None:
+        chosen = cls.Options.of(options)
+        loader, hook, match = chosen.loader, chosen.hook, chosen.match
         if platform.machine() not in SYSCALL_WRITE_NR:
             return f"eBPF backend supports {', '.join(SYSCALL_WRITE_NR)}, not {platform.machine()}"
         held = effective_capabilities()
@@ -319,9 +293,7 @@ class EbpfObserver(RingConsumer, Observer):
                                       test_extra_ns=int(os.environ.get(BPF_EXTRA_WORK_VARIABLE) or 0),
                                       watched_fd=self.watched_fd)
         else:
-            text = self.program_text(SENTINEL_TGID if isinstance(target, int) else target, hook=self.hook,
-                                     ring_mb=self.ring_mb, wakeup=self.wakeup, capture=self.capture,
-                                     watched_fd=self.watched_fd)
+            text = text_for(SENTINEL_TGID if isinstance(target, int) else target, self.options, self.watched_fd)
             program, self.compiled_at_start = compiled(text, self.extra_functions, (b"events", b"counters"),
                                                         check=_check_event_layout, include=BPF_SOURCE.parent)
             self.loaded = LoadedProgram(program, target if isinstance(target, int) else None)

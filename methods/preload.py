@@ -21,6 +21,7 @@ import glob
 import mmap
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Iterator
 
@@ -29,8 +30,9 @@ import numpy as np
 
 from methods.base import Observer, ObserverError
 
-from methods.protocol import (BATCH_EVENTS, CAPTURE_BYTES, CAPTURE_OPTION, LIVE_SPIN_US, POLL_MS_OPTION, SPIN_OPTION,
-                              WAKEUP_OPTION, check_capture, check_spin, EVENT)
+from methods import options as shared
+from methods.options import LIVE_SPIN_US, Options, option
+from methods.protocol import BATCH_EVENTS, CAPTURE_BYTES, EVENT
 from methods._kernel.preload_ring import (CLAIMED_WORD, CONSUMED_WORD, COUNTERS, FASTEST_WRITE_NS, FUTEX_WAIT,
                                           HEADER, HOOK_LIBRARY, LARGEST_WRITE, RING_FD_LOWEST, RING_FD_VARIABLE,
                                           RING_MAGIC, RING_VERSION, SEGMENT_GLOB, SLOT, SYS_FUTEX, Timespec,
@@ -39,7 +41,25 @@ from methods._kernel.preload_ring import (CLAIMED_WORD, CONSUMED_WORD, COUNTERS,
 from methods._kernel.rings import RingConsumer
 from methods.spec import SweepSpec, claim
 
-DEFAULT_SLOTS = 1 << 20  # 64 MiB: a million flat-out moves fit even if the consumer lags
+MAX_SLOTS = 1 << 26
+
+
+def _ring_slots_problem(slots: int) -> str | None:
+    if slots < 2 or slots & (slots - 1) or slots > MAX_SLOTS:
+        return f"--ring-slots must be a power of two from 2 to {MAX_SLOTS}, got {slots}"
+    return None
+
+
+@dataclass(frozen=True)
+class PreloadOptions(Options):
+    """The preload ring and its consumer: also zpoline's and SUD's (methods/_kernel/inprocess.py)."""
+    # 64 MiB: a million flat-out moves fit even if the consumer lags
+    ring_slots: int = option(1 << 20, "ring size in 64-byte slots, a power of two", type=int,
+                             valid=_ring_slots_problem)
+    wakeup: str = shared.wakeup()
+    poll_ms: int = shared.poll_ms()
+    capture: str | None = shared.capture()
+    spin_us: int = shared.spin_us()
 
 
 class PreloadObserver(RingConsumer, Observer):
@@ -61,38 +81,20 @@ class PreloadObserver(RingConsumer, Observer):
         claim("intrusiveness", "medium (must be preloaded)"),
         claim("kernel_dependence", "medium"),
     )
-    cli_options = {"ring_slots": {"type": int, "default": DEFAULT_SLOTS,
-                                  "help": "ring size in 64-byte slots, a power of two"},
-                   "wakeup": WAKEUP_OPTION, "poll_ms": POLL_MS_OPTION, "capture": CAPTURE_OPTION,
-                   "spin_us": SPIN_OPTION}
+    Options = PreloadOptions
+    options: PreloadOptions
     live_options = {"wakeup": "adaptive"}
     live_spin_us = LIVE_SPIN_US
 
-    @classmethod
-    def check_options(cls, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
-                      capture: str | None = None, spin_us: int = 0) -> None:
-        if ring_slots < 2 or ring_slots & (ring_slots - 1) or ring_slots > 1 << 26:
-            raise ObserverError(f"--ring-slots must be a power of two from 2 to {1 << 26}, "
-                                f"got {ring_slots}")
-        if wakeup not in WAKEUP_OPTION["choices"]:
-            raise ObserverError(f"unknown wakeup policy {wakeup!r}; choose one of {', '.join(WAKEUP_OPTION['choices'])}")
-        if not 1 <= poll_ms <= 1000:
-            raise ObserverError(f"--poll-ms must be between 1 and 1000, got {poll_ms}")
-        check_capture(capture)
-        check_spin(spin_us)
-
-    def __init__(self, ring_slots: int = DEFAULT_SLOTS, wakeup: str = "poll", poll_ms: int = 10,
-                 capture: str | None = None, spin_us: int = 0) -> None:
-        self.check_options(ring_slots, wakeup, poll_ms, capture, spin_us)
-        super().__init__()
-        self.spin_ns = spin_us * 1000
-        self.capture, self.wakeup = capture, wakeup
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.capture, self.wakeup = self.options.capture, self.options.wakeup
         self._libc = ctypes.CDLL(None, use_errno=True)
         if python_layout() != c_layout(self.library):
             raise ObserverError(f"{self.library.name} was built with another ring layout than "
                                 "methods/preload.py mirrors: rebuild it (make build)")
-        self.ring_slots = ring_slots
-        self.poll_ms = poll_ms
+        self.ring_slots = self.options.ring_slots
+        self.poll_ms = self.options.poll_ms
         self._ring: mmap.mmap | None = None  # the memfd, mapped here
         self._ring_fd: int | None = None  # its descriptor, until the target has inherited it
         # The reader's own position: the header's `consumed` is only what producers are told.

@@ -37,41 +37,6 @@ MOVES = ("rock", "paper", "scissors")
 #   cgo   the cgo build (dynamic), still raw system calls from Go's os.Stdout
 #   libc  the cgo build writing through glibc's write()
 TARGET_NAMES = ("go", "cgo", "libc")
-# The floor of a mechanism (`--capture count`): the same hook, the same filter, the writes only
-# counted, nothing copied or sent; declared with this one spec by every backend that has one.
-CAPTURE_OPTION = {"choices": ("full", "count"), "default": None,
-                  "help": "count: only count the writes, copying nothing: the mechanism's floor "
-                          "(default: full capture)"}
-
-# How a ring-buffer backend's consumer learns of new events, shared by every such backend:
-#   poll      nothing wakes it; it drains every --poll-ms: no wake-up work in the target's
-#             write path, the cheapest flat out, and a delay of up to one period
-#   adaptive  the producer wakes it when it had caught up and sleeps: a short delay live,
-#             some work in the target's write path when events are sparse
-WAKEUP_OPTION = {"choices": ("adaptive", "poll"), "default": "poll",
-                 "help": "adaptive: wake the consumer when it sleeps (live); poll: it drains every "
-                         "--poll-ms (cheapest flat out)"}
-POLL_MS_OPTION = {"type": int, "default": 10, "help": "consumer polling period in ms (also the "
-                                                      "longest adaptive sleep)"}
-# Spinning before a sleep, for an observer on CPUs of its own: it looks for the next event (a
-# tracer's stop, a ring's record) for up to --spin-us before it sleeps. One that comes meanwhile
-# needs no wake-up, which on a VM means waking an idle virtual CPU: tens of µs of delay, and of
-# a stopped target's time. It costs the observer's CPU while it spins, so it needs placement
-# split: on the target's CPU it would take the target's time.
-MAX_SPIN_US = 10_000
-# A ring consumer live in placement split spins this long before it sleeps: four periods of the
-# article's 20,000 moves/s, so at that rate it seldom sleeps and a move seldom waits for an idle
-# virtual CPU to wake.
-LIVE_SPIN_US = 200
-SPIN_OPTION = {"type": int, "default": 0, "label": "spin {} µs",
-               "help": "before sleeping, look for the next event for up to this many µs, so one "
-                       "that comes soon needs no wake-up of the observer's CPU; costs that CPU while "
-                       f"it spins; needs --placement split (0 = never spin, up to {MAX_SPIN_US})"}
-
-
-def check_spin(spin_us: int) -> None:
-    if not 0 <= spin_us <= MAX_SPIN_US:
-        raise ObserverError(f"--spin-us must be between 0 and {MAX_SPIN_US}, got {spin_us}")
 
 
 def spin_for(look: Callable[[], object], spin_ns: int) -> object:
@@ -83,11 +48,6 @@ def spin_for(look: Callable[[], object], spin_ns: int) -> object:
             return found
         if time.monotonic_ns() > deadline:
             return None
-
-
-def check_capture(capture: str | None) -> None:
-    if capture not in (None, *CAPTURE_OPTION["choices"]):
-        raise ObserverError(f"unknown --capture {capture!r}; choose one of {', '.join(CAPTURE_OPTION['choices'])}")
 
 
 # Where a backend's own count of lost events comes from (None: it has no such count).

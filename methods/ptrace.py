@@ -42,12 +42,15 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 
 from methods.base import Observer, ObserverError, ObserverUnavailable
 
-from methods.protocol import CAPTURE_BYTES, CAPTURE_OPTION, SPIN_OPTION, check_capture, check_spin, MoveEvent, spin_for
+from methods import options as shared
+from methods.options import Options, option
+from methods.protocol import CAPTURE_BYTES, MoveEvent, spin_for
 from methods._kernel.process import ProcessMemory
 from methods._kernel.tracing import (INFO_ENTRY, INFO_SECCOMP, PTRACE_CONT, PTRACE_DETACH, PTRACE_EVENT_CLONE,
                                      PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_SECCOMP, PTRACE_EVENT_STOP,
@@ -61,7 +64,15 @@ from methods._kernel.tracing import (INFO_ENTRY, INFO_SECCOMP, PTRACE_CONT, PTRA
 from methods.spec import FEW_MOVES, SweepSpec, claim
 
 STRATEGIES = ("seccomp", "step")
-DEFAULT_STRATEGY = "seccomp"
+
+
+@dataclass(frozen=True)
+class PtraceOptions(Options):
+    strategy: str = option("seccomp", "seccomp: one stop per write (launch only); step: PTRACE_SYSCALL",
+                           choices=STRATEGIES)
+    exitkill: bool = option(False, "PTRACE_O_EXITKILL: the target dies if the tracer dies", flag=True)
+    capture: str | None = shared.capture()
+    spin_us: int = shared.spin_us()
 
 
 # Test-only: busy work (ns) added to every write stop, so that tests/test_gate.py can check that
@@ -93,32 +104,14 @@ class PtraceObserver(Observer):
         claim("intrusiveness", "high (stops all threads)"),
         claim("kernel_dependence", "strong (ABI-sensitive)"),
     )
-    cli_options = {
-        "strategy": {"choices": STRATEGIES, "default": DEFAULT_STRATEGY,
-                     "help": "seccomp: one stop per write (launch only); step: PTRACE_SYSCALL"},
-        "exitkill": {"flag": True, "default": False,
-                     "help": "PTRACE_O_EXITKILL: the target dies if the tracer dies"},
-        "capture": CAPTURE_OPTION,
-        "spin_us": SPIN_OPTION,
-    }
+    Options = PtraceOptions
+    options: PtraceOptions
 
-    @classmethod
-    def check_options(cls, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False,
-                      capture: str | None = None, spin_us: int = 0) -> None:
-        if strategy not in STRATEGIES:
-            raise ObserverError(f"unknown ptrace strategy {strategy!r}; choose one of "
-                                f"{', '.join(STRATEGIES)}")
-        check_spin(spin_us)
-        check_capture(capture)
-
-    def __init__(self, strategy: str = DEFAULT_STRATEGY, exitkill: bool = False,
-                 capture: str | None = None, spin_us: int = 0) -> None:
-        self.check_options(strategy, exitkill, capture, spin_us)
-        super().__init__()
-        self.spin_ns = spin_us * 1000
-        self._count_only = capture == "count"  # the floor: the same stop, no memory read
-        self.strategy = strategy
-        self.exitkill = exitkill
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._count_only = self.options.capture == "count"  # the floor: the same stop, no memory read
+        self.strategy = self.options.strategy
+        self.exitkill = self.options.exitkill
         # The threads we trace, each with its process as the kernel said when we first saw it:
         # every event carries that, so the verifier's check of the writer's process is real.
         self.threads: dict[int, int] = {}
@@ -131,7 +124,7 @@ class PtraceObserver(Observer):
         self._info_address = ctypes.c_void_p(ctypes.addressof(self._info))
         self._memory = ProcessMemory()
         # seccomp: the filter stops the target at each write; step: stop at every syscall.
-        self._resume_request = PTRACE_CONT if strategy == "seccomp" else PTRACE_SYSCALL
+        self._resume_request = PTRACE_CONT if self.strategy == "seccomp" else PTRACE_SYSCALL
         self._extra_work_ns = int(os.environ.get(EXTRA_WORK_VARIABLE, "0"))
 
     def facts(self) -> dict:
@@ -166,14 +159,15 @@ class PtraceObserver(Observer):
             return "ptrace is disabled on this machine (kernel.yama.ptrace_scope = 3)"
         return None
 
-    def options(self) -> int:
-        options = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
+    def ptrace_flags(self) -> int:
+        """The PTRACE_O_ flags this tracer seizes with."""
+        flags = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC
         if self.strategy == "seccomp":
             # Children carry the filter: they are followed, and die with the tracer (see top).
-            options |= PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_EXITKILL
+            flags |= PTRACE_O_TRACESECCOMP | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_EXITKILL
         if self.exitkill:
-            options |= PTRACE_O_EXITKILL
-        return options
+            flags |= PTRACE_O_EXITKILL
+        return flags
 
     # --- starting -----------------------------------------------------------------------
     def _child_steps(self):
@@ -198,7 +192,7 @@ class PtraceObserver(Observer):
                 break
             for tid in tids:
                 try:
-                    self._ptrace(PTRACE_SEIZE, tid, 0, self.options())
+                    self._ptrace(PTRACE_SEIZE, tid, 0, self.ptrace_flags())
                 except OSError as error:
                     if error.errno == errno.EPERM and tid not in self.threads:
                         raise ObserverError(f"cannot ptrace PID {pid}: permission denied "

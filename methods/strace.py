@@ -12,12 +12,14 @@ import select
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 import psutil
 
 from methods.base import Observer, ObserverError
 
+from methods.options import Options, option
 from methods.protocol import CAPTURE_BYTES, MoveEvent
 from methods._kernel.process import die_with_parent, PrintedEvents, proc_status_field, ThreadProcesses
 from methods.spec import FEW_MOVES, SweepSpec
@@ -25,6 +27,11 @@ from methods.spec import FEW_MOVES, SweepSpec
 # "1234 1700000000.123456789 write(1, "\x72\x6f...", 9) = 9", or "... 9 <unfinished ...>";
 # -xx prints every byte as \xNN, so the buffer decodes exactly.
 WRITE_LINE = re.compile(rb'^(\d+) +(\d+)\.(\d{9}) write\((\d+), "((?:\\x[0-9a-f]{2})*)"(\.\.\.)?, (\d+)')
+
+
+@dataclass(frozen=True)
+class StraceOptions(Options):
+    seccomp_bpf: bool = option(False, "strace --seccomp-bpf: stop only at write()", flag=True)
 
 
 class StraceObserver(PrintedEvents, Observer):
@@ -37,12 +44,11 @@ class StraceObserver(PrintedEvents, Observer):
     dependence = ("strace installed; attaching to another user's process needs CAP_SYS_PTRACE")
     default_placement = "shared"
     # No loss count: strace stops the target at each write, so nothing can be dropped.
-    cli_options = {"seccomp_bpf": {"flag": True, "default": False,
-                                   "help": "strace --seccomp-bpf: stop only at write()"}}
+    Options = StraceOptions
 
-    def __init__(self, seccomp_bpf: bool = False) -> None:
-        super().__init__()
-        self.seccomp_bpf = seccomp_bpf
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.seccomp_bpf = self.options.seccomp_bpf
         self._output: int | None = None
         self._clock_offset_ns = 0
         self._attached_tracer: subprocess.Popen | None = None  # `strace -p`, when attaching

@@ -46,11 +46,14 @@ import struct
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 from methods.base import Observer, ObserverError, ObserverUnavailable
 
-from methods.protocol import CAPTURE_BYTES, CAPTURE_OPTION, check_capture, MoveEvent
+from methods import options as shared
+from methods.options import Options
+from methods.protocol import CAPTURE_BYTES, MoveEvent
 from methods._kernel.process import CAP_SYS_ADMIN, effective_capabilities, ProcessMemory, ThreadProcesses
 from methods.spec import FEW_MOVES, SweepSpec
 
@@ -71,6 +74,11 @@ BPF_INSTRUCTION_SIZE = 8  # struct sock_filter
 POLL_MS = 100  # how often the loop looks at stop() while the target writes nothing
 
 
+@dataclass(frozen=True)
+class UnotifyOptions(Options):
+    capture: str | None = shared.capture()
+
+
 class UnotifyObserver(Observer):
     method = "unotify"
     follows_children = True  # the filter is inherited across fork and exec; each thread's process is asked
@@ -83,16 +91,11 @@ class UnotifyObserver(Observer):
     default_placement = "shared"
     can_attach = False
     # No loss count: a notified write waits for tapbench's answer, so nothing can be dropped.
-    cli_options = {"capture": CAPTURE_OPTION}
+    Options = UnotifyOptions
 
-    @classmethod
-    def check_options(cls, capture: str | None = None) -> None:
-        check_capture(capture)
-
-    def __init__(self, capture: str | None = None) -> None:
-        self.check_options(capture)
-        super().__init__()
-        self._count_only = capture == "count"  # the floor: the same notification, no memory read
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._count_only = self.options.capture == "count"  # the floor: the same notification, no memory read
         self.sync_wake_up: bool | None = None  # granted by the kernel (6.6+)?
         self.wait_killable_recv: bool | None = None  # granted by the kernel (5.19+)?
         self.retried = 0  # notifications of writes that were interrupted and will come again

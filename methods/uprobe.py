@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from methods.base import ObserverError
 
-from methods.protocol import check_spin
 from methods._kernel.bpf_loader import BPF_PROG_TYPE_KPROBE
-from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver, check_options, text_for
+from methods import options as shared
+from methods.ebpf import GO_UPROBE_HOOK, EbpfObserver
+from methods.options import Options
 from methods.spec import FEW_MOVES, SweepSpec
 
 SYMBOL = "syscall.write"
@@ -86,6 +88,20 @@ def _probe_site(binary: str, device: int, inode: int, size: int, mtime_ns: int) 
     return 0, False
 
 
+@dataclass(frozen=True)
+class UprobeOptions(Options):
+    """The eBPF backend's ring and consumer; no hook, match or loader to choose: the probe is on
+    Go's syscall.write of one binary, loaded by bcc (the CO-RE object holds the syscall hooks)."""
+    hook: ClassVar[str] = GO_UPROBE_HOOK
+    match: ClassVar[str] = "pid"
+    loader: ClassVar[str] = "bcc"
+    wakeup: str = shared.wakeup()
+    poll_ms: int = shared.poll_ms()
+    ring_mb: int = shared.ring_mb()
+    capture: str | None = shared.capture()
+    spin_us: int = shared.spin_us()
+
+
 class UprobeObserver(EbpfObserver):
     method = "uprobe"
     description = "bcc uprobe inside Go's syscall.write (past its stack check), BPF ring buffer"
@@ -102,31 +118,15 @@ class UprobeObserver(EbpfObserver):
                             "bpf_profile": ({"wakeup": "poll"}, {"wakeup": "poll", "capture": "count"})})
     article_name = None
     can_catch_exec = False  # a uprobe needs the binary's path, not just a name
-    # bcc only: the CO-RE object holds the syscall hooks, not the uprobe
-    cli_options = {name: spec for name, spec in EbpfObserver.cli_options.items()
-                   if name not in ("hook", "match", "loader")}
+    Options = UprobeOptions
     extra_functions = {PROBE_FUNCTION: BPF_PROG_TYPE_KPROBE}  # attached by hand, to one binary
 
-    @classmethod
-    def check_options(cls, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
-                      capture: str | None = None, spin_us: int = 0) -> None:
-        check_options(GO_UPROBE_HOOK, ring_mb, wakeup, poll_ms, capture)
-        check_spin(spin_us)
-
-    def __init__(self, ring_mb: int = 64, wakeup: str = "poll", poll_ms: int = 10,
-                 capture: str | None = None, spin_us: int = 0) -> None:
-        super().__init__(hook=GO_UPROBE_HOOK, ring_mb=ring_mb, wakeup=wakeup, poll_ms=poll_ms, capture=capture,
-                         spin_us=spin_us)
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
         self.binary: str | None = None
         self.probe_offset: int | None = None
         self.stack_check_found: bool | None = None
         self.finding: str | None = None  # why there is nothing to probe, if so
-
-    @classmethod
-    def program_text(cls, pid: int, **options) -> str:
-        options.pop("hook", None)
-        options.pop("spin_us", None)  # the consumer's, not the program's
-        return text_for(pid, hook=GO_UPROBE_HOOK, **options)
 
     def facts(self) -> dict:
         return super().facts() | {"binary": self.binary, "probe_offset": self.probe_offset,
@@ -138,7 +138,7 @@ class UprobeObserver(EbpfObserver):
             import elftools  # noqa: F401
         except ImportError:
             return "pyelftools is not installed in this environment (`make setup` installs it)"
-        return super().unavailable_reason(loader="bcc")
+        return super().unavailable_reason(**options)
 
     def launch(self, argv: Sequence[str], **kwargs):
         # The probe goes into the program the gate shell will exec, not into the shell.

@@ -52,8 +52,8 @@ class ZpolineObserver(SyscallHookObserver):
     hook_states = {0: "not set up", SET_UP: "trampoline mapped at address 0, text rewritten",
                    FAILED: "its trampoline could not be mapped at address 0 (vm.mmap_min_addr, or a mapping there)"}
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
         self._lock_fd: int | None = None  # held while vm.mmap_min_addr is tapbench's 0
         self._min_addr_before: int | None = None
         self._lowered_at = 0.0

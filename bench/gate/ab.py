@@ -101,11 +101,11 @@ class ReferenceTree:
             # This commit's harness (and its worker) and opponent; the reference's backends.
             shutil.rmtree(tree / "bench")
             shutil.copytree(ROOT / "bench", tree / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-            # The observation protocol this harness reads (methods/protocol.py, spec.py and the
+            # The observation protocol this harness reads (methods/protocol.py, options.py, spec.py and the
             # plumbing in methods/_kernel/) where the reference predates it: its backends keep
             # their own modules; the harness gets the names it imports from its own tree, not
             # from whatever the interpreter would find first elsewhere.
-            for shared in ("protocol.py", "spec.py", "_kernel"):
+            for shared in ("protocol.py", "options.py", "spec.py", "_kernel"):
                 if not (tree / "methods" / shared).exists():
                     copy = shutil.copytree if (ROOT / "methods" / shared).is_dir() else shutil.copy2
                     copy(ROOT / "methods" / shared, tree / "methods" / shared)

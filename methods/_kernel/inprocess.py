@@ -31,8 +31,8 @@ class SyscallHookObserver(PreloadObserver):
     # The header's hook state in words, per technique (0 and FAILED, SET_UP).
     hook_states: ClassVar[dict[int, str]] = {}
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
         self.hook_state = 0
 
     @classmethod
