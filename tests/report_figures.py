@@ -156,8 +156,9 @@ def html_prose(text: str) -> dict[str, str]:
 
 
 # Which measured files changed since a sweep's commit is asked of the work tree, not read from
-# the sweep: the list (and its "and 5 more") changes with whatever is being edited.
-STALE_FILES = re.compile(r"changed since \([^)]*\)")
+# the sweep: the list (and its "and 5 more") changes with whatever is being edited; the wrapped
+# prose may break the line before its parenthesis.
+STALE_FILES = re.compile(r"changed since\s+\([^)]*\)")
 # A figure in running text: a number with its sign, thousands, decimals and percent.
 NUMBER = re.compile(r"[-+−]?\d[\d,]*(?:\.\d+)?\s?%?")
 
