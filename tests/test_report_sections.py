@@ -110,3 +110,13 @@ def test_a_stored_kernel_matrix_joins_the_report_and_judges_the_kernel_claims(tm
     assert claims["ebpf"]["verdict"] == "holds" and "CO-RE" in claims["ebpf"]["why"]
     assert claims["ptrace"]["verdict"] == "does not hold" and claims["ebpf"]["measured"]["kernels"][0].startswith("5.10")
     assert "Every technique on every kernel" in (results / "report.html").read_text()
+
+
+@pytest.mark.parametrize("cell, shown", [
+    ({"value": 1050, "interval": [996, 1080]}, "1.05 [0.996, 1.08] µs"),  # a bound under 1 µs, in µs too
+    ({"value": 990, "interval": [950, 1010]}, "0.99 [0.95, 1.01] µs"),
+    ({"value": 142, "interval": [131, 149], "unstable": ["spread"]}, "142 [131, 149] ns ⚠"),
+    ({"value": None, "interval": None}, "-"),
+])
+def test_a_decision_cell_shows_its_median_and_interval_in_one_unit(cell, shown):
+    assert decision.interval_text(cell) == shown

@@ -116,18 +116,15 @@ def claims_code(entry: dict) -> str:
     return " ".join(marks) or "-"
 
 
-def short_us(ns: float) -> str:
-    """Three significant figures, in ns below a microsecond."""
-    return f"{ns / 1000:.3g}" if abs(ns) >= 1000 else f"{ns:.0f}"
-
-
 def interval_text(cell: dict | None) -> str:
-    """'9.64 [9.2, 10] µs ⚠': the median, its 95 % interval, one unit, the ⚠ of an unstable row."""
+    """'9.64 [9.2, 10] µs ⚠': the median, its 95 % interval, three significant figures in ONE unit
+    (1.05 [0.996, 1.08] µs, never 1.05 [996, 1.08] µs), the ⚠ of an unstable row."""
     if cell is None or cell.get("value") is None:
         return "-"
     value, (low, high) = cell["value"], cell["interval"]
-    unit = "µs" if max(abs(value), abs(high)) >= 1000 else "ns"
-    return f"{short_us(value)} [{short_us(low)}, {short_us(high)}] {unit}" + (" ⚠" if cell.get("unstable") else "")
+    in_us = max(abs(value), abs(low), abs(high)) >= 1000
+    shown = [f"{ns / 1000:.3g}" if in_us else f"{ns:.0f}" for ns in (value, low, high)]
+    return f"{shown[0]} [{shown[1]}, {shown[2]}] {'µs' if in_us else 'ns'}" + (" ⚠" if cell.get("unstable") else "")
 
 
 def ceiling_code(cell: dict | None) -> str:
