@@ -201,9 +201,14 @@ def test_the_ab_gate_measures_both_sides_here_and_catches_a_slower_stop_path():
     row = [("ptrace", {}, "go", 2000)]
     with ab.ReferenceTree(head) as tree:
         assert all((tree.tree / library).exists() for library in ab.REFERENCE_LIBRARIES)
-        with ab.Worker(tree.tree, "reference") as reference, \
-                ab.Worker(ab.ROOT, "slower", {EXTRA_WORK_VARIABLE: "20000"}) as slower:
-            verdicts = ab.judge(ab.interleave(row, ("shared",), 6, reference, slower, progress=lambda text: None))
+        with ab.CandidateTree() as copy:
+            # this code as it is, built parts included, without any of the checkout's bytecode
+            assert (copy.tree / "methods" / "ptrace.py").read_bytes() == (ab.ROOT / "methods" / "ptrace.py").read_bytes()
+            assert all((copy.tree / library).exists() for library in ab.REFERENCE_LIBRARIES)
+            assert not list(copy.tree.rglob("__pycache__"))
+            with ab.Worker(tree.tree, "reference") as reference, \
+                    ab.Worker(copy.tree, "slower", {EXTRA_WORK_VARIABLE: "20000"}) as slower:
+                verdicts = ab.judge(ab.interleave(row, ("shared",), 6, reference, slower, progress=lambda text: None))
     assert {v.metric for v in verdicts if v.failed} == {"slowdown", "cost"}
-    assert not tree.root.exists()  # the worktree is gone
+    assert not tree.root.exists() and not copy.root.exists()  # the worktree and the copy are gone
     assert str(tree.tree) not in ab._git("worktree", "list")

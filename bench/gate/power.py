@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from bench.gate import ab
-from bench.run.targets import ROOT
 
 INJECTED_SHARE = 0.25
 # layer: (its knob, the technique whose overhead it is a quarter of, the rows it is gated on)
@@ -63,9 +62,10 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
         incomplete."""
         report["wall_s"] = round(time.monotonic() - started)
         out.write_text(json.dumps(report, indent=1) + "\n")
-    with ab.ReferenceTree(head) as tree, ab.Worker(tree.tree, "reference (this commit)") as reference:
+    with ab.ReferenceTree(head) as tree, ab.CandidateTree() as copy, \
+            ab.Worker(tree.tree, "reference (this commit)") as reference:
         overheads: dict[tuple, list[float]] = {}
-        with ab.Worker(ROOT, "this code, unchanged") as candidate:
+        with ab.Worker(copy.tree, "this code, unchanged") as candidate:
             for round_ in range(rounds):
                 verdicts = one_gate(rows, placements, reference, candidate, repeats, threshold, alpha)
                 failed = sorted(v.label + " " + v.metric for v in verdicts if v.failed)
@@ -86,7 +86,7 @@ def power(rounds: int, repeats: int, threshold: float, alpha: float, results: Pa
             # What the knob really added, as the gate measured it (B − A): a busy loop's own
             # cost can exceed the few ns asked for.
             added: dict[str, list[float]] = {label: [] for label in caught}
-            with ab.Worker(ROOT, f"this code, {layer} +{extra_ns} ns", {knob: str(extra_ns)}) as candidate:
+            with ab.Worker(copy.tree, f"this code, {layer} +{extra_ns} ns", {knob: str(extra_ns)}) as candidate:
                 for round_ in range(rounds):
                     verdicts = one_gate(layer_rows, placements, reference, candidate, repeats, threshold, alpha)
                     for label in {v.label for v in verdicts if v.failed}:
