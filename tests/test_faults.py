@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -14,7 +15,7 @@ import pytest
 
 from bench.run.truth import writer_counts
 from bench.run.verify import verify
-from bench.run.targets import is_opponent
+from bench.run.targets import SCRATCH_PREFIX, is_opponent
 from methods import REGISTRY
 from methods._kernel.preload_ring import SEGMENT_GLOB
 from tests.conftest import OPPONENT, OPPONENT_CGO, loaded_bpf_program_ids, wait_until_unloaded
@@ -41,6 +42,18 @@ def segments():
 
 def opponents():
     return {p.pid for p in psutil.process_iter(["name"]) if is_opponent(p.info["name"] or "")}
+
+
+def opponents_of(pid: int) -> list[int]:
+    """The opponents a process has started, its children's included."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if is_opponent(child.name()):
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 def write_calls(pid: int) -> int:
@@ -77,6 +90,31 @@ def test_a_sigkilled_harness_leaves_nothing_behind(method, options, binary, flag
                           "--target", "libc" if binary == OPPONENT_CGO else "go", "--moves", "2000",
                           "--repeats", "1"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_cleanup_removes_the_scratch_folder_of_a_killed_run_and_no_live_one(tmp_path):
+    """A run killed with SIGKILL cannot remove its scratch folder; cleanup removes it once the
+    run's process is gone, and leaves the folder of a process still running."""
+    harness = subprocess.Popen([sys.executable, "-m", "bench", "run", "--method", "none", "--moves", "100000000",
+                                "--rate", "2000", "--repeats", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not opponents_of(harness.pid) and harness.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the run has launched its opponent: its scratch folder is made before
+    launched = [psutil.Process(pid) for pid in opponents_of(harness.pid)]
+    assert launched, "the run launched no opponent"
+    (scratch,) = glob.glob(f"/tmp/{SCRATCH_PREFIX}{harness.pid}-*")
+    harness.kill()
+    harness.wait()
+    # its opponent dies with it, and is gone (reaped) before another test looks for opponents
+    assert psutil.wait_procs(launched, timeout=30)[1] == []
+    live = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")  # this test's own process runs on
+    try:
+        result = subprocess.run([sys.executable, "-m", "bench", "cleanup"], capture_output=True, text=True)
+        assert result.returncode == 0
+        assert f"removed {scratch}, the scratch folder of a killed run" in result.stdout
+        assert not os.path.exists(scratch) and os.path.isdir(live)
+    finally:
+        os.rmdir(live)
 
 
 @pytest.mark.parametrize("method,options,binary,flags", BACKENDS, ids=IDS)

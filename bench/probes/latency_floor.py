@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from array import array
 
@@ -19,7 +18,7 @@ from bench.run.placement import observer_placed
 from bench.probes._probe import Context, Probe, nobody
 from bench.run.results import percentiles
 from bench.run.runner import collector_paused, latencies_from_target
-from bench.run.targets import Workload
+from bench.run.targets import Workload, scratch_folder
 from bench.run.truth import Truth
 from bench.run.verify import verify
 
@@ -39,7 +38,7 @@ def pipe_latency_repeated(workload: Workload, repeats: int = FLOOR_REPEATS) -> d
 def pipe_latency(workload: Workload) -> dict:
     """Run the opponent with its stdout a pipe that this process reads, blocking; verify what
     was read against the ground truth; the latency of its stamped moves."""
-    with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
+    with scratch_folder() as scratch:
         report_path = os.path.join(scratch, "truth.json")
         with observer_placed(workload.placement) as target_cpus, collector_paused():
             place = (lambda: os.sched_setaffinity(0, target_cpus)) if target_cpus else None

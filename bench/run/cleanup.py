@@ -8,11 +8,14 @@ get PR_SET_PDEATHSIG. What each backend can still leave, and how to find it, it 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 
 import psutil
 
-from bench.run.targets import is_opponent
+from bench.run.targets import SCRATCH_PREFIX, is_opponent
 from methods import REGISTRY
 
 
@@ -23,6 +26,17 @@ def stopped_opponents() -> list[int]:
         if is_opponent(process.info["name"] or "") and process.info["status"] == psutil.STATUS_STOPPED:
             found.append(process.info["pid"])
     return found
+
+
+def orphaned_scratch() -> list[Path]:
+    """Scratch folders of runs whose tapbench process is gone (named with its PID: a PID in use
+    again keeps its folder, which is the safe mistake)."""
+    found = []
+    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = path.name[len(SCRATCH_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            found.append(path)
+    return sorted(found)
 
 
 def clean(report=print) -> int:
@@ -38,5 +52,9 @@ def clean(report=print) -> int:
         except ProcessLookupError:
             continue
         report(f"cleanup: killed stopped opponent PID {pid}")
+        removed += 1
+    for path in orphaned_scratch():
+        shutil.rmtree(path, ignore_errors=True)
+        report(f"cleanup: removed {path}, the scratch folder of a killed run")
         removed += 1
     return removed

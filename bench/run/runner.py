@@ -5,7 +5,6 @@ import gc
 import os
 import resource
 import subprocess
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import numpy as np
 import psutil
 
 from bench.run.placement import observer_placed
-from bench.run.targets import Workload
+from bench.run.targets import Workload, scratch_folder
 from bench.run.truth import Truth, writer_counts
 from bench.run.verify import Verdict, verify, verify_count
 from methods.base import REGISTRY, Observer, baseline_method
@@ -115,7 +114,7 @@ def execute(method: str, options: dict, workload: Workload) -> Execution:
 def _execute(method: str, options: dict, workload: Workload) -> Execution:
     observer_class = REGISTRY[method]
     user = TargetUser.resolve(workload.user) if workload.user is not None else None
-    with tempfile.TemporaryDirectory(prefix="tapbench-") as scratch:
+    with scratch_folder() as scratch:
         if user is not None and not user.is_current:
             os.chown(scratch, user.uid, user.gid)  # the opponent writes its report here
         report_path = os.path.join(scratch, "truth.json")

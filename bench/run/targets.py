@@ -1,6 +1,8 @@
 """The opponent binaries and how to start them for a run."""
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,14 @@ from methods.protocol import TARGET_NAMES
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = ROOT / "gotargets" / "bin"
 OPPONENT_NAME = "rock-paper-scissors"
+# A run's scratch folder (where the opponent writes its ground truth) is named with the PID of
+# the tapbench process that made it: one killed before it could remove it (SIGKILL) leaves it
+# behind, and `tapbench cleanup` removes it once that process is gone (bench/run/cleanup.py).
+SCRATCH_PREFIX = "tapbench-run-"
+
+
+def scratch_folder() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
 
 
 def is_opponent(process_name: str) -> bool:
